@@ -1,0 +1,5 @@
+/* servalctl: placeholder */
+int main(void)
+{
+    return 1;
+}

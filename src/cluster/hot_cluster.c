@@ -1,0 +1,196 @@
+/*
+ * hot_cluster.c: hot restart in cluster mode, one state machine spanning
+ * the exec. Unlike Puma, the workers keep serving across it:
+ *
+ *   old image  START     on_restart hook; run the new binary with --check
+ *                        (a bad config or broken build fails here, nothing
+ *                        changes); stop the mold; hand over listeners, the
+ *                        control listener and token, the operations log, and
+ *                        every worker (pid, index, channel); exec in place.
+ *   new image  ADOPT     the old workers become handles marked old_image and
+ *                        superseded (serving, but not counted), so the respawn
+ *                        loop boots a full new set beside them.
+ *              BOOTED    every new worker booted -> the old ones stop
+ *                        gracefully -> succeeded.
+ *              FAILED    a new worker cannot boot -> the new ones are stopped,
+ *                        the old ones are the workers again and keep serving;
+ *                        logged, in stats and /operation.
+ * If the exec itself fails the old image goes on as before.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster/hot_restart.h"
+#include "cluster/master_internal.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "os/chan.h"
+
+static void worker_records(sv_master_t *m, sv_buf_t *env, int *keep, int *nkeep)
+{
+    for (int i = 0; i < m->nw; i++) {
+        sv_whandle_t *h = m->w[i];
+        if (h->pid <= 0 || h->chan < 0 || !h->booted) {
+            /* nothing to keep of a worker still booting: the new image boots its own */
+            sv_master_kill_worker(m, h, SV_DEATH_STOPPED);
+            continue;
+        }
+        char rec[400];
+        snprintf(rec, sizeof(rec), "worker");
+        sv_msg_put_int(rec, sizeof(rec), "pid", h->pid);
+        sv_msg_put_int(rec, sizeof(rec), "index", h->index);
+        sv_msg_put_int(rec, sizeof(rec), "phase", h->phase);
+        sv_msg_put_int(rec, sizeof(rec), "fd", h->chan);
+        sv_msg_put_int(rec, sizeof(rec), "started", (int64_t)h->started_wall);
+        sv_msg_put_int(rec, sizeof(rec), "stopping", h->stopping);
+        sv_msg_put_int(rec, sizeof(rec), "requests", (int64_t)h->st.requests_count);
+        sv_buf_puts(env, rec);
+        sv_buf_putc(env, ';');
+        keep[(*nkeep)++] = h->chan;
+    }
+    char rec[300];
+    snprintf(rec, sizeof(rec), "master");
+    static const char *const keys[SV_DEATH_CAUSES] = {"d_stopped", "d_crash", "d_boot", "d_timeout", "d_lost"};
+    for (int c = 0; c < SV_DEATH_CAUSES; c++)
+        sv_msg_put_int(rec, sizeof(rec), keys[c], (int64_t)m->deaths[c]);
+    sv_msg_put_int(rec, sizeof(rec), "spawned", (int64_t)m->spawned_total);
+    sv_buf_puts(env, rec);
+    sv_buf_putc(env, ';');
+}
+
+static void fail(sv_master_t *m, const char *err)
+{
+    sv_log_error("! Hot restart failed: %s; the running workers keep serving", err);
+    sv_oplog_finish_current(&m->ops, false, err);
+}
+
+void sv_hot_cluster_start(sv_master_t *m)
+{
+    sv_runtime_t *rt = m->rt;
+    char err[600];
+    sv_log("* Restarting... (hot restart: the workers keep serving until the new ones have booted)");
+    if (rt->cfg.hot_restart_preflight && sv_hot_restart_preflight(rt, err, sizeof(err)) < 0) {
+        fail(m, err);
+        return;
+    }
+    sv_app_hook(&rt->app, SV_HOOK_ON_RESTART, -1);
+    sv_refork_kill_mold(m);
+    sv_buf_t env = SV_BUF_INIT;
+    int keep[SV_CONFIG_MAX_BINDS + 1 + 1024];
+    int nkeep = 0;
+    sv_hot_restart_common_records(rt, m->control, &m->ops, &env);
+    for (int i = 0; i < rt->n_listeners; i++)
+        if (rt->listeners[i].fd >= 0)
+            keep[nkeep++] = rt->listeners[i].fd;
+    if (m->control)
+        keep[nkeep++] = sv_control_fd(m->control);
+    worker_records(m, &env, keep, &nkeep);
+    int rc = sv_hot_restart_exec(rt, &env, keep, nkeep);
+    sv_buf_free(&env);
+    snprintf(err, sizeof(err), "cannot execute %.300s: %s", rt->exe, strerror(-rc));
+    fail(m, err);
+}
+
+static void adopt_worker(sv_master_t *m, const char *rec, bool supersede)
+{
+    int fd = (int)sv_msg_int(rec, "fd", -1);
+    pid_t pid = (pid_t)sv_msg_int(rec, "pid", 0);
+    if (fd < 0 || pid <= 0)
+        return;
+    int index = (int)sv_msg_int(rec, "index", 0);
+    /* spawn would fork; build the handle through the table directly */
+    sv_whandle_t *h = sv_master_adopt_handle(m, index, pid, fd);
+    if (!h) {
+        close(fd);
+        return;
+    }
+    h->phase = (unsigned)sv_msg_int(rec, "phase", 0);
+    h->started_wall = (time_t)sv_msg_int(rec, "started", (int64_t)time(NULL));
+    h->booted = true;
+    h->old_image = true;
+    h->superseded = supersede;
+    h->st.requests_count = (uint64_t)sv_msg_int(rec, "requests", 0);
+    if (sv_msg_int(rec, "stopping", 0)) {
+        h->stopping = true;
+        h->stop_ms = sv_now_ms();
+    }
+}
+
+void sv_hot_cluster_adopt(sv_master_t *m)
+{
+    char *recs[1024];
+    int n = sv_rt_take_handover(m->rt, "worker", recs, 1024);
+    bool running = m->ops.current && m->ops.current->kind == SV_OP_HOT;
+    for (int i = 0; i < n; i++) {
+        adopt_worker(m, recs[i], running);
+        free(recs[i]);
+    }
+    char *mrec = NULL;
+    if (sv_rt_take_handover(m->rt, "master", &mrec, 1) == 1) {
+        static const char *const keys[SV_DEATH_CAUSES] = {"d_stopped", "d_crash", "d_boot", "d_timeout", "d_lost"};
+        for (int c = 0; c < SV_DEATH_CAUSES; c++)
+            m->deaths[c] = (unsigned long)sv_msg_int(mrec, keys[c], 0);
+        m->spawned_total = (unsigned long)sv_msg_int(mrec, "spawned", 0);
+        free(mrec);
+    }
+    if (n > 0)
+        sv_log("* Adopted %d worker%s from before the hot restart; booting %d new", n, n == 1 ? "" : "s",
+               m->target);
+    m->hot.adopting = running;
+    if (running && n == 0) /* nothing to overlap with (e.g. every worker was booting) */
+        m->hot.adopting = true;
+}
+
+bool sv_hot_cluster_step(sv_master_t *m, int64_t now_ms)
+{
+    (void)now_ms;
+    if (!m->hot.adopting) /* the old image's side failed before exec */
+        return true;
+    if (!sv_master_all_current_booted(m))
+        return false;
+    int old = 0;
+    for (int i = 0; i < m->nw; i++) {
+        sv_whandle_t *h = m->w[i];
+        if (h->old_image && !h->stopping) {
+            sv_master_stop_worker(m, h, "hot restart");
+            old++;
+        }
+    }
+    sv_log("- Hot restart complete: %d new worker%s booted, %d old stopping", m->target, m->target == 1 ? "" : "s",
+           old);
+    m->hot.adopting = false;
+    sv_oplog_finish_current(&m->ops, true, NULL);
+    sv_master_fire_booted(m);
+    return true;
+}
+
+void sv_hot_cluster_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
+{
+    if (!m->hot.adopting || h->old_image)
+        return;
+    char err[400];
+    snprintf(err, sizeof(err), "new worker %d could not boot: %s", h->index, reason);
+    m->hot.adopting = false;
+    bool have_old = false;
+    for (int i = 0; i < m->nw; i++)
+        have_old |= m->w[i]->old_image && !m->w[i]->stopping;
+    if (!have_old) {
+        sv_log_error("! Hot restart: %s", err);
+        sv_oplog_finish_current(&m->ops, false, err);
+        return;
+    }
+    fail(m, err);
+    for (int i = 0; i < m->nw; i++) {
+        sv_whandle_t *w = m->w[i];
+        if (w->old_image)
+            w->superseded = false;
+        else if (w != h)
+            sv_master_stop_worker(m, w, "hot restart failed");
+    }
+    /* the old workers fill the target; do not keep booting the broken release */
+    m->respawn_at[h->index] = sv_now_ms() + 30000;
+}

@@ -1,0 +1,207 @@
+#include "cluster/hot_restart.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "os/chan.h"
+#include "os/fd.h"
+
+#define PREFLIGHT_TIMEOUT_MS 20000
+
+static char **build_env(const sv_runtime_t *rt, const char *handover)
+{
+    int n = 0;
+    while (rt->envp[n])
+        n++;
+    char **env = calloc((size_t)n + 2, sizeof(char *));
+    if (!env)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        env[i] = rt->envp[i];
+    if (handover) {
+        size_t len = strlen(SV_HANDOVER_ENV) + strlen(handover) + 2;
+        env[n] = malloc(len);
+        if (env[n])
+            snprintf(env[n], len, "%s=%s", SV_HANDOVER_ENV, handover);
+    }
+    return env;
+}
+
+/* argv with --check inserted after the program name. */
+static char **check_argv(const sv_runtime_t *rt)
+{
+    char **argv = calloc((size_t)rt->argc + 2, sizeof(char *));
+    if (!argv)
+        return NULL;
+    argv[0] = rt->argv[0];
+    argv[1] = "--check";
+    for (int i = 1; i < rt->argc; i++)
+        argv[i + 1] = rt->argv[i];
+    return argv;
+}
+
+static void read_first_line(int fd, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    while (n + 1 < cap) {
+        ssize_t r = read(fd, out + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    out[n] = '\0';
+    out[strcspn(out, "\n")] = '\0';
+}
+
+int sv_hot_restart_preflight(const sv_runtime_t *rt, char *err, size_t errlen)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return SV_ERRNO();
+    char **argv = check_argv(rt);
+    char **env = build_env(rt, NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 2);
+        int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        if (devnull >= 0)
+            dup2(devnull, 1);
+        if (chdir(rt->restart_dir) < 0)
+            _exit(126);
+        execve(rt->exe, argv, env);
+        dprintf(2, "cannot execute %s: %s\n", rt->exe, strerror(errno));
+        _exit(127);
+    }
+    close(p[1]);
+    free(argv);
+    free(env);
+    if (pid < 0) {
+        close(p[0]);
+        return SV_ERRNO();
+    }
+    int status = 0;
+    int64_t deadline = sv_now_ms() + PREFLIGHT_TIMEOUT_MS;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (sv_now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            snprintf(err, errlen, "%s --check did not finish in %d s", rt->exe, PREFLIGHT_TIMEOUT_MS / 1000);
+            close(p[0]);
+            return SV_ECONFIG;
+        }
+        sv_sleep_ms(5);
+    }
+    char line[512];
+    read_first_line(p[0], line, sizeof(line));
+    close(p[0]);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    snprintf(err, errlen, "new release rejected: %s", line[0] ? line : "serval --check failed");
+    return SV_ECONFIG;
+}
+
+static void add(sv_buf_t *env, const char *rec)
+{
+    sv_buf_puts(env, rec);
+    sv_buf_putc(env, ';');
+}
+
+void sv_hot_restart_common_records(const sv_runtime_t *rt, const sv_control_t *control, const sv_oplog_t *ops,
+                                   sv_buf_t *env)
+{
+    char rec[1200];
+    for (int i = 0; i < rt->n_listeners; i++) {
+        const sv_listener_t *l = &rt->listeners[i];
+        if (l->fd < 0)
+            continue;
+        snprintf(rec, sizeof(rec), "listener");
+        sv_msg_put_int(rec, sizeof(rec), "fd", l->fd);
+        sv_msg_put(rec, sizeof(rec), "uri", l->uri);
+        sv_msg_put_int(rec, sizeof(rec), "created", l->created_path);
+        add(env, rec);
+    }
+    if (control) {
+        snprintf(rec, sizeof(rec), "control");
+        sv_msg_put_int(rec, sizeof(rec), "fd", sv_control_fd(control));
+        sv_msg_put_int(rec, sizeof(rec), "created", sv_control_created_path(control));
+        sv_msg_put(rec, sizeof(rec), "token", rt->control_token);
+        add(env, rec);
+    }
+    char opsbuf[SV_OPLOG_SIZE * 700];
+    sv_oplog_handover(ops, opsbuf, sizeof(opsbuf));
+    sv_buf_puts(env, opsbuf);
+}
+
+int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_fds, int n_keep)
+{
+    for (int i = 0; i < n_keep; i++)
+        sv_fd_cloexec(keep_fds[i], false);
+    char **envp = build_env(rt, env->data ? env->data : "");
+    if (chdir(rt->restart_dir) < 0)
+        sv_log_error("! cannot change to %s: %s", rt->restart_dir, strerror(errno));
+    /* stdio is ours; nothing buffered may be lost or duplicated */
+    fflush(stdout);
+    fflush(stderr);
+    execve(rt->exe, rt->argv, envp);
+    int rc = SV_ERRNO();
+    sv_log_error("! hot restart: cannot execute %s: %s", rt->exe, strerror(-rc));
+    for (int i = 0; i < n_keep; i++)
+        sv_fd_cloexec(keep_fds[i], true);
+    if (envp) {
+        int n = 0;
+        while (rt->envp[n])
+            n++;
+        free(envp[n]); /* the SERVAL_INHERIT entry build_env added */
+        free(envp);
+    }
+    return rc;
+}
+
+void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplog_t *ops)
+{
+    char err[600];
+    if (rt->cfg.hot_restart_preflight && sv_hot_restart_preflight(rt, err, sizeof(err)) < 0) {
+        sv_log_error("! %s", err);
+        sv_oplog_finish_current(ops, false, err);
+        return;
+    }
+    sv_app_hook(&rt->app, SV_HOOK_ON_RESTART, -1);
+    sv_app_fini(&rt->app);
+    sv_buf_t env = SV_BUF_INIT;
+    sv_hot_restart_common_records(rt, control, ops, &env);
+    int keep[SV_CONFIG_MAX_BINDS + 1];
+    int n = 0;
+    for (int i = 0; i < rt->n_listeners; i++)
+        if (rt->listeners[i].fd >= 0)
+            keep[n++] = rt->listeners[i].fd;
+    if (control)
+        keep[n++] = sv_control_fd(control);
+    int rc = sv_hot_restart_exec(rt, &env, keep, n);
+    sv_buf_free(&env);
+    snprintf(err, sizeof(err), "exec %.300s: %s", rt->exe, strerror(-rc));
+    sv_oplog_finish_current(ops, false, err);
+    /* the app was finalised for the exec; bring it back */
+    sv_app_init(&rt->app, err, sizeof(err));
+}
+
+void sv_hot_restart_adopt_ops(sv_runtime_t *rt, sv_oplog_t *ops)
+{
+    char *recs[SV_OPLOG_SIZE + 1];
+    int n = sv_rt_take_handover(rt, "op", recs, SV_OPLOG_SIZE + 1);
+    n += sv_rt_take_handover(rt, "opcount", recs + n, 1);
+    for (int i = 0; i < n; i++) {
+        sv_oplog_adopt(ops, recs[i]);
+        free(recs[i]);
+    }
+}

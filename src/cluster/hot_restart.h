@@ -1,0 +1,40 @@
+/*
+ * hot_restart.h: re-exec in place (same pid) keeping the listening sockets.
+ *
+ * The handover is one environment variable, SERVAL_INHERIT, holding records
+ * separated by ';', each an sv_msg line:
+ *   listener fd= uri= created=     a listening socket (CLOEXEC cleared)
+ *   control fd= created= token=    the control server's listener and token
+ *   worker pid= index= phase= fd= started= booted=   (cluster) a serving worker
+ *   op ... / opcount ...           the operations log
+ *   master phase= ...              (cluster) counters carried over
+ * Exactly the fds named there survive the exec; every other fd is CLOEXEC.
+ */
+#ifndef SV_CLUSTER_HOT_RESTART_H
+#define SV_CLUSTER_HOT_RESTART_H
+
+#include "cluster/ops.h"
+#include "cluster/runtime.h"
+#include "control/control.h"
+#include "core/buf.h"
+
+/*
+ * Run the new binary with --check (same arguments); 0 if it accepts the
+ * configuration, else SV_ECONFIG with its first error line in err.
+ */
+int sv_hot_restart_preflight(const sv_runtime_t *rt, char *err, size_t errlen);
+/* Append the listener, control and ops records to env (';'-separated). */
+void sv_hot_restart_common_records(const sv_runtime_t *rt, const sv_control_t *control, const sv_oplog_t *ops,
+                                   sv_buf_t *env);
+/*
+ * chdir to the restart directory and exec with the records in env, keeping
+ * keep_fds open. Returns only on failure (a negative code; fds are back to
+ * CLOEXEC).
+ */
+int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_fds, int n_keep);
+/* Single mode: on_restart hook, preflight, exec. Returns only on failure. */
+void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplog_t *ops);
+/* In the new image: take the ops records. */
+void sv_hot_restart_adopt_ops(sv_runtime_t *rt, sv_oplog_t *ops);
+
+#endif

@@ -1,0 +1,773 @@
+/*
+ * master.c: the cluster master. Binds nothing itself (runtime did), runs no
+ * app code unless preloading, forks and supervises workers. Each turn of the
+ * loop: poll (signals, worker channels, control clients), reap, step the
+ * running restart operation, enforce timeouts, respawn what is missing.
+ */
+#include "cluster/master.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cluster/hot_restart.h"
+#include "cluster/master_internal.h"
+#include "cluster/state.h"
+#include "cluster/worker.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "os/chan.h"
+#include "os/fd.h"
+#include "os/sig.h"
+
+#define MASTER_TICK_MS 100
+#define RESPAWN_BACKOFF_MAX_MS 30000
+#define LOST_CHILD_GRACE_MS 2000
+
+/* ---- worker table ---------------------------------------------------------- */
+
+static sv_whandle_t *add_handle(sv_master_t *m, int index)
+{
+    if (m->nw == m->cap) {
+        int cap = m->cap ? m->cap * 2 : 16;
+        sv_whandle_t **w = realloc(m->w, (size_t)cap * sizeof(*w));
+        if (!w)
+            return NULL;
+        m->w = w;
+        m->cap = cap;
+    }
+    sv_whandle_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->index = index;
+    h->chan = -1;
+    h->phase = m->phase;
+    h->spawned_ms = h->checkin_ms = sv_now_ms();
+    h->started_wall = h->checkin_wall = time(NULL);
+    /* the table stays ordered by index (old before new within an index) */
+    int pos = m->nw;
+    while (pos > 0 && m->w[pos - 1]->index > index)
+        pos--;
+    memmove(&m->w[pos + 1], &m->w[pos], (size_t)(m->nw - pos) * sizeof(*m->w));
+    m->w[pos] = h;
+    m->nw++;
+    return h;
+}
+
+static void remove_handle(sv_master_t *m, sv_whandle_t *h)
+{
+    for (int i = 0; i < m->nw; i++) {
+        if (m->w[i] != h)
+            continue;
+        memmove(&m->w[i], &m->w[i + 1], (size_t)(m->nw - i - 1) * sizeof(*m->w));
+        m->nw--;
+        break;
+    }
+    if (h->chan >= 0) {
+        sv_loop_unwatch(m->loop, h->chan);
+        close(h->chan);
+    }
+    free(h);
+}
+
+int sv_master_active_count(const sv_master_t *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->nw; i++)
+        if (!m->w[i]->stopping && !m->w[i]->superseded)
+            n++;
+    return n;
+}
+
+sv_whandle_t *sv_master_find_index(const sv_master_t *m, int index, bool want_booted_current)
+{
+    for (int i = 0; i < m->nw; i++) {
+        sv_whandle_t *h = m->w[i];
+        if (h->index != index || h->stopping || h->superseded)
+            continue;
+        if (!want_booted_current || (h->booted && h->phase == m->phase))
+            return h;
+    }
+    return NULL;
+}
+
+static sv_whandle_t *by_chan(sv_master_t *m, int fd)
+{
+    for (int i = 0; i < m->nw; i++)
+        if (m->w[i]->chan == fd)
+            return m->w[i];
+    return NULL;
+}
+
+static sv_whandle_t *by_pid(sv_master_t *m, pid_t pid)
+{
+    for (int i = 0; pid > 0 && i < m->nw; i++)
+        if (m->w[i]->pid == pid)
+            return m->w[i];
+    return NULL;
+}
+
+bool sv_master_all_current_booted(const sv_master_t *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->nw; i++) {
+        const sv_whandle_t *h = m->w[i];
+        if (h->stopping || h->superseded)
+            continue;
+        if (!h->booted || h->phase != m->phase)
+            return false;
+        n++;
+    }
+    return n >= m->target;
+}
+
+/* ---- spawning ---------------------------------------------------------------- */
+
+void sv_master_child_setup(sv_master_t *m, int keep_fd)
+{
+    int fds[1024];
+    int n = sv_loop_fds(m->loop, fds, 1024);
+    for (int i = 0; i < n; i++)
+        if (fds[i] != keep_fd)
+            close(fds[i]);
+    sv_control_forget(m->control);
+    sv_sig_reset();
+    sv_log_after_fork();
+}
+
+static void on_chan(sv_loop_t *loop, int fd, short revents, void *arg);
+
+static void start_worker_process(sv_master_t *m, sv_whandle_t *h, int child_end)
+{
+    sv_worker_args_t a = {.rt = m->rt,
+                          .index = h->index,
+                          .phase = h->phase,
+                          .chan = child_end,
+                          .master_pid = (int)getppid(),
+                          .load = h->index < SV_LOAD_SLOTS ? m->load : NULL,
+                          .n_load = SV_LOAD_SLOTS,
+                          .fork_worker = m->rt->cfg.fork_worker && h->index == 0};
+    sv_worker_main(&a);
+}
+
+sv_whandle_t *sv_master_spawn(sv_master_t *m, int index, const char *why)
+{
+    int fds[2];
+    if (sv_chan_pair(fds) < 0) {
+        sv_log_error("! cannot create a worker channel: %s", strerror(errno));
+        return NULL;
+    }
+    sv_whandle_t *h = add_handle(m, index);
+    if (!h) {
+        close(fds[0]);
+        close(fds[1]);
+        return NULL;
+    }
+    h->chan = fds[0];
+    h->op_id = m->ops.current ? m->ops.current->id : 0;
+    if (m->rt->cfg.max_requests > 0) {
+        int64_t j = m->rt->cfg.max_requests_jitter;
+        h->recycle_after = m->rt->cfg.max_requests - (j > 0 ? (int64_t)(random() % (j + 1)) : 0);
+    }
+    sv_loop_watch(m->loop, h->chan, POLLIN, on_chan, m);
+    m->spawned_total++;
+    sv_log_debug("- spawning worker %d (%s)", index, why);
+    if (sv_refork_spawn_from_mold(m, h)) {
+        close(fds[1]);
+        return h;
+    }
+    if (!m->before_fork_done) {
+        sv_app_hook(&m->rt->app, SV_HOOK_BEFORE_FORK, -1);
+        m->before_fork_done = true;
+    }
+    sv_app_hook(&m->rt->app, SV_HOOK_ON_WORKER_FORK, index);
+    if (m->rt->cfg.nakayoshi_fork)
+        malloc_trim(0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sv_master_child_setup(m, fds[1]);
+        start_worker_process(m, h, fds[1]);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        sv_log_error("! Complete inability to spawn new workers detected: fork: %s", strerror(errno));
+        remove_handle(m, h);
+        return NULL;
+    }
+    h->pid = pid;
+    h->forked_from = getpid();
+    sv_app_hook(&m->rt->app, SV_HOOK_AFTER_WORKER_FORK, index);
+    return h;
+}
+
+sv_whandle_t *sv_master_adopt_handle(sv_master_t *m, int index, pid_t pid, int chan)
+{
+    sv_whandle_t *h = add_handle(m, index);
+    if (!h)
+        return NULL;
+    h->pid = pid;
+    h->chan = chan;
+    sv_fd_cloexec(chan, true);
+    sv_loop_watch(m->loop, chan, POLLIN, on_chan, m);
+    return h;
+}
+
+/* Spawn at the smallest free index until the target is met. */
+static void ensure_workers(sv_master_t *m, int64_t now)
+{
+    while (sv_master_active_count(m) < m->target) {
+        int index = 0;
+        while (index < SV_MAX_INDEX - 1 && sv_master_find_index(m, index, false))
+            index++;
+        if (now < m->respawn_at[index])
+            return;
+        if (!sv_master_spawn(m, index, "missing"))
+            return;
+    }
+}
+
+/* Cull above the target: youngest (or oldest) first; worker 0 stays with fork_worker. */
+static void cull_workers(sv_master_t *m)
+{
+    while (sv_master_active_count(m) > m->target) {
+        sv_whandle_t *pick = NULL;
+        for (int i = 0; i < m->nw; i++) {
+            sv_whandle_t *h = m->w[i];
+            if (h->stopping || h->superseded || (m->rt->cfg.fork_worker && h->index == 0))
+                continue;
+            bool oldest = m->rt->cfg.worker_culling_strategy == SV_CULL_OLDEST;
+            if (!pick || (oldest ? h->spawned_ms < pick->spawned_ms : h->spawned_ms > pick->spawned_ms))
+                pick = h;
+        }
+        if (!pick)
+            return;
+        sv_log("- Worker %d (PID: %d) terminating", pick->index, (int)pick->pid);
+        sv_master_stop_worker(m, pick, "culled");
+    }
+}
+
+void sv_master_stop_worker(sv_master_t *m, sv_whandle_t *h, const char *reason)
+{
+    if (h->stopping)
+        return;
+    h->stopping = true;
+    h->stop_ms = sv_now_ms();
+    snprintf(h->stop_reason, sizeof(h->stop_reason), "%s", reason);
+    /* a worker still booting has nothing to finish */
+    if (!h->booted) {
+        sv_master_kill_worker(m, h, SV_DEATH_STOPPED);
+        return;
+    }
+    if (h->chan < 0 || sv_chan_send(h->chan, "stop", -1, 0) < 0) {
+        if (h->pid > 0)
+            kill(h->pid, SIGTERM);
+    }
+}
+
+void sv_master_kill_worker(sv_master_t *m, sv_whandle_t *h, sv_death_t cause)
+{
+    (void)m;
+    if (!h->kill_sent)
+        h->kill_cause = cause;
+    h->kill_sent = true;
+    if (h->pid > 0)
+        kill(h->pid, SIGKILL);
+    if (h->chan >= 0 && h->pid <= 0) { /* never reported: drop it, it dies of the closed channel */
+        sv_loop_unwatch(m->loop, h->chan);
+        close(h->chan);
+        h->chan = -1;
+        h->exited = true;
+    }
+}
+
+void sv_master_fire_booted(sv_master_t *m)
+{
+    if (m->booted_announced)
+        return;
+    m->booted_announced = true;
+    sv_app_hook(&m->rt->app, SV_HOOK_ON_BOOTED, -1);
+}
+
+/* ---- worker messages ------------------------------------------------------------ */
+
+void sv_master_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
+{
+    if (m->hot.adopting)
+        sv_hot_cluster_on_boot_failure(m, h, reason);
+    else if (m->phased.active)
+        sv_phased_on_boot_failure(m, h, reason);
+    sv_refork_on_boot_failure(m, h, reason);
+}
+
+static void on_booted(sv_master_t *m, sv_whandle_t *h, const char *msg)
+{
+    if (h->pid <= 0)
+        h->pid = (pid_t)sv_msg_int(msg, "pid", 0);
+    h->booted = true;
+    h->booted_ms = h->checkin_ms = sv_now_ms();
+    h->checkin_wall = time(NULL);
+    m->boot_failures[h->index] = 0;
+    double secs = (double)(h->booted_ms - h->spawned_ms) / 1000.0;
+    sv_log("- Worker %d (PID: %d) booted in %.2fs, phase: %u", h->index, (int)h->pid, secs, h->phase);
+    if (h->stopping) /* told to stop while it booted */
+        sv_chan_send(h->chan, "stop", -1, 0);
+    sv_refork_on_worker0_booted(m, h);
+}
+
+static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
+{
+    char verb[32];
+    sv_msg_verb(msg, verb, sizeof(verb));
+    if (!strcmp(verb, "ping")) {
+        sv_master_parse_ping(h, msg);
+        h->checkin_ms = sv_now_ms();
+        h->checkin_wall = time(NULL);
+        sv_refork_check_auto(m, h);
+    } else if (!strcmp(verb, "hello")) {
+        if (h->pid <= 0)
+            h->pid = (pid_t)sv_msg_int(msg, "pid", 0);
+    } else if (!strcmp(verb, "booted")) {
+        on_booted(m, h, msg);
+    } else if (!strcmp(verb, "boot-failed")) {
+        char reason[300] = "";
+        sv_msg_get(msg, "reason", reason, sizeof(reason));
+        h->kill_cause = SV_DEATH_BOOT;
+        sv_master_on_boot_failure(m, h, reason);
+    } else if (!strcmp(verb, "stopping")) {
+        if (!h->stopping) {
+            h->stopping = true;
+            h->stop_ms = sv_now_ms();
+            snprintf(h->stop_reason, sizeof(h->stop_reason), "external TERM");
+        }
+    } else if (!strcmp(verb, "mold-failed")) {
+        sv_refork_on_mold_msg(m, msg, -1);
+    }
+}
+
+static void on_chan(sv_loop_t *loop, int fd, short revents, void *arg)
+{
+    sv_master_t *m = arg;
+    sv_whandle_t *h = by_chan(m, fd);
+    (void)revents;
+    if (!h) {
+        sv_loop_unwatch(loop, fd);
+        return;
+    }
+    char msg[SV_CHAN_MSG_MAX];
+    for (int k = 0; k < 64; k++) {
+        int rfd;
+        int n = sv_chan_recv(fd, msg, sizeof(msg), &rfd);
+        if (rfd >= 0)
+            close(rfd);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) { /* the worker is gone (or going): waitpid will tell how */
+            sv_loop_unwatch(loop, fd);
+            close(fd);
+            h->chan = -1;
+            h->chan_closed_ms = sv_now_ms();
+            return;
+        }
+        on_message(m, h, msg);
+    }
+}
+
+/* ---- reaping ---------------------------------------------------------------- */
+
+static sv_death_t classify(const sv_whandle_t *h, int status)
+{
+    if (h->kill_sent && h->kill_cause != SV_DEATH_STOPPED)
+        return h->kill_cause;
+    if (!h->booted)
+        return h->stopping ? SV_DEATH_STOPPED : SV_DEATH_BOOT;
+    if (h->stopping && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return SV_DEATH_STOPPED;
+    if (h->stopping && h->kill_sent)
+        return SV_DEATH_TIMEOUT;
+    return SV_DEATH_CRASH;
+}
+
+static void log_death(sv_master_t *m, sv_whandle_t *h, sv_death_t cause, int status)
+{
+    char desc[96];
+    sv_proc_describe_status(status, desc, sizeof(desc));
+    int64_t now = sv_now_ms();
+    if (cause == SV_DEATH_BOOT) {
+        int fails = ++m->boot_failures[h->index];
+        int64_t delay = fails <= 1 ? 0 : 500LL << (fails - 2 < 6 ? fails - 2 : 6);
+        if (delay > RESPAWN_BACKOFF_MAX_MS)
+            delay = RESPAWN_BACKOFF_MAX_MS;
+        m->respawn_at[h->index] = now + delay;
+        sv_log_error("! Worker %d (PID: %d) failed to boot (%s)%s", h->index, (int)h->pid, desc,
+                     delay ? "; retrying with back-off" : "");
+        sv_master_on_boot_failure(m, h, desc);
+    } else if (cause == SV_DEATH_CRASH) {
+        sv_log_error("! Worker %d (PID: %d) died: %s; replacing it", h->index, (int)h->pid, desc);
+    } else if (cause == SV_DEATH_TIMEOUT) {
+        sv_log_error("! Worker %d (PID: %d) was killed: %s", h->index, (int)h->pid, desc);
+    } else {
+        sv_log_debug("- Worker %d (PID: %d) exited: %s (%s)", h->index, (int)h->pid, desc, h->stop_reason);
+    }
+}
+
+static void reap(sv_master_t *m)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == m->mold.pid) {
+            sv_refork_on_mold_exit(m, status);
+            continue;
+        }
+        sv_whandle_t *h = by_pid(m, pid);
+        if (!h) {
+            char desc[96];
+            sv_log_debug("! reaped unknown child process pid=%d status=%s", (int)pid,
+                         sv_proc_describe_status(status, desc, sizeof(desc)));
+            continue;
+        }
+        sv_death_t cause = classify(h, status);
+        m->deaths[cause]++;
+        log_death(m, h, cause, status);
+        remove_handle(m, h);
+    }
+    /* workers whose channel closed and that are not our children (any more) */
+    int64_t now = sv_now_ms();
+    for (int i = m->nw - 1; i >= 0; i--) {
+        sv_whandle_t *h = m->w[i];
+        bool gone = h->exited || (h->chan < 0 && h->pid <= 0);
+        if (!gone && h->chan < 0 && now - h->chan_closed_ms > LOST_CHILD_GRACE_MS && !sv_proc_alive(h->pid)) {
+            m->deaths[SV_DEATH_LOST]++;
+            gone = true;
+        }
+        if (gone)
+            remove_handle(m, h);
+    }
+}
+
+/* ---- timeouts ---------------------------------------------------------------- */
+
+static void enforce_timeouts(sv_master_t *m, int64_t now)
+{
+    const sv_config_t *c = &m->rt->cfg;
+    for (int i = 0; i < m->nw; i++) {
+        sv_whandle_t *h = m->w[i];
+        if (h->kill_sent)
+            continue;
+        if (h->stopping && now - h->stop_ms > (int64_t)(c->worker_shutdown_timeout * 1000)) {
+            sv_log_error("! Worker %d (PID: %d) did not stop within %g seconds, killing it", h->index, (int)h->pid,
+                         c->worker_shutdown_timeout);
+            sv_master_kill_worker(m, h, SV_DEATH_TIMEOUT);
+        } else if (!h->booted && !h->stopping && now - h->spawned_ms > (int64_t)(c->worker_boot_timeout * 1000)) {
+            sv_log_error("! Terminating timed out worker (Worker %d failed to boot within %g seconds): %d", h->index,
+                         c->worker_boot_timeout, (int)h->pid);
+            sv_master_kill_worker(m, h, SV_DEATH_BOOT);
+            sv_master_on_boot_failure(m, h, "boot timeout");
+        } else if (h->booted && !h->stopping && now - h->checkin_ms > (int64_t)(c->worker_timeout * 1000)) {
+            sv_log_error("! Terminating timed out worker (Worker %d failed to check in within %g seconds): %d",
+                         h->index, c->worker_timeout, (int)h->pid);
+            sv_master_kill_worker(m, h, SV_DEATH_TIMEOUT);
+        }
+    }
+}
+
+/* Replace workers over max_requests or max_worker_memory, one at a time, surge-style. */
+static void recycle(sv_master_t *m)
+{
+    const sv_config_t *c = &m->rt->cfg;
+    if (m->ops.current || (c->max_requests <= 0 && c->max_worker_memory <= 0))
+        return;
+    for (int i = 0; i < m->nw; i++) {
+        sv_whandle_t *h = m->w[i];
+        if (h->stopping || h->superseded || !h->booted || h->phase != m->phase || !h->has_status)
+            continue;
+        if (c->fork_worker && h->index == 0)
+            continue; /* worker 0 is the mold's source; refork renews the others */
+        bool by_req = h->recycle_after > 0 && (int64_t)h->st.requests_count >= h->recycle_after;
+        bool by_mem = c->max_worker_memory > 0 && (int64_t)h->mem.pss > c->max_worker_memory;
+        if (!by_req && !by_mem)
+            continue;
+        sv_log("- Recycling worker %d (PID: %d): %s", h->index, (int)h->pid,
+               by_req ? "max_requests reached" : "over max_worker_memory");
+        int id = sv_oplog_begin(&m->ops, SV_OP_RECYCLE, by_req ? "max_requests" : "max_worker_memory");
+        (void)id;
+        h->superseded = true; /* the replacement is spawned now; h stops once it booted */
+        snprintf(h->stop_reason, sizeof(h->stop_reason), "recycle");
+        return;
+    }
+}
+
+/* Recycle operation: the superseded worker stops once its replacement booted. */
+static bool recycle_step(sv_master_t *m)
+{
+    for (int i = 0; i < m->nw; i++) {
+        sv_whandle_t *h = m->w[i];
+        if (!h->superseded || h->stopping)
+            continue;
+        sv_whandle_t *r = sv_master_find_index(m, h->index, true);
+        if (r) {
+            sv_master_stop_worker(m, h, "recycled");
+            return true;
+        }
+        if (m->boot_failures[h->index] > 0) { /* the replacement cannot boot: keep the old one */
+            h->superseded = false;
+            sv_oplog_finish_current(&m->ops, false, "replacement failed to boot");
+            return false;
+        }
+        return false;
+    }
+    return true;
+}
+
+/* ---- operations ---------------------------------------------------------------- */
+
+static void step_operations(sv_master_t *m, int64_t now)
+{
+    if (!m->ops.current) {
+        sv_op_t *op = sv_oplog_next(&m->ops);
+        if (!op)
+            return;
+        switch (op->kind) {
+        case SV_OP_HOT: sv_hot_cluster_start(m); break;
+        case SV_OP_PHASED: sv_phased_start(m); break;
+        case SV_OP_REFORK: sv_refork_start(m); break;
+        default: break;
+        }
+        if (!m->ops.current)
+            return;
+    }
+    bool done = false;
+    switch (m->ops.current->kind) {
+    case SV_OP_HOT: done = sv_hot_cluster_step(m, now); break;
+    case SV_OP_PHASED: done = sv_phased_step(m, now); break;
+    case SV_OP_REFORK: done = sv_refork_step(m, now); break;
+    case SV_OP_RECYCLE:
+        if (recycle_step(m))
+            sv_oplog_finish_current(&m->ops, true, NULL);
+        break;
+    default: done = true;
+    }
+    (void)done;
+}
+
+int sv_master_request(sv_master_t *m, sv_op_kind_t kind, const char *trigger, char *err, size_t errlen)
+{
+    const sv_config_t *c = &m->rt->cfg;
+    if (m->state != M_RUN) {
+        snprintf(err, errlen, "stopping");
+        return 0;
+    }
+    if (kind == SV_OP_REFORK && !c->fork_worker) {
+        sv_log("* refork called but not available.");
+        snprintf(err, errlen, "refork not available");
+        return 0;
+    }
+    if (kind == SV_OP_PHASED && c->preload) {
+        sv_log("* phased-restart called but not available (preload_app loads the app in the master, so only a "
+               "hot restart can load new code), restarting normally.");
+        kind = SV_OP_HOT;
+    }
+    int id = sv_oplog_begin(&m->ops, kind, trigger);
+    if (m->ops.queued && m->ops.queued->id == id)
+        sv_log("* %s queued behind the running %s", sv_op_kind_name(kind), sv_op_kind_name(m->ops.current->kind));
+    return id;
+}
+
+/* ---- signals ------------------------------------------------------------------ */
+
+void sv_master_begin_stop(sv_master_t *m, const char *why)
+{
+    if (m->state == M_STOP)
+        return;
+    m->state = M_STOP;
+    m->stop_ms = sv_now_ms();
+    sv_log("- Gracefully shutting down workers... (%s)", why);
+    /* workers close their copies after a last accept: then new connections are refused */
+    sv_rt_close_listeners(m->rt, false);
+    sv_refork_kill_mold(m);
+    for (int i = 0; i < m->nw; i++)
+        sv_master_stop_worker(m, m->w[i], "shutdown");
+}
+
+static void halt(sv_master_t *m)
+{
+    sv_log("* Stopping immediately!");
+    sv_refork_kill_mold(m);
+    for (int i = 0; i < m->nw; i++)
+        if (m->w[i]->pid > 0)
+            kill(m->w[i]->pid, SIGKILL);
+    sv_state_remove(m->rt);
+    sv_rt_remove_pidfile(m->rt);
+    sv_control_close(m->control, true);
+    sv_rt_close_listeners(m->rt, true);
+    exit(0);
+}
+
+static void worker_count(sv_master_t *m, int delta)
+{
+    if (delta < 0 && m->target <= 1)
+        return;
+    m->target += delta;
+    sv_log("- Worker count %s to %d", delta > 0 ? "increased" : "decreased", m->target);
+}
+
+static void on_signal(sv_master_t *m, int sig)
+{
+    char err[128];
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT: sv_master_begin_stop(m, sv_sig_name(sig)); break;
+    case SIGQUIT: m->halting = true; break;
+    case SIGUSR2: sv_master_request(m, SV_OP_HOT, "SIGUSR2", err, sizeof(err)); break;
+    case SIGUSR1: sv_master_request(m, SV_OP_PHASED, "SIGUSR1", err, sizeof(err)); break;
+    case SIGURG: sv_master_request(m, SV_OP_REFORK, "SIGURG", err, sizeof(err)); break;
+    case SIGTTIN: worker_count(m, 1); break;
+    case SIGTTOU: worker_count(m, -1); break;
+    case SIGHUP:
+        if (m->rt->cfg.stdout_redirect || m->rt->cfg.stderr_redirect) {
+            sv_rt_reopen_logs(m->rt);
+            for (int i = 0; i < m->nw; i++)
+                if (m->w[i]->pid > 0)
+                    kill(m->w[i]->pid, SIGHUP);
+        } else {
+            sv_master_begin_stop(m, "SIGHUP");
+        }
+        break;
+    default: break; /* SIGCHLD: the loop reaps after every poll */
+    }
+}
+
+static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
+{
+    int sigs[64];
+    int n = sv_sig_drain(sigs, 64);
+    (void)loop, (void)fd, (void)revents;
+    for (int i = 0; i < n; i++)
+        on_signal(arg, sigs[i]);
+}
+
+static void setup_signals(sv_master_t *m)
+{
+    sv_sig_open();
+    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGURG, SIGTTIN, SIGTTOU, SIGHUP, SIGCHLD};
+    for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+        sv_sig_catch(caught[i]);
+    sv_sig_ignore(SIGPIPE);
+    sv_loop_watch(m->loop, sv_sig_fd(), POLLIN, on_signal_cb, m);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static void finish(sv_master_t *m)
+{
+    sv_app_hook(&m->rt->app, SV_HOOK_ON_STOPPED, -1);
+    if (m->rt->app.initialized)
+        sv_app_fini(&m->rt->app);
+    sv_control_close(m->control, true);
+    sv_state_remove(m->rt);
+    sv_rt_remove_pidfile(m->rt);
+    sv_rt_close_listeners(m->rt, true);
+    /* unix socket files we created go too (the listeners were closed earlier without unlinking) */
+    for (int i = 0; i < m->rt->n_listeners; i++) {
+        sv_listener_t *l = &m->rt->listeners[i];
+        if (l->bind.kind == SV_BIND_UNIX && l->created_path)
+            unlink(l->bind.path);
+    }
+    sv_log("- Goodbye!");
+    exit(0);
+}
+
+/* tmp_restart plugin: touching tmp/restart.txt asks for a hot restart. */
+static void check_tmp_restart(sv_master_t *m, int64_t now)
+{
+    if (!m->rt->cfg.tmp_restart || now < m->next_tmp_check_ms)
+        return;
+    m->next_tmp_check_ms = now + 2000;
+    struct stat st;
+    if (stat("tmp/restart.txt", &st) < 0)
+        return;
+    int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    if (m->tmp_restart_mtime && mt > m->tmp_restart_mtime) {
+        char err[64];
+        sv_master_request(m, SV_OP_HOT, "tmp_restart", err, sizeof(err));
+    }
+    m->tmp_restart_mtime = mt;
+}
+
+static int boot(sv_master_t *m)
+{
+    sv_runtime_t *rt = m->rt;
+    char err[600];
+    sv_proc_subreaper();
+    m->load = mmap(NULL, sizeof(sv_load_slot_t) * SV_LOAD_SLOTS, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m->load == MAP_FAILED)
+        m->load = NULL;
+    if (sv_rt_load_app(rt) < 0)
+        return 1;
+    if (rt->cfg.preload && sv_app_init(&rt->app, err, sizeof(err)) < 0) {
+        fprintf(stderr, "serval: %s\n", err);
+        return 1;
+    }
+    if (rt->cfg.workers == 1 && !rt->cfg.silence_single_worker_warning)
+        sv_log("! WARNING: Detected running cluster mode with 1 worker. Running in single mode (-w 0) uses less "
+               "memory; set silence_single_worker_warning to hide this.");
+    sv_rt_write_pidfile(rt);
+    bool failed;
+    m->control = sv_state_control_open(rt, m->loop, sv_master_control, m, &failed);
+    if (failed)
+        return 1;
+    sv_state_write(rt);
+    sv_rt_banner_listeners(rt);
+    sv_log("Use Ctrl-C to stop");
+    return 0;
+}
+
+int sv_master_run(sv_runtime_t *rt)
+{
+    sv_master_t *m = calloc(1, sizeof(*m));
+    char tag[256];
+    m->rt = rt;
+    m->loop = sv_loop_new();
+    m->target = rt->cfg.workers;
+    sv_oplog_init(&m->ops);
+    sv_hot_restart_adopt_ops(rt, &m->ops);
+    sv_rt_set_context(rt, SERVAL_ROLE_MASTER, -1, 0);
+    sv_rt_banner(rt, true);
+    sv_proc_set_title("serval %s (%s) [%s]", SERVAL_VERSION, sv_config_bind(&rt->cfg, 0),
+                      sv_rt_tag(rt, tag, sizeof(tag)));
+    setup_signals(m);
+    int rc = boot(m);
+    if (rc)
+        return rc;
+    sv_hot_cluster_adopt(m);
+    for (;;) {
+        sv_loop_run_once(m->loop, MASTER_TICK_MS);
+        int64_t now = sv_now_ms();
+        if (m->halting)
+            halt(m);
+        reap(m);
+        if (m->state == M_RUN) {
+            step_operations(m, now);
+            recycle(m);
+            cull_workers(m);
+            ensure_workers(m, now);
+            check_tmp_restart(m, now);
+            if (!m->ops.current && sv_master_all_current_booted(m))
+                sv_master_fire_booted(m);
+        }
+        enforce_timeouts(m, now);
+        sv_master_sample_memory(m, now);
+        sv_control_tick(m->control, now);
+        if (m->state == M_STOP && m->nw == 0)
+            finish(m);
+    }
+}

@@ -1,0 +1,173 @@
+/*
+ * master_internal.h: internal to the cluster master (master*.c, phased.c,
+ * hot_cluster.c, refork.c). The master is single-threaded: one poll loop,
+ * then a fixed order of checks each turn (reap, operations, timeouts,
+ * respawn). Every restart kind is a state machine with one step function
+ * the loop calls.
+ */
+#ifndef SV_CLUSTER_MASTER_INTERNAL_H
+#define SV_CLUSTER_MASTER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "cluster/ops.h"
+#include "cluster/runtime.h"
+#include "control/control.h"
+#include "os/loop.h"
+#include "os/proc.h"
+#include "server/server.h"
+
+#define SV_LOAD_SLOTS 256
+#define SV_MAX_INDEX 4096
+
+/* What a worker reported in its last ping (Puma's last_status). */
+typedef struct sv_wstatus {
+    int backlog, running, pool_capacity, busy_threads, max_threads;
+    uint64_t requests_count;
+    int connections, reactor_max;
+    uint64_t app_ms;
+} sv_wstatus_t;
+
+typedef enum sv_death {
+    SV_DEATH_STOPPED = 0, /* exited after being told to stop */
+    SV_DEATH_CRASH,       /* died by a signal or exited non-zero while serving */
+    SV_DEATH_BOOT,        /* failed to boot */
+    SV_DEATH_TIMEOUT,     /* killed for not checking in / booting / stopping in time */
+    SV_DEATH_LOST,        /* vanished without a status (not our child any more) */
+    SV_DEATH_CAUSES
+} sv_death_t;
+
+typedef struct sv_whandle {
+    int index;
+    pid_t pid;               /* 0 until known (a mold-forked worker reports it) */
+    unsigned phase;
+    int chan;                /* master's end, -1 once closed */
+    bool booted;
+    bool stopping;           /* told to stop (or stopping on its own) */
+    bool superseded;         /* being replaced: does not count towards the target */
+    bool old_image;          /* adopted from the image before a hot restart */
+    bool kill_sent;
+    sv_death_t kill_cause;   /* why we sent SIGKILL */
+    bool exited;             /* reaped */
+    int exit_status;
+    pid_t forked_from;       /* master pid, or the mold's */
+    unsigned generation;     /* mold generation it was forked from (0 = from the master) */
+    int64_t spawned_ms, booted_ms, checkin_ms, stop_ms, chan_closed_ms;
+    time_t started_wall, checkin_wall;
+    bool has_status;
+    sv_wstatus_t st;
+    sv_mem_t mem;
+    int64_t recycle_after;   /* max_requests with jitter, 0 = never */
+    char stop_reason[32];
+    int op_id;               /* the operation that spawned it, 0 = none */
+} sv_whandle_t;
+
+typedef enum master_state { M_RUN = 0, M_STOP, M_EXEC } master_state_t;
+
+typedef struct sv_master sv_master_t;
+
+/* The mold (fork_worker). */
+typedef struct sv_mold {
+    pid_t pid;
+    int chan;
+    bool ready;
+    unsigned generation;
+    int64_t requested_ms;
+    int64_t forked_ms;
+} sv_mold_handle_t;
+
+struct sv_master {
+    sv_runtime_t *rt;
+    sv_loop_t *loop;
+    sv_control_t *control;
+    sv_oplog_t ops;
+    sv_whandle_t **w;
+    int nw, cap;
+    int target;
+    unsigned phase;
+    master_state_t state;
+    int64_t stop_ms;
+    bool halting;
+    sv_load_slot_t *load;
+    bool before_fork_done;
+    bool booted_announced;   /* on_booted fired for the current worker set */
+    int boot_failures[SV_MAX_INDEX];
+    int64_t respawn_at[SV_MAX_INDEX];
+    unsigned long deaths[SV_DEATH_CAUSES];
+    unsigned long spawned_total;
+    int64_t next_mem_ms;
+    int64_t tmp_restart_mtime;
+    int64_t next_tmp_check_ms;
+    /* restart state machines (phased.c, hot_cluster.c, refork.c) */
+    struct phased_state {
+        bool active;
+        bool failed;
+        int replaced;
+        int total;
+        bool fork_worker;    /* new worker 0 first, the rest from its mold */
+    } phased;
+    struct hot_state {
+        bool adopting;       /* this image was exec'd and old workers are superseded */
+    } hot;
+    struct refork_state {
+        bool active;
+        int replaced, total;
+        unsigned next_threshold; /* index into refork_thresholds */
+        int64_t backoff_until;
+    } refork;
+    sv_mold_handle_t mold;
+    unsigned mold_generation;
+};
+
+/* master.c */
+/* A handle for a worker that already exists (adopted across a hot restart). */
+sv_whandle_t *sv_master_adopt_handle(sv_master_t *m, int index, pid_t pid, int chan);
+sv_whandle_t *sv_master_spawn(sv_master_t *m, int index, const char *why);
+void sv_master_stop_worker(sv_master_t *m, sv_whandle_t *h, const char *reason);
+void sv_master_kill_worker(sv_master_t *m, sv_whandle_t *h, sv_death_t cause);
+int sv_master_active_count(const sv_master_t *m);
+sv_whandle_t *sv_master_find_index(const sv_master_t *m, int index, bool want_booted_current);
+void sv_master_fire_booted(sv_master_t *m);
+void sv_master_child_setup(sv_master_t *m, int keep_fd);
+bool sv_master_all_current_booted(const sv_master_t *m);
+void sv_master_begin_stop(sv_master_t *m, const char *why);
+/* Called when a worker booted / failed to boot / died; operations watch these. */
+void sv_master_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
+
+/* master_stats.c */
+int sv_master_control(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf_t *out, int *op_id);
+void sv_master_stats_json(sv_master_t *m, sv_buf_t *out);
+void sv_master_metrics(sv_master_t *m, sv_buf_t *out);
+void sv_master_sample_memory(sv_master_t *m, int64_t now_ms);
+void sv_master_parse_ping(sv_whandle_t *h, const char *msg);
+/* Request a restart operation by kind; returns its id (0 if refused, with a reason in err). */
+int sv_master_request(sv_master_t *m, sv_op_kind_t kind, const char *trigger, char *err, size_t errlen);
+
+/* phased.c */
+void sv_phased_start(sv_master_t *m);
+/* Returns true when the operation is over (succeeded or failed). */
+bool sv_phased_step(sv_master_t *m, int64_t now_ms);
+void sv_phased_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
+
+/* hot_cluster.c */
+void sv_hot_cluster_start(sv_master_t *m);
+void sv_hot_cluster_adopt(sv_master_t *m);
+bool sv_hot_cluster_step(sv_master_t *m, int64_t now_ms);
+void sv_hot_cluster_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
+
+/* refork.c */
+void sv_refork_start(sv_master_t *m);
+bool sv_refork_step(sv_master_t *m, int64_t now_ms);
+void sv_refork_check_auto(sv_master_t *m, sv_whandle_t *h);
+/* fork_worker: spawn index from the mold if there is one; false -> spawn from master. */
+bool sv_refork_spawn_from_mold(sv_master_t *m, sv_whandle_t *h);
+void sv_refork_on_mold_msg(sv_master_t *m, const char *msg, int fd);
+void sv_refork_on_mold_exit(sv_master_t *m, int status);
+void sv_refork_on_worker0_booted(sv_master_t *m, sv_whandle_t *h);
+void sv_refork_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
+void sv_refork_kill_mold(sv_master_t *m);
+
+#endif

@@ -1,0 +1,378 @@
+#include "cluster/runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "os/chan.h"
+#include "os/fd.h"
+#include "os/proc.h"
+
+extern char **environ;
+
+static char **copy_strings(char **src, int n, const char *skip_prefix)
+{
+    char **dst = calloc((size_t)n + 1, sizeof(char *));
+    int k = 0;
+    for (int i = 0; dst && i < n; i++)
+        if (!skip_prefix || strncmp(src[i], skip_prefix, strlen(skip_prefix)) != 0)
+            dst[k++] = strdup(src[i]);
+    return dst;
+}
+
+/* Records are sv_msg lines separated by ';'. */
+static void parse_handover(sv_runtime_t *rt)
+{
+    const char *v = getenv(SV_HANDOVER_ENV);
+    if (!v)
+        return;
+    rt->hot_restarted = true;
+    char *copy = strdup(v);
+    char *save = NULL;
+    for (char *rec = strtok_r(copy, ";", &save); rec && rt->n_handover < SV_HANDOVER_MAX;
+         rec = strtok_r(NULL, ";", &save))
+        rt->handover[rt->n_handover++] = strdup(rec);
+    free(copy);
+    unsetenv(SV_HANDOVER_ENV);
+}
+
+int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max)
+{
+    int n = 0;
+    size_t kl = strlen(kind);
+    for (int i = 0; i < rt->n_handover; i++) {
+        char *r = rt->handover[i];
+        if (r && !strncmp(r, kind, kl) && (r[kl] == ' ' || r[kl] == '\0') && n < max) {
+            out[n++] = r;
+            rt->handover[i] = NULL;
+        }
+    }
+    return n;
+}
+
+/*
+ * The path to re-exec keeps symlinks unresolved, so a deploy that re-points
+ * a symlink to a new build is picked up by a hot restart.
+ */
+/* dir/name into out; empty when it does not fit. */
+static void join_path(char *out, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        out[0] = '\0';
+}
+
+static void find_exe(sv_runtime_t *rt, const char *argv0)
+{
+    char cwd[4096];
+    if (argv0 && strchr(argv0, '/')) {
+        if (argv0[0] == '/' || !getcwd(cwd, sizeof(cwd)))
+            snprintf(rt->exe, sizeof(rt->exe), "%s", argv0);
+        else
+            join_path(rt->exe, sizeof(rt->exe), cwd, argv0);
+        if (access(rt->exe, X_OK) == 0)
+            return;
+    }
+    const char *path = getenv("PATH");
+    char *dirs = path ? strdup(path) : NULL, *save = NULL;
+    for (char *d = dirs ? strtok_r(dirs, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save)) {
+        join_path(rt->exe, sizeof(rt->exe), d, argv0);
+        if (access(rt->exe, X_OK) == 0) {
+            free(dirs);
+            return;
+        }
+    }
+    free(dirs);
+    sv_proc_exe_path(rt->exe, sizeof(rt->exe));
+}
+
+static void set_restart_dir(sv_runtime_t *rt, const char *startup_cwd)
+{
+    const char *dir = rt->cfg.directory;
+    struct stat a, b;
+    const char *pwd = getenv("PWD");
+    if (dir && dir[0] == '/')
+        snprintf(rt->restart_dir, sizeof(rt->restart_dir), "%s", dir);
+    else if (dir)
+        join_path(rt->restart_dir, sizeof(rt->restart_dir), startup_cwd, dir);
+    else if (pwd && pwd[0] == '/' && stat(pwd, &a) == 0 && stat(".", &b) == 0 && a.st_ino == b.st_ino &&
+             a.st_dev == b.st_dev)
+        snprintf(rt->restart_dir, sizeof(rt->restart_dir), "%s", pwd); /* keeps /srv/app/current */
+    else
+        snprintf(rt->restart_dir, sizeof(rt->restart_dir), "%s", startup_cwd);
+}
+
+static int open_redirect(const char *path, int target, bool append)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
+    if (fd < 0)
+        return SV_ERRNO();
+    dup2(fd, target);
+    close(fd);
+    char when[32], line[96];
+    snprintf(line, sizeof(line), "=== serval startup: %s ===\n", sv_iso8601(when, sizeof(when), time(NULL)));
+    sv_fd_write_all(target, line, strlen(line));
+    return 0;
+}
+
+static int redirect_logs(const sv_runtime_t *rt, bool force_append)
+{
+    bool append = rt->cfg.redirect_append || force_append;
+    if (rt->cfg.stdout_redirect && open_redirect(rt->cfg.stdout_redirect, 1, append) < 0) {
+        fprintf(stderr, "serval: cannot open stdout_redirect '%s': %s\n", rt->cfg.stdout_redirect, strerror(errno));
+        return SV_ECONFIG;
+    }
+    if (rt->cfg.stderr_redirect && open_redirect(rt->cfg.stderr_redirect, 2, append) < 0) {
+        fprintf(stderr, "serval: cannot open stderr_redirect '%s': %s\n", rt->cfg.stderr_redirect, strerror(errno));
+        return SV_ECONFIG;
+    }
+    return 0;
+}
+
+void sv_rt_reopen_logs(const sv_runtime_t *rt)
+{
+    redirect_logs(rt, true);
+}
+
+static int check_only(sv_runtime_t *rt)
+{
+    if (sv_rt_load_app(rt) < 0)
+        return SV_ECONFIG;
+    if (rt->cfg.config_file)
+        printf("serval: configuration OK (%s)\n", rt->cfg.config_file);
+    else
+        printf("serval: configuration OK\n");
+    return 1;
+}
+
+int sv_rt_init(sv_runtime_t *rt, int argc, char **argv)
+{
+    memset(rt, 0, sizeof(*rt));
+    rt->started_at = time(NULL);
+    int envc = 0;
+    while (environ[envc])
+        envc++;
+    rt->argc = argc;
+    rt->argv = copy_strings(argv, argc, NULL);
+    rt->envp = copy_strings(environ, envc, SV_HANDOVER_ENV "=");
+    parse_handover(rt);
+    find_exe(rt, argv[0]);
+    char startup_cwd[4096] = ".";
+    if (!getcwd(startup_cwd, sizeof(startup_cwd)))
+        snprintf(startup_cwd, sizeof(startup_cwd), ".");
+
+    sv_config_action_t action;
+    sv_diag_t diag;
+    if (sv_config_load(&rt->cfg, argc, argv, &action, &diag) < 0) {
+        fprintf(stderr, "%s\n", diag.msg);
+        return SV_ECONFIG;
+    }
+    if (action == SV_CONFIG_HELP) {
+        sv_config_print_help(argv[0]);
+        return 1;
+    }
+    if (action == SV_CONFIG_VERSION) {
+        printf("serval %s\n", SERVAL_VERSION);
+        return 1;
+    }
+    if (rt->cfg.directory && chdir(rt->cfg.directory) < 0) {
+        fprintf(stderr, "serval: cannot change to directory '%s': %s\n", rt->cfg.directory, strerror(errno));
+        return SV_ECONFIG;
+    }
+    set_restart_dir(rt, startup_cwd);
+    if (rt->cfg.check_only)
+        return check_only(rt);
+    sv_log_set_debug(getenv("SERVAL_DEBUG") && strcmp(getenv("SERVAL_DEBUG"), "0"));
+    sv_log_set_pid_prefix(rt->cfg.workers > 0);
+    return redirect_logs(rt, rt->hot_restarted);
+}
+
+/* ---- listeners ----------------------------------------------------------- */
+
+static int adopt(sv_runtime_t *rt, sv_listener_t *l, const char *uri, char **recs, int n, char *err,
+                 size_t errlen)
+{
+    char ruri[512];
+    for (int i = 0; i < n; i++) {
+        if (!recs[i] || !sv_msg_get(recs[i], "uri", ruri, sizeof(ruri)) || strcmp(ruri, uri) != 0)
+            continue;
+        int fd = (int)sv_msg_int(recs[i], "fd", -1);
+        int rc = sv_listener_adopt(l, uri, fd, err, errlen);
+        l->created_path = sv_msg_int(recs[i], "created", 0) == 1;
+        free(recs[i]);
+        recs[i] = NULL;
+        return rc == 0 ? 1 : rc;
+    }
+    (void)rt;
+    return 0;
+}
+
+int sv_rt_open_listeners(sv_runtime_t *rt)
+{
+    char *recs[SV_CONFIG_MAX_BINDS * 2];
+    int nrec = sv_rt_take_handover(rt, "listener", recs, SV_CONFIG_MAX_BINDS * 2);
+    char err[600];
+    int rc = 0;
+    for (int i = 0; i < sv_config_bind_count(&rt->cfg) && rc >= 0; i++) {
+        const char *uri = sv_config_bind(&rt->cfg, i);
+        sv_listener_t *l = &rt->listeners[rt->n_listeners];
+        rc = adopt(rt, l, uri, recs, nrec, err, sizeof(err));
+        if (rc == 0)
+            rc = sv_listener_open(l, uri, err, sizeof(err));
+        if (rc >= 0)
+            rt->n_listeners++;
+    }
+    for (int i = 0; i < nrec; i++) {
+        if (!recs[i])
+            continue;
+        char ruri[512];
+        sv_msg_get(recs[i], "uri", ruri, sizeof(ruri));
+        sv_log("* Closing unused inherited connection: %s", ruri);
+        close((int)sv_msg_int(recs[i], "fd", -1));
+        free(recs[i]);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "serval: %s\n", err);
+        sv_rt_close_listeners(rt, true);
+        return rc;
+    }
+    return 0;
+}
+
+void sv_rt_close_listeners(sv_runtime_t *rt, bool unlink_paths)
+{
+    for (int i = 0; i < rt->n_listeners; i++)
+        sv_listener_close(&rt->listeners[i], unlink_paths);
+}
+
+int sv_rt_load_app(sv_runtime_t *rt)
+{
+    char err[600];
+    if (rt->app_loaded)
+        return 0;
+    int rc = sv_app_load(&rt->app, rt->cfg.app_path, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "serval: %s\n", err);
+        return rc;
+    }
+    rt->app_loaded = true;
+    return 0;
+}
+
+/* ---- banner, files, titles ------------------------------------------------ */
+
+const char *sv_rt_tag(const sv_runtime_t *rt, char *buf, size_t cap)
+{
+    if (rt->cfg.tag) {
+        snprintf(buf, cap, "%s", rt->cfg.tag);
+    } else {
+        char tmp[4096];
+        snprintf(tmp, sizeof(tmp), "%s", rt->restart_dir);
+        snprintf(buf, cap, "%s", basename(tmp));
+    }
+    return buf;
+}
+
+void sv_rt_banner(const sv_runtime_t *rt, bool cluster)
+{
+    const sv_config_t *c = &rt->cfg;
+    sv_log("serval starting in %s mode...", cluster ? "cluster" : "single");
+    sv_log("* serval version: %s", SERVAL_VERSION);
+    sv_log("*          App: %s", c->app_path ? c->app_path : "built-in hello");
+    sv_log("*  Min threads: %d", c->min_threads);
+    sv_log("*  Max threads: %d", c->max_threads);
+    sv_log("*  Environment: %s", c->environment);
+    if (cluster) {
+        sv_log("*   Master PID: %d", (int)getpid());
+        sv_log("*      Workers: %d", c->workers);
+        sv_log("*     Restarts: (\u2714) hot (%s) phased (%s) refork", c->preload ? "\u2716" : "\u2714",
+               c->fork_worker ? "\u2714" : "\u2716");
+        if (c->preload)
+            sv_log("* Preloading application");
+    } else {
+        sv_log("*          PID: %d", (int)getpid());
+    }
+}
+
+void sv_rt_banner_listeners(const sv_runtime_t *rt)
+{
+    char buf[600];
+    for (int i = 0; i < rt->n_listeners; i++) {
+        const sv_listener_t *l = &rt->listeners[i];
+        sv_log("* %s %s", l->inherited ? "Inherited" : "Listening on", sv_listener_display(l, buf, sizeof(buf)));
+    }
+}
+
+void sv_rt_write_pidfile(const sv_runtime_t *rt)
+{
+    if (!rt->cfg.pidfile)
+        return;
+    char tmp[4200], pid[32];
+    snprintf(tmp, sizeof(tmp), "%s.tmp%d", rt->cfg.pidfile, (int)getpid());
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || sv_fd_write_all(fd, pid, strlen(pid)) < 0 || rename(tmp, rt->cfg.pidfile) < 0)
+        sv_log_error("! cannot write pidfile %s: %s", rt->cfg.pidfile, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
+void sv_rt_remove_pidfile(const sv_runtime_t *rt)
+{
+    if (rt->cfg.pidfile)
+        unlink(rt->cfg.pidfile);
+}
+
+void sv_rt_chdir_restart_dir(sv_runtime_t *rt)
+{
+    if (chdir(rt->restart_dir) < 0) {
+        sv_log_error("! cannot change to %s: %s", rt->restart_dir, strerror(errno));
+        return;
+    }
+    sv_log("+ Changing to %s", rt->restart_dir);
+}
+
+void sv_rt_set_context(const sv_runtime_t *rt, serval_role_t role, int index, unsigned phase)
+{
+    sv_app_set_context(role, index, phase, rt->cfg.workers, rt->cfg.max_threads, rt->cfg.environment,
+                       rt->restart_dir, rt->cfg.app_path);
+}
+
+void sv_rt_server_opts(sv_runtime_t *rt, sv_server_opts_t *o)
+{
+    const sv_config_t *c = &rt->cfg;
+    memset(o, 0, sizeof(*o));
+    o->listeners = rt->listeners;
+    o->n_listeners = rt->n_listeners;
+    o->min_threads = c->min_threads;
+    o->max_threads = c->max_threads;
+    o->limits = (sv_http_limits_t){.max_request_line = c->max_request_line,
+                                   .max_header_size = c->max_header_size,
+                                   .max_headers = c->max_headers,
+                                   .max_body_size = c->max_body_size};
+    o->body_buffer_size = c->body_buffer_size;
+    o->max_keep_alive = c->max_keep_alive;
+    o->persistent_timeout_ms = (int64_t)(c->persistent_timeout * 1000);
+    o->first_data_timeout_ms = (int64_t)(c->first_data_timeout * 1000);
+    o->request_timeout_ms = (int64_t)(c->request_timeout * 1000);
+    o->write_timeout_ms = 10000;
+    o->log_requests = c->log_requests;
+    o->app = &rt->app;
+    o->wait_for_less_busy = c->wait_for_less_busy_worker;
+}
+
+bool sv_rt_drain_done(const sv_runtime_t *rt, sv_server_t *srv, int64_t drain_started_ms, int64_t now_ms)
+{
+    if (sv_server_connections(srv) == 0)
+        return true;
+    double f = rt->cfg.force_shutdown_after;
+    return f >= 0 && now_ms - drain_started_ms >= (int64_t)(f * 1000);
+}

@@ -1,0 +1,74 @@
+/*
+ * runtime.h: what a serval process sets up before it becomes single mode or
+ * a cluster master: the saved command line and environment (for re-exec),
+ * configuration, working directory, log redirection, listeners (opened, or
+ * adopted from a hot restart), the app, pid file, and the boot banner.
+ */
+#ifndef SV_CLUSTER_RUNTIME_H
+#define SV_CLUSTER_RUNTIME_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "app/app.h"
+#include "config/config.h"
+#include "os/listen.h"
+#include "server/server.h"
+
+#define SV_HANDOVER_ENV "SERVAL_INHERIT"
+#define SV_HANDOVER_MAX 256
+
+typedef struct sv_runtime {
+    sv_config_t cfg;
+    int argc;
+    char **argv;             /* copy of the original argv */
+    char **envp;             /* the startup environment, without SERVAL_INHERIT */
+    char exe[4096];          /* path to re-exec */
+    char restart_dir[4096];  /* where a restart chdirs (symlinks unresolved) */
+    time_t started_at;
+    sv_listener_t listeners[SV_CONFIG_MAX_BINDS];
+    int n_listeners;
+    sv_app_t app;
+    bool app_loaded;
+    char control_token[128];
+    /* records a hot restart handed over (see handover.c); consumed by their owners */
+    char *handover[SV_HANDOVER_MAX];
+    int n_handover;
+    bool hot_restarted;      /* this image was exec'd by a hot restart */
+} sv_runtime_t;
+
+/*
+ * Parse flags and config, save what a re-exec needs, chdir, redirect logs.
+ * On a config error prints one line to stderr and returns SV_ECONFIG; for
+ * -h/-V/--check prints and returns 1 (exit 0).
+ */
+int sv_rt_init(sv_runtime_t *rt, int argc, char **argv);
+/* Open (or adopt inherited) listeners; one line on stderr on failure. */
+int sv_rt_open_listeners(sv_runtime_t *rt);
+/* Load the app .so (no init); one line on stderr on failure. */
+int sv_rt_load_app(sv_runtime_t *rt);
+/* The boot banner up to the listener lines. */
+void sv_rt_banner(const sv_runtime_t *rt, bool cluster);
+void sv_rt_banner_listeners(const sv_runtime_t *rt);
+/* Reopen stdout/stderr redirect files (HUP). */
+void sv_rt_reopen_logs(const sv_runtime_t *rt);
+/* pid file: write at boot, remove at exit (tolerates a missing file). */
+void sv_rt_write_pidfile(const sv_runtime_t *rt);
+void sv_rt_remove_pidfile(const sv_runtime_t *rt);
+/* Close listeners; unlink unix socket files we created if unlink_paths. */
+void sv_rt_close_listeners(sv_runtime_t *rt, bool unlink_paths);
+/* chdir to restart_dir by path (follows a re-pointed symlink); logs the change. */
+void sv_rt_chdir_restart_dir(sv_runtime_t *rt);
+/* The tag shown in titles: config tag, else basename of the directory. */
+const char *sv_rt_tag(const sv_runtime_t *rt, char *buf, size_t cap);
+/* Take handover records whose verb is kind (removes them); returns count. */
+int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max);
+/* Set the serval_context() for this process's role. */
+void sv_rt_set_context(const sv_runtime_t *rt, serval_role_t role, int index, unsigned phase);
+
+/* Server options from the configuration (listeners and app of rt). */
+void sv_rt_server_opts(sv_runtime_t *rt, sv_server_opts_t *o);
+/* A drain is over: no connection left, or force_shutdown_after passed. */
+bool sv_rt_drain_done(const sv_runtime_t *rt, sv_server_t *srv, int64_t drain_started_ms, int64_t now_ms);
+
+#endif

@@ -1,0 +1,211 @@
+/*
+ * single.c: single mode. One process loads the app and serves; its main
+ * thread handles signals, the control server and timeouts.
+ */
+#include "cluster/single.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster/hot_restart.h"
+#include "cluster/state.h"
+#include "cluster/worker.h"
+#include "control/control.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "os/loop.h"
+#include "os/proc.h"
+#include "os/sig.h"
+
+typedef enum single_state { S_RUN, S_STOP, S_RESTART } single_state_t;
+
+typedef struct single {
+    sv_runtime_t *rt;
+    sv_server_t *srv;
+    sv_loop_t *loop;
+    sv_control_t *control;
+    single_state_t state;
+    int64_t drain_started_ms;
+    sv_oplog_t ops;
+} single_t;
+
+static void begin_stop(single_t *s, single_state_t next, const char *why)
+{
+    if (s->state != S_RUN)
+        return;
+    s->state = next;
+    s->drain_started_ms = sv_now_ms();
+    if (next == S_STOP) {
+        sv_log("- Gracefully stopping, waiting for requests to finish");
+        sv_server_stop_accepting(s->srv, true); /* new connections are refused */
+    } else {
+        sv_log("* Restarting... (%s)", why);
+        sv_server_stop_accepting(s->srv, false); /* new connections wait in the backlog */
+    }
+    sv_server_drain(s->srv);
+}
+
+static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
+{
+    single_t *s = arg;
+    int sigs[64];
+    int n = sv_sig_drain(sigs, 64);
+    (void)loop, (void)fd, (void)revents;
+    for (int i = 0; i < n; i++) {
+        switch (sigs[i]) {
+        case SIGTERM:
+        case SIGINT:
+            begin_stop(s, S_STOP, "signal");
+            break;
+        case SIGQUIT:
+            sv_log("* Stopping immediately!");
+            sv_state_remove(s->rt);
+            sv_rt_remove_pidfile(s->rt);
+            _exit(0);
+        case SIGUSR1:
+            sv_log("* phased-restart called but not available in single mode, restarting normally.");
+            /* fall through */
+        case SIGUSR2:
+            if (s->state == S_RUN)
+                sv_oplog_begin(&s->ops, SV_OP_HOT, "signal");
+            begin_stop(s, S_RESTART, "hot restart");
+            break;
+        case SIGHUP:
+            if (s->rt->cfg.stdout_redirect || s->rt->cfg.stderr_redirect)
+                sv_rt_reopen_logs(s->rt);
+            else
+                begin_stop(s, S_STOP, "SIGHUP");
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* Control-server commands in single mode. */
+static int control_cb(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf_t *out, int *op_id)
+{
+    single_t *s = arg;
+    switch (cmd) {
+    case SV_CMD_STOP:
+        begin_stop(s, S_STOP, "control");
+        return 200;
+    case SV_CMD_HALT:
+        sv_sig_post(SIGQUIT);
+        return 200;
+    case SV_CMD_RESTART:
+    case SV_CMD_PHASED_RESTART:
+        if (s->state == S_RUN)
+            *op_id = sv_oplog_begin(&s->ops, SV_OP_HOT, "control");
+        else
+            *op_id = s->ops.current ? s->ops.current->id : 0;
+        begin_stop(s, S_RESTART, "control");
+        return 200;
+    case SV_CMD_STATS:
+        sv_state_single_stats(s->rt, s->srv, &s->ops, out);
+        return 200;
+    case SV_CMD_METRICS:
+        sv_state_single_metrics(s->rt, s->srv, &s->ops, out);
+        return 200;
+    case SV_CMD_OPERATION:
+        return sv_state_operation(&s->ops, query, out);
+    case SV_CMD_GC:
+        return 200;
+    case SV_CMD_GC_STATS:
+        sv_state_gc_stats(out);
+        return 200;
+    case SV_CMD_THREAD_BACKTRACES:
+        sv_state_backtraces("single", out);
+        return 200;
+    case SV_CMD_HEALTH:
+    case SV_CMD_READY:
+        sv_buf_puts(out, s->state == S_RUN ? "{ \"status\": \"ok\" }" : "{ \"status\": \"draining\" }");
+        return s->state == S_RUN ? 200 : 503;
+    case SV_CMD_LIVE:
+        sv_buf_puts(out, "{ \"status\": \"ok\" }");
+        return 200;
+    default:
+        return 404;
+    }
+}
+
+static void finish(single_t *s)
+{
+    sv_server_shutdown(s->srv);
+    if (s->state == S_RESTART) {
+        sv_hot_restart_exec_single(s->rt, s->control, &s->ops);
+        /* the exec failed: serve again */
+        sv_log_error("! hot restart failed; serving on");
+        s->state = S_RUN;
+        sv_server_start(s->srv);
+        sv_server_resume_accepting(s->srv);
+        return;
+    }
+    sv_app_hook(&s->rt->app, SV_HOOK_ON_STOPPED, -1);
+    sv_app_fini(&s->rt->app);
+    sv_control_close(s->control, true);
+    sv_state_remove(s->rt);
+    sv_rt_remove_pidfile(s->rt);
+    sv_rt_close_listeners(s->rt, true);
+    sv_log("- Goodbye!");
+    exit(0);
+}
+
+static void setup_signals(single_t *s)
+{
+    sv_sig_open();
+    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP};
+    for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+        sv_sig_catch(caught[i]);
+    sv_sig_ignore(SIGPIPE);
+    sv_loop_watch(s->loop, sv_sig_fd(), POLLIN, on_signal_cb, s);
+}
+
+int sv_single_run(sv_runtime_t *rt)
+{
+    single_t s = {.rt = rt, .state = S_RUN};
+    char err[600], tag[256];
+    s.loop = sv_loop_new();
+    sv_oplog_init(&s.ops);
+    sv_hot_restart_adopt_ops(rt, &s.ops);
+    sv_rt_set_context(rt, SERVAL_ROLE_SINGLE, -1, 0);
+    sv_rt_banner(rt, false);
+    sv_proc_set_title("serval %s (%s) [%s]", SERVAL_VERSION, sv_config_bind(&rt->cfg, 0),
+                      sv_rt_tag(rt, tag, sizeof(tag)));
+    setup_signals(&s);
+    if (sv_rt_load_app(rt) < 0)
+        return 1;
+    if (sv_app_init(&rt->app, err, sizeof(err)) < 0) {
+        fprintf(stderr, "serval: %s\n", err);
+        return 1;
+    }
+    sv_server_opts_t o;
+    sv_rt_server_opts(rt, &o);
+    s.srv = sv_server_new(&o);
+    if (!s.srv || sv_server_start(s.srv) < 0) {
+        fprintf(stderr, "serval: cannot start serving threads\n");
+        return 1;
+    }
+    sv_rt_write_pidfile(rt);
+    bool failed;
+    s.control = sv_state_control_open(rt, s.loop, control_cb, &s, &failed);
+    if (failed)
+        return 1;
+    sv_state_write(rt);
+    sv_rt_banner_listeners(rt);
+    sv_log("Use Ctrl-C to stop");
+    sv_app_hook(&rt->app, SV_HOOK_ON_BOOTED, -1);
+    sv_oplog_finish_current(&s.ops, true, NULL);
+    for (;;) {
+        sv_loop_run_once(s.loop, 100);
+        int64_t now = sv_now_ms();
+        sv_server_tick(s.srv, now);
+        sv_control_tick(s.control, now);
+        if (s.state != S_RUN && sv_rt_drain_done(rt, s.srv, s.drain_started_ms, now))
+            finish(&s);
+    }
+}

@@ -1,0 +1,219 @@
+#include "cluster/worker.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cluster/mold.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "os/chan.h"
+#include "os/proc.h"
+#include "os/sig.h"
+
+typedef struct worker {
+    const sv_worker_args_t *a;
+    sv_runtime_t *rt;
+    sv_server_t *srv;
+    int chan;
+    bool stopping;
+    bool master_gone;
+    int64_t stop_started_ms;
+    int64_t next_ping_ms;
+    int64_t boot_started_ms;
+} worker_t;
+
+static void fail_boot(worker_t *w, const char *reason)
+{
+    char msg[SV_CHAN_MSG_MAX];
+    snprintf(msg, sizeof(msg), "boot-failed");
+    sv_msg_put_int(msg, sizeof(msg), "pid", getpid());
+    sv_msg_put_int(msg, sizeof(msg), "index", w->a->index);
+    sv_msg_put(msg, sizeof(msg), "reason", reason);
+    sv_chan_send(w->chan, msg, -1, 1000);
+    sv_log_error("! Unable to start worker %d: %s", w->a->index, reason);
+    exit(1);
+}
+
+static void setup_signals(void)
+{
+    sv_sig_open();
+    sv_sig_catch(SIGTERM);
+    sv_sig_catch(SIGHUP);
+    sv_sig_catch(SIGQUIT);
+    sv_sig_ignore(SIGINT); /* Ctrl-C reaches the master, which stops workers in order */
+    sv_sig_ignore(SIGPIPE);
+    int ignored[] = {SIGUSR1, SIGUSR2, SIGURG, SIGTTIN, SIGTTOU};
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+        sv_sig_ignore(ignored[i]);
+}
+
+/* Load the app afresh unless this process inherited an initialised copy. */
+static void load_app(worker_t *w)
+{
+    sv_runtime_t *rt = w->rt;
+    char err[600];
+    if (rt->app_loaded && rt->app.initialized)
+        return;
+    /* a phased restart may have re-pointed the release the master loaded hooks from */
+    if (rt->app_loaded && sv_app_file_changed(&rt->app, rt->cfg.app_path))
+        rt->app_loaded = false;
+    if (!rt->app_loaded) {
+        if (sv_app_load(&rt->app, rt->cfg.app_path, err, sizeof(err)) < 0)
+            fail_boot(w, err);
+        rt->app_loaded = true;
+    }
+    if (sv_app_init(&rt->app, err, sizeof(err)) < 0)
+        fail_boot(w, err);
+}
+
+void sv_worker_status_msg(sv_server_t *srv, char *buf, size_t cap)
+{
+    sv_server_stats_t st;
+    sv_server_stats(srv, &st);
+    snprintf(buf, cap,
+             "ping pid=%d backlog=%d running=%d pool_capacity=%d busy_threads=%d max_threads=%d "
+             "requests_count=%llu connections=%d reactor_max=%d app_ms=%llu",
+             (int)getpid(), st.backlog, st.running, st.pool_capacity, st.busy_threads, st.max_threads,
+             (unsigned long long)st.requests_count, st.connections, st.connections_max,
+             (unsigned long long)(st.app_ns_total / 1000000));
+}
+
+static void ping(worker_t *w, int64_t now)
+{
+    w->next_ping_ms = now + (int64_t)(w->rt->cfg.worker_check_interval * 1000);
+    /* all threads stuck in the app: stay silent so the master's worker_timeout acts */
+    if (!sv_server_progressing(w->srv))
+        return;
+    char msg[SV_CHAN_MSG_MAX];
+    sv_worker_status_msg(w->srv, msg, sizeof(msg));
+    sv_chan_send(w->chan, msg, -1, 0);
+}
+
+static void begin_stop(worker_t *w, const char *why)
+{
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    w->stop_started_ms = sv_now_ms();
+    sv_log_debug("- Worker %d stopping (%s)", w->a->index, why);
+    sv_server_stop_accepting(w->srv, true);
+    sv_server_drain(w->srv);
+}
+
+static void on_master_msg(worker_t *w)
+{
+    char msg[SV_CHAN_MSG_MAX], verb[32];
+    int fd;
+    for (;;) {
+        int n = sv_chan_recv(w->chan, msg, sizeof(msg), &fd);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            if (!w->master_gone)
+                sv_log_error("! Detected parent died, dying");
+            w->master_gone = true;
+            begin_stop(w, "master gone");
+            return;
+        }
+        sv_msg_verb(msg, verb, sizeof(verb));
+        if (!strcmp(verb, "stop"))
+            begin_stop(w, "told by master");
+        else if (!strcmp(verb, "make-mold") && w->a->fork_worker)
+            sv_mold_fork_from_worker(w->rt, w->srv, msg, fd, w->chan);
+        else if (fd >= 0)
+            close(fd);
+    }
+}
+
+static void on_signals(worker_t *w)
+{
+    int sigs[64];
+    int n = sv_sig_drain(sigs, 64);
+    for (int i = 0; i < n; i++) {
+        switch (sigs[i]) {
+        case SIGTERM:
+            /* not from the master (it uses the channel): tell it, so it does not count a crash */
+            sv_chan_sendf(w->chan, "stopping pid=%d", (int)getpid());
+            begin_stop(w, "SIGTERM");
+            break;
+        case SIGQUIT:
+            _exit(0);
+        case SIGHUP:
+            sv_rt_reopen_logs(w->rt);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static bool stop_done(worker_t *w, int64_t now)
+{
+    if (!w->stopping)
+        return false;
+    if (sv_rt_drain_done(w->rt, w->srv, w->stop_started_ms, now))
+        return true;
+    /* an orphan does not wait for ever: the master would have killed it by now */
+    return w->master_gone && now - w->stop_started_ms > (int64_t)(w->rt->cfg.worker_shutdown_timeout * 1000);
+}
+
+static void serve(worker_t *w)
+{
+    int sigfd = sv_sig_fd();
+    while (1) {
+        int64_t now = sv_now_ms();
+        if (stop_done(w, now))
+            return;
+        if (!w->stopping && now >= w->next_ping_ms)
+            ping(w, now);
+        struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN},
+                              {.fd = w->master_gone ? -1 : w->chan, .events = POLLIN}};
+        int n = poll(p, 2, 100);
+        if (n > 0 && p[0].revents)
+            on_signals(w);
+        if (n > 0 && p[1].revents)
+            on_master_msg(w);
+        sv_server_tick(w->srv, sv_now_ms());
+    }
+}
+
+static void start_server(worker_t *w)
+{
+    sv_server_opts_t o;
+    sv_rt_server_opts(w->rt, &o);
+    o.load = w->a->load;
+    o.n_load = w->a->n_load;
+    o.load_index = w->a->index < w->a->n_load ? w->a->index : 0;
+    if (!o.load || w->a->n_load < 2)
+        o.load = NULL;
+    w->srv = sv_server_new(&o);
+    if (!w->srv || sv_server_start(w->srv) < 0)
+        fail_boot(w, "cannot start serving threads");
+}
+
+_Noreturn void sv_worker_main(const sv_worker_args_t *a)
+{
+    worker_t w = {.a = a, .rt = a->rt, .chan = a->chan, .boot_started_ms = sv_now_ms()};
+    char tag[256];
+    sv_rt_set_context(a->rt, SERVAL_ROLE_WORKER, a->index, a->phase);
+    sv_proc_set_title("serval: cluster worker %d: %d [%s]", a->index, a->master_pid,
+                      sv_rt_tag(a->rt, tag, sizeof(tag)));
+    setup_signals();
+    sv_chan_sendf(w.chan, "hello pid=%d index=%d phase=%u", (int)getpid(), a->index, a->phase);
+    load_app(&w);
+    if (sv_app_hook(&a->rt->app, SV_HOOK_ON_WORKER_BOOT, a->index) < 0)
+        fail_boot(&w, "on_worker_boot failed");
+    start_server(&w);
+    sv_chan_sendf(w.chan, "booted pid=%d index=%d phase=%u boot_ms=%lld", (int)getpid(), a->index, a->phase,
+                  (long long)(sv_now_ms() - w.boot_started_ms));
+    w.next_ping_ms = 0;
+    serve(&w);
+    sv_server_shutdown(w.srv);
+    sv_app_hook(&a->rt->app, SV_HOOK_ON_WORKER_SHUTDOWN, a->index);
+    sv_app_fini(&a->rt->app);
+    exit(0);
+}

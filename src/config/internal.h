@@ -1,0 +1,147 @@
+/*
+ * config/internal.h: shared by parse.c, directives.c and cli.c only.
+ *
+ * parse.c turns puma.rb source into values (sv_value_t) and hands each
+ * directive's evaluated arguments to its setter in the directive table
+ * (directives.c). cli.c records flags as (directive, argument source) pairs
+ * and replays them through sv_cfg_apply_at, so flags, env fallbacks and the
+ * file all go through the same setters and bounds.
+ */
+#ifndef SV_CONFIG_INTERNAL_H
+#define SV_CONFIG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config/config.h"
+
+/* At most this many arguments to one directive (fork_worker's list is the longest). */
+#define SV_CFG_MAX_ARGS 24
+
+typedef enum sv_vtype {
+    SV_V_NIL = 0,
+    SV_V_BOOL,
+    SV_V_INT,
+    SV_V_FLOAT,
+    SV_V_STR,
+    SV_V_SYM,
+    SV_V_HASH,
+} sv_vtype_t;
+
+typedef struct sv_pair sv_pair_t;
+
+/* A Ruby value. Owns s (STR, SYM: the name without ':') and pairs (HASH). */
+typedef struct sv_value {
+    sv_vtype_t type;
+    bool b;
+    int64_t i;
+    double f;
+    char *s;
+    sv_pair_t *pairs;
+    int npairs;
+} sv_value_t;
+
+struct sv_pair {
+    char *key; /* symbol or string key, without ':' */
+    sv_value_t val;
+};
+
+void sv_cfg_value_free(sv_value_t *v);
+/* Deep copy; returns 0 or -ENOMEM (dst is then NIL). */
+int sv_cfg_value_copy(sv_value_t *dst, const sv_value_t *src);
+/* Ruby's inspect: "abc" with quotes, :sym, 2.5, nil, {...}. Truncated to cap. */
+void sv_cfg_value_inspect(const sv_value_t *v, char *out, size_t cap);
+/*
+ * Ruby's conversions in place: how is "Integer", "Float", "to_i", "to_f",
+ * "to_s", "to_str" or "to_sym". Returns 0, -1 with a message in err, or -ENOMEM.
+ */
+int sv_cfg_convert(sv_value_t *v, const char *how, char *err, size_t cap);
+/* The value as the user typed it on a command line or in the environment. */
+void sv_cfg_value_raw(const sv_value_t *v, char *out, size_t cap);
+
+/*
+ * Where a directive's arguments came from, for its error messages:
+ * where is "config/puma.rb:4", "serval: -w" or "serval: WEB_CONCURRENCY".
+ * raw is set for flags and env vars, whose values the user typed bare, so
+ * type errors read "'abc' is not a whole number" instead of Ruby's inspect.
+ */
+typedef struct sv_site {
+    sv_diag_t *diag;
+    const char *where;
+    bool raw;
+} sv_site_t;
+
+/*
+ * Formats one diagnostic into d and returns SV_ECONFIG. Control characters a
+ * user's value may carry (a newline in a flag) become '?': a diagnostic is
+ * always exactly one line.
+ */
+int sv_cfg_diag(sv_diag_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes "where: message" into the site's diag; returns SV_ECONFIG. */
+int sv_cfg_fail(const sv_site_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+typedef struct sv_directive sv_directive_t;
+
+typedef int (*sv_setter_fn)(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args,
+                            int nargs, const sv_site_t *s);
+typedef void (*sv_show_fn)(const sv_config_t *c, const sv_directive_t *d, sv_json_t *w);
+
+/* The field a generic setter writes and a generic show reads. */
+typedef enum sv_fkind {
+    SV_F_NONE = 0,
+    SV_F_INT,  /* int */
+    SV_F_I64,  /* int64_t */
+    SV_F_SIZE, /* size_t */
+    SV_F_DUR,  /* double seconds */
+    SV_F_BOOL, /* bool */
+    SV_F_STR,  /* char *, owned */
+} sv_fkind_t;
+
+enum {
+    SV_D_HIDDEN = 1 << 0,   /* flag-only: not in files, --help or JSON */
+    SV_D_GT = 1 << 1,       /* lo is exclusive: "must be greater than" */
+    SV_D_BYTES = 1 << 2,    /* an integer field holding a size: SIZE syntax */
+    SV_D_EMPTY_OK = 1 << 3, /* a string field that may be "" */
+    SV_D_ARG_REQ = 1 << 4,  /* a boolean that needs its argument */
+};
+
+struct sv_directive {
+    const char *name;
+    sv_setter_fn set;
+    sv_show_fn show; /* NULL: no JSON key of its own (e.g. port is shown by bind) */
+    sv_fkind_t kind;
+    size_t off;
+    double lo, hi;
+    unsigned flags;
+    const char *args; /* argument shape for --help and docs */
+    const char *def;  /* default text where the value alone would mislead */
+    const char *help;
+};
+
+/* The directive named name; hidden ones only when hidden_ok. */
+const sv_directive_t *sv_cfg_lookup(const char *name, bool hidden_ok);
+/*
+ * The message for a name that is not a directive: a Puma hook, a known Puma
+ * directive serval does not support, or a typo with a suggestion.
+ */
+void sv_cfg_unknown_message(const char *name, char *out, size_t cap);
+/* A parsed whole number ("12", "1_000", " 7 "); returns 0 or -1. */
+int sv_cfg_parse_whole(const char *s, int64_t *out);
+/* Ruby's String#to_i: the leading integer, 0 without one. */
+int64_t sv_cfg_lenient_int(const char *s);
+/* A parsed number ("2.5", "10", " 3e2 "), finite; returns 0 or -1. */
+int sv_cfg_parse_number(const char *s, double *out);
+/* Drop every bind (command-line binds replace the file's). */
+void sv_cfg_clear_binds(sv_config_t *c);
+/* Logical CPUs this process may run on (WEB_CONCURRENCY=auto, workers :auto). */
+int sv_cfg_cpu_count(void);
+
+/* Parse args_src as a directive's argument list and apply it (parse.c). */
+int sv_cfg_apply_at(sv_config_t *c, const char *name, const char *args_src, const sv_site_t *s);
+
+/* The flag table for --help (cli.c). */
+void sv_cfg_print_flags(FILE *f);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * control.h: the control server (Puma's control app).
+ *
+ * Served from the owning process's poll loop (the master, or the single
+ * process) and never blocks it: sockets are non-blocking, each client has a
+ * small buffer and a deadline, and a client that is slow or silent is
+ * dropped by sv_control_tick. One request per connection.
+ *
+ *   GET /stats?token=T          200 JSON
+ *   GET /stop?token=T           200 { "status": "ok" }
+ *   wrong or missing token      403 Invalid auth token
+ *   unknown path                404 Unsupported action
+ *
+ * The owner supplies the actions through one callback; the mapping of
+ * command names, control paths and signals is the table in commands.h.
+ */
+#ifndef SV_CONTROL_CONTROL_H
+#define SV_CONTROL_CONTROL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "control/commands.h"
+#include "core/buf.h"
+#include "os/loop.h"
+
+typedef struct sv_control sv_control_t;
+
+/*
+ * Perform cmd. For data commands write the body (JSON, or Prometheus text
+ * for metrics) into out. Set *op_id for operations that start a restart.
+ * Return the HTTP status: 200, 404 (not available here: out may hold a
+ * JSON error), 503 (health: draining).
+ */
+typedef int (*sv_control_cb)(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf_t *out, int *op_id);
+
+typedef struct sv_control_opts {
+    const char *url;      /* tcp://HOST:PORT or unix://PATH[?mode=0600] */
+    const char *token;    /* NULL = no authentication */
+    int inherited_fd;     /* a listener handed over by a hot restart, or -1 */
+    bool inherited_created; /* the unix socket file was made by serval */
+} sv_control_opts_t;
+
+/* Open (or adopt) the listener and watch it in loop. One line in err on failure. */
+sv_control_t *sv_control_open(const sv_control_opts_t *o, sv_loop_t *loop, sv_control_cb cb, void *arg,
+                              char *err, size_t errlen);
+/* Drop clients past their deadline. NULL-safe. */
+void sv_control_tick(sv_control_t *c, int64_t now_ms);
+/* The listening fd (for a hot-restart handover) and whether we made its socket file. */
+int sv_control_fd(const sv_control_t *c);
+bool sv_control_created_path(const sv_control_t *c);
+/* The display URL ("http://127.0.0.1:9293", "unix:///path"). */
+const char *sv_control_display(const sv_control_t *c);
+/* Close clients and listener; unlink a unix socket file we made if unlink_path. NULL-safe. */
+void sv_control_close(sv_control_t *c, bool unlink_path);
+/* Close the fds only, without touching the file (a forked child). NULL-safe. */
+void sv_control_forget(sv_control_t *c);
+/* A random 128-bit token as 32 hex characters into buf (33 bytes). */
+void sv_control_random_token(char *buf);
+
+#endif

@@ -1,0 +1,109 @@
+#include "os/fd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <linux/close_range.h>
+#include <sys/syscall.h>
+
+#include "core/err.h"
+
+int sv_fd_cloexec(int fd, bool on)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0)
+        return SV_ERRNO();
+    fl = on ? (fl | FD_CLOEXEC) : (fl & ~FD_CLOEXEC);
+    return fcntl(fd, F_SETFD, fl) < 0 ? SV_ERRNO() : 0;
+}
+
+int sv_fd_nonblock(int fd, bool on)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return SV_ERRNO();
+    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    return fcntl(fd, F_SETFL, fl) < 0 ? SV_ERRNO() : 0;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+int sv_fd_close_all_except(const int *keep, int n)
+{
+    int sorted[64];
+    if (n > 64)
+        return -EINVAL;
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (keep[i] >= 3)
+            sorted[m++] = keep[i];
+    qsort(sorted, (size_t)m, sizeof(int), cmp_int);
+    unsigned int from = 3;
+    for (int i = 0; i < m; i++) {
+        if ((unsigned)sorted[i] > from)
+            syscall(SYS_close_range, from, (unsigned)sorted[i] - 1, 0);
+        from = (unsigned)sorted[i] + 1;
+    }
+    return syscall(SYS_close_range, from, ~0U, 0) < 0 ? SV_ERRNO() : 0;
+}
+
+int sv_fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+void sv_fd_close(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+int sv_fd_write_all(int fd, const void *buf, unsigned long len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return SV_ERRNO();
+        }
+        p += w;
+        len -= (unsigned long)w;
+    }
+    return 0;
+}
+
+long sv_fd_read_file(const char *path, char *buf, unsigned long cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return SV_ERRNO();
+    unsigned long n = 0;
+    while (n + 1 < cap) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (unsigned long)r;
+    }
+    close(fd);
+    buf[n] = '\0';
+    return (long)n;
+}

@@ -1,0 +1,518 @@
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "server/internal.h"
+
+#define KEEP 0
+#define CLOSED 1
+#define PROGRESS 2
+#define NEED_MORE 3
+
+#define RBUF_INITIAL 4096
+#define RBUF_KEEP_MAX 65536   /* larger read buffers are freed at close */
+#define LINGER_MS 2000
+/* A drain closes keep-alive connections only once they have been idle this long. */
+#define DRAIN_GRACE_MS 1000
+#define NO_DEADLINE INT64_MAX
+
+/* ---- slots ------------------------------------------------------------ */
+
+sv_conn_t *sv_conn_slot(sv_server_t *s, int fd, bool create)
+{
+    size_t ci = (size_t)fd / SV_CONN_CHUNK;
+    if (fd < 0 || ci >= s->n_chunks)
+        return NULL;
+    sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
+    if (!chunk && create) {
+        pthread_mutex_lock(&s->grow_mu);
+        chunk = atomic_load(&s->chunks[ci]);
+        if (!chunk) {
+            chunk = calloc(SV_CONN_CHUNK, sizeof(sv_conn_t));
+            for (int k = 0; chunk && k < SV_CONN_CHUNK; k++) {
+                chunk[k].fd = -1;
+                chunk[k].file_fd = -1;
+                chunk[k].srv = s;
+            }
+            atomic_store(&s->chunks[ci], chunk);
+        }
+        pthread_mutex_unlock(&s->grow_mu);
+    }
+    return chunk ? &chunk[fd % SV_CONN_CHUNK] : NULL;
+}
+
+void sv_conn_set_phase(sv_conn_t *c, conn_phase_t ph, int64_t deadline_ms, int64_t now_ms)
+{
+    if (atomic_load_explicit(&c->phase, memory_order_relaxed) != (int)ph) {
+        atomic_store_explicit(&c->phase_since_ms, now_ms, memory_order_relaxed);
+        atomic_store_explicit(&c->phase, (int)ph, memory_order_relaxed);
+    }
+    atomic_store_explicit(&c->deadline_ms, deadline_ms, memory_order_relaxed);
+}
+
+static void reset_request(sv_conn_t *c)
+{
+    c->head_done = c->msg_done = false;
+    c->streaming_body = false;
+    c->continue_sent = false;
+    sv_buf_reset(&c->body);
+    c->body_off = 0;
+    c->req_start_ms = 0;
+}
+
+int sv_conn_accept(sv_server_t *s, int fd, bool is_unix, int64_t now_ms)
+{
+    sv_conn_t *c = sv_conn_slot(s, fd, true);
+    if (!c)
+        return -ENOMEM;
+    /* the thread that closed this fd's previous connection may not have let go yet */
+    while (atomic_load(&c->state) & C_OWNED)
+        sched_yield();
+    if (!c->headers) {
+        c->headers = calloc((size_t)s->o.limits.max_headers, sizeof(sv_http_header_t));
+        if (!c->headers)
+            return -ENOMEM;
+    }
+    uint32_t gen = C_GEN(atomic_load(&c->state));
+    c->fd = fd;
+    c->is_unix = is_unix;
+    c->srv = s;
+    sv_buf_reset(&c->rbuf);
+    c->rpos = 0;
+    c->drained = false;
+    c->served = 0;
+    c->peer[0] = '\0';
+    c->close_after = false;
+    sv_buf_reset(&c->out);
+    c->out_off = 0;
+    reset_request(c);
+    c->req.headers = c->headers;
+    sv_http_parser_init(&c->parser, &s->o.limits);
+    if (!is_unix) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    sv_conn_set_phase(c, PH_NEW, now_ms + s->o.first_data_timeout_ms, now_ms);
+    int n = atomic_fetch_add(&s->n_conns, 1) + 1;
+    int m = atomic_load(&s->conns_max);
+    while (n > m && !atomic_compare_exchange_weak(&s->conns_max, &m, n)) {
+    }
+    atomic_store_explicit(&c->state, C_MAKE(gen, C_OPEN), memory_order_release);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = ((uint64_t)gen << 32) | (uint32_t)fd};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        int e = SV_ERRNO();
+        atomic_store(&c->state, C_MAKE(gen + 1, 0));
+        atomic_fetch_sub(&s->n_conns, 1);
+        return e;
+    }
+    return 0;
+}
+
+/* Called by the owner; ownership ends with the slot's next generation. */
+static int conn_close(sv_conn_t *c)
+{
+    sv_server_t *s = c->srv;
+    uint32_t gen = C_GEN(atomic_load(&c->state));
+    atomic_store(&c->state, C_MAKE(gen + 1, C_OWNED));
+    sv_conn_set_phase(c, PH_FREE, NO_DEADLINE, 0);
+    if (c->file_fd >= 0)
+        close(c->file_fd);
+    c->file_fd = -1;
+    if (c->rbuf.cap > RBUF_KEEP_MAX)
+        sv_buf_free(&c->rbuf);
+    if (c->out.cap > RBUF_KEEP_MAX)
+        sv_buf_free(&c->out);
+    if (c->body.cap > RBUF_KEEP_MAX)
+        sv_buf_free(&c->body);
+    close(c->fd);
+    c->fd = -1;
+    atomic_fetch_sub(&s->n_conns, 1);
+    atomic_store(&c->state, C_MAKE(gen + 1, 0));
+    return CLOSED;
+}
+
+/* ---- I/O ---------------------------------------------------------------- */
+
+int sv_conn_read(sv_conn_t *c)
+{
+    size_t limit = c->srv->o.limits.max_header_size + 16384;
+    size_t room = c->rbuf.cap ? c->rbuf.cap - c->rbuf.len - 1 : 0;
+    /* never move rbuf while the app holds pointers into the head */
+    if (room < 1024 && !c->streaming_body && c->rbuf.cap < limit) {
+        if (sv_buf_reserve(&c->rbuf, c->rbuf.cap ? c->rbuf.cap : RBUF_INITIAL) < 0)
+            return -ENOMEM;
+    }
+    size_t space = c->rbuf.cap - c->rbuf.len - 1;
+    if (space == 0)
+        return -ENOBUFS;
+    ssize_t n;
+    do {
+        n = recv(c->fd, c->rbuf.data + c->rbuf.len, space, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN ? -EAGAIN : SV_ERRNO();
+    if (n == 0)
+        return 0;
+    c->rbuf.len += (size_t)n;
+    c->rbuf.data[c->rbuf.len] = '\0';
+    if ((size_t)n < space)
+        c->drained = true;
+    return (int)n;
+}
+
+int sv_conn_flush(sv_conn_t *c)
+{
+    while (c->out_off < c->out.len) {
+        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? 0 : SV_ERRNO();
+        }
+        c->out_off += (size_t)n;
+        c->last_progress_ms = sv_now_ms();
+    }
+    while (c->file_fd >= 0 && c->file_left > 0) {
+        off_t off = (off_t)c->file_off;
+        size_t chunk = c->file_left > (1 << 30) ? (1 << 30) : (size_t)c->file_left;
+        ssize_t n = sendfile(c->fd, c->file_fd, &off, chunk);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN ? 0 : SV_ERRNO();
+        }
+        if (n == 0)
+            return -EIO; /* the file shrank under us */
+        c->file_off += n;
+        c->file_left -= n;
+        c->last_progress_ms = sv_now_ms();
+    }
+    sv_buf_reset(&c->out);
+    c->out_off = 0;
+    if (c->file_fd >= 0) {
+        close(c->file_fd);
+        c->file_fd = -1;
+    }
+    return 1;
+}
+
+int sv_conn_flush_blocking(sv_conn_t *c)
+{
+    int64_t timeout = c->srv->o.write_timeout_ms;
+    c->last_progress_ms = sv_now_ms();
+    for (;;) {
+        int r = sv_conn_flush(c);
+        if (r != 0)
+            return r < 0 ? (r == -ECONNRESET ? -EPIPE : r) : 0;
+        int64_t left = c->last_progress_ms + timeout - sv_now_ms();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+        poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+    }
+}
+
+static bool has_output(const sv_conn_t *c)
+{
+    return c->out_off < c->out.len || (c->file_fd >= 0 && c->file_left > 0);
+}
+
+/* ---- parsing and dispatch ----------------------------------------------- */
+
+static int on_body_bytes(void *arg, const char *data, size_t len)
+{
+    sv_conn_t *c = arg;
+    return sv_buf_append(&c->body, data, len);
+}
+
+static void begin_request(sv_conn_t *c, int64_t now)
+{
+    sv_http_parser_begin(&c->parser, &c->req, on_body_bytes, c);
+    c->req_start_ms = now;
+    sv_conn_set_phase(c, PH_HEAD, now + c->srv->o.first_data_timeout_ms, now);
+}
+
+/* Keep the head in place and drop body bytes the parser has copied out. */
+static void compact_body(sv_conn_t *c)
+{
+    size_t head = c->req.head_len;
+    if (c->rpos > head) {
+        memmove(c->rbuf.data + head, c->rbuf.data + c->rpos, c->rbuf.len - c->rpos);
+        c->rbuf.len -= c->rpos - head;
+        c->rpos = head;
+        c->rbuf.data[c->rbuf.len] = '\0';
+    }
+}
+
+int sv_conn_parse(sv_conn_t *c)
+{
+    if (c->rpos >= c->rbuf.len)
+        return SV_HTTP_MORE;
+    size_t used = 0;
+    size_t off = c->head_done ? 0 : c->rpos;
+    sv_http_result_t r = sv_http_parse(&c->parser, c->rbuf.data + c->rpos, c->rbuf.len - c->rpos, off, &used);
+    c->rpos += used;
+    if (r == SV_HTTP_DONE) {
+        if (!c->head_done) {
+            c->head_done = true;
+            sv_req_prepare(c);
+        }
+        c->msg_done = true;
+    } else if (r == SV_HTTP_HEAD) {
+        c->head_done = true;
+        sv_req_prepare(c);
+    }
+    if (c->head_done && r != SV_HTTP_ERROR)
+        compact_body(c);
+    return (int)r;
+}
+
+static void run_out_of_band(sv_server_t *s)
+{
+    sv_app_t *app = s->o.app;
+    if (sv_app_has_hook(app, SV_HOOK_OUT_OF_BAND) && atomic_load(&s->n_busy) == 0)
+        sv_app_hook(app, SV_HOOK_OUT_OF_BAND, serval_context()->worker_index);
+}
+
+static void dispatch(sv_conn_t *c, sv_thread_t *t)
+{
+    sv_server_t *s = c->srv;
+    int64_t now = sv_now_ms();
+    sv_conn_set_phase(c, PH_APP, NO_DEADLINE, now);
+    sv_res_begin(c);
+    int64_t t0 = sv_now_ns();
+    sv_server_app_enter(s, t);
+    s->o.app->tab->handle(s->o.app->data, (serval_request_t *)c, (serval_response_t *)c);
+    int64_t ns = sv_now_ns() - t0;
+    sv_server_app_leave(s, t, ns);
+    sv_res_finish(c);
+    atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
+    c->served++;
+    if (s->o.log_requests)
+        sv_req_log(c, ns);
+    run_out_of_band(s);
+}
+
+static bool wants_stream(const sv_conn_t *c)
+{
+    const sv_http_req_t *r = &c->req;
+    if (r->content_length > 0)
+        return (size_t)r->content_length > c->srv->o.body_buffer_size;
+    return r->chunked && c->body.len > c->srv->o.body_buffer_size;
+}
+
+static void send_continue(sv_conn_t *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (!c->continue_sent && c->req.expect_continue && !c->msg_done)
+        (void)!send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    c->continue_sent = true;
+}
+
+/* One parse step on buffered bytes; may run the app. */
+static int step(sv_conn_t *c, sv_thread_t *t)
+{
+    int64_t now = sv_now_ms();
+    if (c->req_start_ms == 0)
+        begin_request(c, now);
+    bool had_head = c->head_done;
+    int r = sv_conn_parse(c);
+    if (r == SV_HTTP_ERROR) {
+        sv_res_error(c, c->parser.error_status, c->parser.error_reason);
+        return PROGRESS;
+    }
+    if (r == SV_HTTP_DONE) {
+        dispatch(c, t);
+        return PROGRESS;
+    }
+    if (!c->head_done)
+        return NEED_MORE;
+    if (wants_stream(c)) {
+        if (sv_buf_reserve(&c->rbuf, 16384) < 0) {
+            sv_res_error(c, 503, "no memory");
+            return PROGRESS;
+        }
+        c->streaming_body = true;
+        dispatch(c, t);
+        return PROGRESS;
+    }
+    if (!had_head) {
+        send_continue(c);
+        sv_conn_set_phase(c, PH_BODY, now + c->srv->o.first_data_timeout_ms, now);
+    }
+    return r == SV_HTTP_HEAD ? PROGRESS : NEED_MORE;
+}
+
+/* Nothing more can happen until the client sends or reads: set the timeout. */
+static void arm_wait(sv_conn_t *c, int64_t now)
+{
+    sv_server_t *s = c->srv;
+    int ph = atomic_load_explicit(&c->phase, memory_order_relaxed);
+    if (ph == PH_HEAD || ph == PH_BODY) {
+        int64_t a = now + s->o.first_data_timeout_ms;
+        int64_t b = c->req_start_ms + s->o.request_timeout_ms;
+        sv_conn_set_phase(c, (conn_phase_t)ph, a < b ? a : b, now);
+    }
+}
+
+static bool must_linger(const sv_conn_t *c)
+{
+    return c->rpos < c->rbuf.len || (c->head_done && !c->msg_done) || c->parser.error_status;
+}
+
+/* The response is out: next request, close, or linger. */
+static int response_done(sv_conn_t *c)
+{
+    sv_server_t *s = c->srv;
+    int64_t now = sv_now_ms();
+    if (c->close_after || atomic_load_explicit(&s->draining, memory_order_relaxed)) {
+        if (!must_linger(c))
+            return conn_close(c);
+        shutdown(c->fd, SHUT_WR);
+        sv_buf_reset(&c->rbuf);
+        c->rpos = 0;
+        sv_conn_set_phase(c, PH_LINGER, now + LINGER_MS, now);
+        return KEEP;
+    }
+    sv_buf_consume(&c->rbuf, c->rpos);
+    c->rpos = 0;
+    reset_request(c);
+    sv_conn_set_phase(c, PH_IDLE, now + s->o.persistent_timeout_ms, now);
+    return PROGRESS;
+}
+
+static int linger(sv_conn_t *c)
+{
+    char sink[4096];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return KEEP;
+        return conn_close(c);
+    }
+}
+
+static int conn_run(sv_conn_t *c, sv_thread_t *t)
+{
+    for (;;) {
+        if (has_output(c)) {
+            int r = sv_conn_flush(c);
+            if (r < 0)
+                return conn_close(c);
+            if (r == 0) {
+                int64_t now = sv_now_ms();
+                sv_conn_set_phase(c, PH_WRITE, c->last_progress_ms + c->srv->o.write_timeout_ms, now);
+                return KEEP;
+            }
+            r = response_done(c);
+            if (r != PROGRESS)
+                return r;
+        }
+        if (atomic_load_explicit(&c->phase, memory_order_relaxed) == PH_LINGER)
+            return linger(c);
+        if (c->rpos < c->rbuf.len) {
+            int r = step(c, t);
+            if (r == PROGRESS)
+                continue;
+        }
+        if (c->drained) {
+            arm_wait(c, sv_now_ms());
+            return KEEP;
+        }
+        int n = sv_conn_read(c);
+        if (n == -EAGAIN) {
+            c->drained = true;
+        } else if (n == -ENOBUFS) {
+            sv_res_error(c, 431, "request header too large");
+        } else if (n <= 0) {
+            return conn_close(c);
+        }
+    }
+}
+
+void sv_conn_on_event(sv_server_t *s, sv_thread_t *t, uint64_t data)
+{
+    sv_conn_t *c = sv_conn_slot(s, (int)(uint32_t)data, false);
+    uint32_t gen = (uint32_t)(data >> 32);
+    if (!c)
+        return;
+    uint64_t st = atomic_load(&c->state);
+    for (;;) {
+        if (C_GEN(st) != gen || !(st & C_OPEN))
+            return; /* stale event for a closed connection */
+        if (st & C_OWNED) {
+            if ((st & C_PENDING) || atomic_compare_exchange_weak(&c->state, &st, st | C_PENDING))
+                return; /* the owner will run again */
+            continue;
+        }
+        if (atomic_compare_exchange_weak(&c->state, &st, st | C_OWNED))
+            break;
+    }
+    for (;;) {
+        atomic_fetch_and(&c->state, ~(uint64_t)C_PENDING);
+        c->drained = false;
+        if (conn_run(c, t) == CLOSED)
+            return;
+        uint64_t owned = C_MAKE(gen, C_OPEN | C_OWNED);
+        if (atomic_compare_exchange_strong(&c->state, &owned, C_MAKE(gen, C_OPEN)))
+            return;
+    }
+}
+
+/* ---- the sweeper (main thread) ------------------------------------------ */
+
+static bool expired(sv_server_t *s, sv_conn_t *c, int64_t now)
+{
+    int ph = atomic_load_explicit(&c->phase, memory_order_relaxed);
+    if (ph == PH_APP || ph == PH_FREE)
+        return false;
+    if (atomic_load_explicit(&c->deadline_ms, memory_order_relaxed) <= now)
+        return true;
+    return atomic_load_explicit(&s->draining, memory_order_relaxed) && (ph == PH_NEW || ph == PH_IDLE) &&
+           now - atomic_load_explicit(&c->phase_since_ms, memory_order_relaxed) >= DRAIN_GRACE_MS;
+}
+
+static void sweeper_release(sv_server_t *s, sv_conn_t *c, uint64_t st)
+{
+    uint64_t owned = st | C_OWNED;
+    if (atomic_compare_exchange_strong(&c->state, &owned, st))
+        return;
+    /* an event came while we held it: clear, and let epoll hand it out again */
+    atomic_store(&c->state, st);
+    sv_server_requeue(s, c);
+}
+
+void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
+{
+    if (!expired(s, c, now))
+        return;
+    uint64_t st = atomic_load(&c->state);
+    if (!(st & C_OPEN) || (st & C_OWNED) || !atomic_compare_exchange_strong(&c->state, &st, st | C_OWNED))
+        return;
+    if (!expired(s, c, now)) {
+        sweeper_release(s, c, st);
+        return;
+    }
+    int ph = atomic_load(&c->phase);
+    if ((ph == PH_HEAD || ph == PH_BODY) && c->rbuf.len > 0) {
+        /* Puma answers a request that stopped arriving with 408 */
+        sv_res_error(c, 408, "request timeout");
+        sv_conn_flush(c);
+    }
+    conn_close(c);
+}

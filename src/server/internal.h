@@ -1,0 +1,159 @@
+/*
+ * server/internal.h: internal to src/server. Connections, threads, the
+ * server struct, and the functions the files of this module share.
+ */
+#ifndef SV_SERVER_INTERNAL_H
+#define SV_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "server/server.h"
+
+/*
+ * A connection slot's state word: generation in the high 32 bits, flags in
+ * the low ones. The generation changes at every close, so an epoll event
+ * carrying an older generation is recognised as stale and dropped; slots are
+ * never freed, so reading a stale slot is always safe.
+ */
+#define C_OPEN 1u    /* a live connection occupies the slot */
+#define C_OWNED 2u   /* a thread (or the sweeper) is working on it */
+#define C_PENDING 4u /* an event arrived while owned: the owner runs again */
+#define C_GEN(s) ((uint32_t)((s) >> 32))
+#define C_MAKE(gen, flags) (((uint64_t)(gen) << 32) | (flags))
+
+/* What a connection is doing; read by the sweeper to pick a timeout. */
+typedef enum conn_phase {
+    PH_FREE = 0,
+    PH_NEW,    /* accepted, nothing received yet */
+    PH_IDLE,   /* keep-alive, waiting for the next request */
+    PH_HEAD,   /* part of a request head received */
+    PH_BODY,   /* head complete, body arriving (buffered) */
+    PH_APP,    /* the app is running for it */
+    PH_WRITE,  /* a response waits for the client to read */
+    PH_LINGER, /* response sent, our side shut, discarding input until EOF */
+} conn_phase_t;
+
+/* How the current response's body is being produced. */
+typedef enum res_mode { RES_NONE = 0, RES_DONE, RES_STREAM, RES_FILE } res_mode_t;
+
+typedef struct sv_conn {
+    _Atomic uint64_t state;
+    _Atomic int64_t deadline_ms;  /* when the sweeper acts (owner writes) */
+    _Atomic int64_t phase_since_ms;
+    _Atomic int phase;            /* conn_phase_t */
+    int fd;
+    bool is_unix;
+    sv_server_t *srv;
+
+    /* Everything below belongs to the owner. */
+    sv_buf_t rbuf;           /* received bytes: [0, head_len) is the current head */
+    size_t rpos;             /* bytes of rbuf already given to the parser */
+    bool drained;            /* the last read found the socket empty */
+    sv_http_parser_t parser;
+    sv_http_req_t req;
+    sv_http_header_t *headers;
+    bool head_done, msg_done;
+    bool streaming_body;     /* the app reads the body as it arrives */
+    sv_buf_t body;           /* decoded body bytes not yet read by the app */
+    size_t body_off;
+    bool continue_sent;
+    int64_t req_start_ms;
+    sv_buf_t scratch;        /* path and query copies */
+    uint32_t path_off, query_off;
+    char peer[64];
+
+    /* the response */
+    int status;
+    res_mode_t res_mode;
+    sv_buf_t res_headers;    /* "Name: value\r\n" lines added by the app */
+    bool res_has_ctype;
+    bool head_written;       /* streamed: the head went out */
+    bool chunked_out;
+    bool close_after;
+    int64_t res_bytes;       /* body bytes, for the request log */
+    sv_buf_t out;            /* bytes waiting to be written */
+    size_t out_off;
+    int file_fd;
+    int64_t file_off, file_left;
+    int64_t last_progress_ms;
+    int64_t app_start_ns;
+    unsigned served;         /* requests answered on this connection */
+} sv_conn_t;
+
+/* One serving thread. */
+typedef struct sv_thread {
+    _Alignas(64) _Atomic int active; /* inside a connection or the app (fork gate) */
+    _Atomic int in_use;              /* slot holds a running thread */
+    pthread_t tid;
+    _Atomic uint64_t requests;
+    _Atomic uint64_t app_ns;
+    int64_t app_ewma_ns;             /* this thread's recent app time */
+    sv_server_t *srv;
+    int index;
+} sv_thread_t;
+
+#define SV_CONN_CHUNK 256
+#define SV_MAX_THREADS 1024
+
+struct sv_server {
+    sv_server_opts_t o;
+    int epfd;
+    int wake_fd;               /* eventfd, level-triggered: wakes every thread at stop */
+    bool started;
+    _Atomic bool stop;
+    _Atomic bool draining;
+    _Atomic bool accepting;
+    _Atomic bool paused;       /* fork gate closed */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    pthread_mutex_t grow_mu;   /* conn chunk table growth, thread start */
+
+    _Atomic(sv_conn_t *) *chunks; /* slot table, indexed by fd / SV_CONN_CHUNK */
+    size_t n_chunks;
+
+    sv_thread_t *threads;      /* max_threads entries */
+    _Atomic int n_threads;
+    _Atomic int n_busy;        /* app calls running */
+    _Atomic int n_conns;
+    _Atomic int conns_max;
+    _Atomic uint64_t progress; /* bumped whenever a thread leaves epoll_wait or the app */
+    uint64_t progress_seen;
+    int64_t drain_started_ms;
+};
+
+/* conn.c */
+void sv_conn_on_event(sv_server_t *s, sv_thread_t *t, uint64_t data);
+int sv_conn_accept(sv_server_t *s, int fd, bool is_unix, int64_t now_ms);
+void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now_ms);
+sv_conn_t *sv_conn_slot(sv_server_t *s, int fd, bool create);
+void sv_conn_set_phase(sv_conn_t *c, conn_phase_t ph, int64_t deadline_ms, int64_t now_ms);
+/* Write pending output without blocking: 1 done, 0 would block, <0 error. */
+int sv_conn_flush(sv_conn_t *c);
+/* Write pending output, waiting for the client up to the write timeout (app threads). */
+int sv_conn_flush_blocking(sv_conn_t *c);
+/* Feed buffered bytes to the parser; used by the body reader too. */
+int sv_conn_parse(sv_conn_t *c);
+/* Read from the socket once into rbuf: >0 bytes, 0 EOF, -EAGAIN, <0 error. */
+int sv_conn_read(sv_conn_t *c);
+
+/* request.c: the serval_request_* / serval_response_* implementation */
+void sv_res_begin(sv_conn_t *c);
+/* Finish whatever the app left: 500 if nothing, terminating chunk if streamed. */
+void sv_res_finish(sv_conn_t *c);
+/* Queue an error response and mark the connection to close. */
+void sv_res_error(sv_conn_t *c, int status, const char *reason);
+/* Date header value for now (per-thread cache). */
+const char *sv_res_date(void);
+void sv_req_prepare(sv_conn_t *c);
+void sv_req_log(sv_conn_t *c, int64_t started_ns);
+
+/* server.c */
+void sv_server_app_enter(sv_server_t *s, sv_thread_t *t);
+void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns);
+void sv_server_requeue(sv_server_t *s, sv_conn_t *c);
+int64_t sv_server_now_ms(void);
+
+#endif

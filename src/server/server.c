@@ -1,0 +1,482 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/time.h"
+#include "os/sig.h"
+#include "server/internal.h"
+
+#define TAG_LISTENER (1ull << 63)
+#define TAG_WAKE (1ull << 62)
+#define BATCH_MAX 8
+#define ACCEPT_BATCH 64
+#define THREAD_TRIM_MS 30000
+/* An app call slower than this hands the rest of its batch to other threads. */
+#define SLOW_APP_NS 1000000
+/* Above this average app time, threads take one event at a time. */
+#define BATCHING_LIMIT_NS 100000
+
+int64_t sv_server_now_ms(void)
+{
+    return sv_now_ms();
+}
+
+sv_server_t *sv_server_new(const sv_server_opts_t *opts)
+{
+    sv_server_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->o = *opts;
+    if (s->o.max_threads < 1)
+        s->o.max_threads = 1;
+    if (s->o.max_threads > SV_MAX_THREADS)
+        s->o.max_threads = SV_MAX_THREADS;
+    s->epfd = s->wake_fd = -1;
+    s->threads = calloc((size_t)s->o.max_threads, sizeof(sv_thread_t));
+    /* one chunk pointer per SV_CONN_CHUNK fds up to the fd limit */
+    long maxfd = sysconf(_SC_OPEN_MAX);
+    s->n_chunks = (size_t)((maxfd > 0 ? maxfd : 65536) + SV_CONN_CHUNK - 1) / SV_CONN_CHUNK;
+    s->chunks = calloc(s->n_chunks, sizeof(*s->chunks));
+    if (!s->threads || !s->chunks) {
+        free(s->threads);
+        free(s->chunks);
+        free(s);
+        return NULL;
+    }
+    pthread_mutex_init(&s->gate_mu, NULL);
+    pthread_cond_init(&s->gate_cv, NULL);
+    pthread_mutex_init(&s->grow_mu, NULL);
+    atomic_store(&s->accepting, true);
+    return s;
+}
+
+static int listen_ctl(sv_server_t *s, int op)
+{
+    for (int i = 0; i < s->o.n_listeners; i++) {
+        if (s->o.listeners[i].fd < 0)
+            continue;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTENER | (uint64_t)i};
+        if (epoll_ctl(s->epfd, op, s->o.listeners[i].fd, &ev) < 0 && op == EPOLL_CTL_ADD && errno != EEXIST)
+            return SV_ERRNO();
+    }
+    return 0;
+}
+
+/* ---- load balancing between workers ----------------------------------- */
+
+static void publish_load(sv_server_t *s, int busy)
+{
+    if (s->o.load)
+        __atomic_store_n(&s->o.load[s->o.load_index].busy, busy, __ATOMIC_RELAXED);
+}
+
+/*
+ * Puma's wait_for_less_busy_worker, with knowledge of the peers: a worker
+ * that is running app calls while another worker is less busy waits a
+ * moment (proportional to how busy it is) so the idle worker takes the
+ * connection. Only the accepting thread waits.
+ */
+static void maybe_defer_accept(sv_server_t *s)
+{
+    if (!s->o.load || s->o.wait_for_less_busy <= 0)
+        return;
+    int busy = atomic_load_explicit(&s->n_busy, memory_order_relaxed);
+    if (busy == 0)
+        return;
+    bool peer_less_busy = false;
+    for (int i = 0; i < s->o.n_load && !peer_less_busy; i++) {
+        const sv_load_slot_t *l = &s->o.load[i];
+        if (i != s->o.load_index && __atomic_load_n(&l->max, __ATOMIC_RELAXED) > 0 &&
+            __atomic_load_n(&l->busy, __ATOMIC_RELAXED) < busy)
+            peer_less_busy = true;
+    }
+    if (!peer_less_busy)
+        return;
+    int64_t ns = (int64_t)(s->o.wait_for_less_busy * 1e9 * busy / s->o.max_threads);
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    nanosleep(&ts, NULL);
+}
+
+static void on_listener(sv_server_t *s, int idx)
+{
+    if (!atomic_load(&s->accepting))
+        return;
+    maybe_defer_accept(s);
+    const sv_listener_t *l = &s->o.listeners[idx];
+    int64_t now = sv_now_ms();
+    for (int i = 0; i < ACCEPT_BATCH && l->fd >= 0; i++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ECONNABORTED || errno == EINTR)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                sv_log_error("! accept: %s (raise the open file limit)", strerror(errno));
+            break;
+        }
+        if (sv_conn_accept(s, fd, l->bind.kind == SV_BIND_UNIX, now) < 0)
+            close(fd);
+    }
+}
+
+/* ---- the fork gate ---------------------------------------------------- */
+
+static void gate_wait(sv_server_t *s, sv_thread_t *t)
+{
+    while (atomic_load(&s->paused)) {
+        atomic_store(&t->active, 0);
+        pthread_mutex_lock(&s->gate_mu);
+        while (atomic_load(&s->paused))
+            pthread_cond_wait(&s->gate_cv, &s->gate_mu);
+        pthread_mutex_unlock(&s->gate_mu);
+        atomic_store(&t->active, 1);
+    }
+}
+
+int sv_server_quiesce(sv_server_t *s, int timeout_ms)
+{
+    atomic_store(&s->paused, true);
+    int64_t deadline = sv_now_ms() + timeout_ms;
+    for (;;) {
+        bool quiet = true;
+        for (int i = 0; i < s->o.max_threads && quiet; i++)
+            if (atomic_load(&s->threads[i].in_use) && atomic_load(&s->threads[i].active))
+                quiet = false;
+        if (quiet)
+            return 0;
+        if (sv_now_ms() >= deadline) {
+            sv_server_unquiesce(s);
+            return -ETIMEDOUT;
+        }
+        sv_sleep_ms(1);
+    }
+}
+
+void sv_server_unquiesce(sv_server_t *s)
+{
+    pthread_mutex_lock(&s->gate_mu);
+    atomic_store(&s->paused, false);
+    pthread_cond_broadcast(&s->gate_cv);
+    pthread_mutex_unlock(&s->gate_mu);
+}
+
+/* ---- threads ---------------------------------------------------------- */
+
+static int start_thread(sv_server_t *s);
+
+void sv_server_app_enter(sv_server_t *s, sv_thread_t *t)
+{
+    int busy = atomic_fetch_add(&s->n_busy, 1) + 1;
+    publish_load(s, busy);
+    /* keep one thread free to take new work while capacity remains */
+    if (busy >= atomic_load(&s->n_threads) && atomic_load(&s->n_threads) < s->o.max_threads)
+        start_thread(s);
+    (void)t;
+}
+
+void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
+{
+    int busy = atomic_fetch_sub(&s->n_busy, 1) - 1;
+    publish_load(s, busy);
+    atomic_fetch_add_explicit(&t->app_ns, (uint64_t)ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->progress, 1, memory_order_relaxed);
+    t->app_ewma_ns += (ns - t->app_ewma_ns) / 8;
+}
+
+/* Give a connection's readiness back to epoll so another thread takes it. */
+void sv_server_requeue(sv_server_t *s, sv_conn_t *c)
+{
+    uint64_t st = atomic_load(&c->state);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = ((uint64_t)C_GEN(st) << 32) | (uint32_t)c->fd};
+    epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void handle_batch(sv_server_t *s, sv_thread_t *t, struct epoll_event *ev, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uint64_t d = ev[i].data.u64;
+        if (d & TAG_WAKE)
+            continue;
+        if (d & TAG_LISTENER) {
+            on_listener(s, (int)(d & 0xffff));
+            continue;
+        }
+        int64_t before = atomic_load_explicit(&t->app_ns, memory_order_relaxed);
+        sv_conn_on_event(s, t, d);
+        int64_t spent = (int64_t)atomic_load_explicit(&t->app_ns, memory_order_relaxed) - before;
+        if (spent > SLOW_APP_NS && i + 1 < n) {
+            /* a slow app call held these events back: let idle threads have them */
+            for (int j = i + 1; j < n; j++) {
+                uint64_t dj = ev[j].data.u64;
+                if (dj & (TAG_WAKE | TAG_LISTENER))
+                    continue;
+                sv_conn_t *c = sv_conn_slot(s, (int)(uint32_t)dj, false);
+                if (c && C_GEN(atomic_load(&c->state)) == (uint32_t)(dj >> 32))
+                    sv_server_requeue(s, c);
+            }
+            return;
+        }
+    }
+}
+
+static bool should_trim(sv_server_t *s, int64_t idle_since)
+{
+    int floor = s->o.min_threads > 1 ? s->o.min_threads : 1;
+    if (atomic_load(&s->n_threads) <= floor || sv_now_ms() - idle_since < THREAD_TRIM_MS)
+        return false;
+    int n = atomic_load(&s->n_threads);
+    return n > floor && atomic_compare_exchange_strong(&s->n_threads, &n, n - 1);
+}
+
+static void *thread_main(void *arg)
+{
+    sv_thread_t *t = arg;
+    sv_server_t *s = t->srv;
+    struct epoll_event ev[BATCH_MAX];
+    int64_t idle_since = sv_now_ms();
+    for (;;) {
+        int floor = s->o.min_threads > 1 ? s->o.min_threads : 1;
+        int timeout = atomic_load(&s->n_threads) > floor ? 1000 : -1;
+        int batch = t->app_ewma_ns > BATCHING_LIMIT_NS ? 1 : BATCH_MAX;
+        atomic_store(&t->active, 0);
+        int n = epoll_wait(s->epfd, ev, batch, timeout);
+        atomic_store(&t->active, 1);
+        atomic_fetch_add_explicit(&s->progress, 1, memory_order_relaxed);
+        if (atomic_load(&s->paused))
+            gate_wait(s, t);
+        if (atomic_load(&s->stop))
+            break;
+        if (n > 0) {
+            handle_batch(s, t, ev, n);
+            idle_since = sv_now_ms();
+        } else if (n == 0 && should_trim(s, idle_since)) {
+            atomic_store(&t->active, 0);
+            atomic_store(&t->in_use, 0);
+            pthread_detach(t->tid);
+            return NULL;
+        }
+    }
+    atomic_store(&t->active, 0);
+    return NULL;
+}
+
+static int start_thread(sv_server_t *s)
+{
+    pthread_mutex_lock(&s->grow_mu);
+    int rc = 0;
+    int n = atomic_load(&s->n_threads);
+    sv_thread_t *t = NULL;
+    for (int i = 0; i < s->o.max_threads && n < s->o.max_threads && !t; i++)
+        if (!atomic_load(&s->threads[i].in_use))
+            t = &s->threads[i];
+    if (t) {
+        atomic_store(&t->in_use, 1);
+        t->srv = s;
+        t->index = (int)(t - s->threads);
+        atomic_fetch_add(&s->n_threads, 1);
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 1 << 20);
+        /* threads never take signals: the main thread's loop owns them */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        rc = -pthread_create(&t->tid, &attr, thread_main, t);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+        if (rc < 0) {
+            atomic_store(&t->in_use, 0);
+            atomic_fetch_sub(&s->n_threads, 1);
+        }
+    }
+    pthread_mutex_unlock(&s->grow_mu);
+    return rc;
+}
+
+int sv_server_start(sv_server_t *s)
+{
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epfd < 0)
+        return SV_ERRNO();
+    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->wake_fd < 0)
+        return SV_ERRNO();
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0)
+        return SV_ERRNO();
+    int rc = listen_ctl(s, EPOLL_CTL_ADD);
+    if (rc < 0)
+        return rc;
+    if (s->o.load) {
+        __atomic_store_n(&s->o.load[s->o.load_index].max, s->o.max_threads, __ATOMIC_RELAXED);
+        publish_load(s, 0);
+    }
+    int want = s->o.min_threads > 1 ? s->o.min_threads : 1;
+    for (int i = 0; i < want && rc == 0; i++)
+        rc = start_thread(s);
+    s->started = true;
+    return rc;
+}
+
+/* ---- stop, drain ------------------------------------------------------ */
+
+void sv_server_stop_accepting(sv_server_t *s, bool close_listeners)
+{
+    if (s->epfd >= 0)
+        listen_ctl(s, EPOLL_CTL_DEL);
+    atomic_store(&s->accepting, false);
+    /* whatever the kernel queued for us is served, not dropped */
+    int64_t now = sv_now_ms();
+    for (int i = 0; i < s->o.n_listeners && close_listeners; i++) {
+        sv_listener_t *l = &s->o.listeners[i];
+        for (int k = 0; k < ACCEPT_BATCH * 16 && l->fd >= 0; k++) {
+            int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                break;
+            if (sv_conn_accept(s, fd, l->bind.kind == SV_BIND_UNIX, now) < 0)
+                close(fd);
+        }
+        sv_listener_close(l, false);
+    }
+}
+
+void sv_server_resume_accepting(sv_server_t *s)
+{
+    atomic_store(&s->accepting, true);
+    if (s->epfd >= 0)
+        listen_ctl(s, EPOLL_CTL_ADD);
+}
+
+void sv_server_drain(sv_server_t *s)
+{
+    if (!atomic_exchange(&s->draining, true))
+        s->drain_started_ms = sv_now_ms();
+}
+
+int sv_server_connections(const sv_server_t *s)
+{
+    return atomic_load(&((sv_server_t *)s)->n_conns);
+}
+
+void sv_server_tick(sv_server_t *s, int64_t now_ms)
+{
+    for (size_t ci = 0; ci < s->n_chunks; ci++) {
+        sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
+        if (!chunk)
+            continue;
+        for (int k = 0; k < SV_CONN_CHUNK; k++) {
+            sv_conn_t *c = &chunk[k];
+            uint64_t st = atomic_load_explicit(&c->state, memory_order_acquire);
+            if ((st & C_OPEN) && !(st & C_OWNED))
+                sv_conn_sweep(s, c, now_ms);
+        }
+    }
+}
+
+void sv_server_shutdown(sv_server_t *s)
+{
+    if (!s->started)
+        return;
+    atomic_store(&s->stop, true);
+    uint64_t one = 1;
+    (void)!write(s->wake_fd, &one, sizeof(one));
+    sv_server_unquiesce(s);
+    for (int i = 0; i < s->o.max_threads; i++)
+        if (atomic_load(&s->threads[i].in_use))
+            pthread_join(s->threads[i].tid, NULL);
+    /* threads are gone: close what is left (force_shutdown or halt) */
+    for (size_t ci = 0; ci < s->n_chunks; ci++) {
+        sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
+        for (int k = 0; chunk && k < SV_CONN_CHUNK; k++)
+            if (atomic_load(&chunk[k].state) & C_OPEN)
+                close(chunk[k].fd);
+    }
+    s->started = false;
+}
+
+void sv_server_forget_in_child(sv_server_t *s)
+{
+    for (size_t ci = 0; ci < s->n_chunks; ci++) {
+        sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
+        for (int k = 0; chunk && k < SV_CONN_CHUNK; k++)
+            if (atomic_load(&chunk[k].state) & C_OPEN)
+                close(chunk[k].fd);
+    }
+    if (s->epfd >= 0)
+        close(s->epfd);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    s->epfd = s->wake_fd = -1;
+    s->started = false;
+}
+
+void sv_server_free(sv_server_t *s)
+{
+    if (!s)
+        return;
+    if (s->epfd >= 0)
+        close(s->epfd);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    for (size_t ci = 0; ci < s->n_chunks; ci++) {
+        sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
+        for (int k = 0; chunk && k < SV_CONN_CHUNK; k++) {
+            sv_buf_free(&chunk[k].rbuf);
+            sv_buf_free(&chunk[k].body);
+            sv_buf_free(&chunk[k].out);
+            sv_buf_free(&chunk[k].scratch);
+            sv_buf_free(&chunk[k].res_headers);
+            free(chunk[k].headers);
+        }
+        free(chunk);
+    }
+    free(s->chunks);
+    free(s->threads);
+    free(s);
+}
+
+/* ---- stats ------------------------------------------------------------ */
+
+uint64_t sv_server_requests(const sv_server_t *s)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < s->o.max_threads; i++)
+        n += atomic_load_explicit(&s->threads[i].requests, memory_order_relaxed);
+    return n;
+}
+
+void sv_server_stats(sv_server_t *s, sv_server_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    int busy = atomic_load(&s->n_busy);
+    out->running = atomic_load(&s->n_threads);
+    out->busy_threads = busy;
+    out->max_threads = s->o.max_threads;
+    out->pool_capacity = s->o.max_threads - busy > 0 ? s->o.max_threads - busy : 0;
+    out->requests_count = sv_server_requests(s);
+    out->connections = atomic_load(&s->n_conns);
+    out->connections_max = atomic_exchange(&s->conns_max, out->connections);
+    for (int i = 0; i < s->o.max_threads; i++)
+        out->app_ns_total += atomic_load_explicit(&s->threads[i].app_ns, memory_order_relaxed);
+    for (int i = 0; i < s->o.n_listeners; i++) {
+        int q = sv_listener_queue_len(&s->o.listeners[i]);
+        if (q > 0)
+            out->backlog += q;
+    }
+}
+
+bool sv_server_progressing(sv_server_t *s)
+{
+    uint64_t p = atomic_load(&s->progress);
+    bool moved = p != s->progress_seen;
+    s->progress_seen = p;
+    /* all threads inside the app and none came out: stuck */
+    return moved || atomic_load(&s->n_busy) < atomic_load(&s->n_threads) ||
+           atomic_load(&s->n_threads) < s->o.max_threads;
+}

@@ -1,0 +1,117 @@
+/*
+ * server.h: one serving process: listeners, connections, threads, the app.
+ *
+ * Threads. Up to max_threads threads share one epoll instance. Every
+ * connection is registered once, edge-triggered; whichever thread receives
+ * its event takes ownership (an atomic flag in the connection), reads,
+ * parses, calls the app on that same thread, writes, and gives ownership
+ * back. A connection that is idle or still sending a partial request holds
+ * no thread. Events that arrive while another thread owns the connection are
+ * remembered (a pending flag) and handled by the owner before it lets go.
+ * So any free thread takes any ready request, at most max_threads app calls
+ * run at once, and a request costs no thread hand-off.
+ *
+ * The main thread never serves: it calls sv_server_tick every ~100 ms to
+ * enforce client timeouts and drain, and uses the other calls to stop,
+ * quiesce for a fork, and read stats.
+ */
+#ifndef SV_SERVER_SERVER_H
+#define SV_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "app/app.h"
+#include "http/parser.h"
+#include "os/listen.h"
+
+typedef struct sv_server sv_server_t;
+
+/* Per-worker busy counts shared between workers (cluster load balancing). */
+typedef struct sv_load_slot {
+    _Alignas(64) int busy;  /* app calls running */
+    int max;                /* max_threads; 0 = slot unused */
+} sv_load_slot_t;
+
+typedef struct sv_server_opts {
+    sv_listener_t *listeners;   /* borrowed; stay owned by the caller */
+    int n_listeners;
+    int min_threads, max_threads;
+    sv_http_limits_t limits;
+    size_t body_buffer_size;
+    int max_keep_alive;          /* 0 = unlimited */
+    int64_t persistent_timeout_ms;
+    int64_t first_data_timeout_ms;
+    int64_t request_timeout_ms;
+    int64_t write_timeout_ms;    /* no progress writing a response */
+    bool log_requests;
+    sv_app_t *app;               /* borrowed, initialised */
+    /* cluster balancing: NULL in single mode */
+    sv_load_slot_t *load;        /* shared table */
+    int n_load;
+    int load_index;              /* this worker's slot */
+    double wait_for_less_busy;   /* seconds, max delay before accept when busier than a peer */
+} sv_server_opts_t;
+
+typedef struct sv_server_stats {
+    int backlog;             /* connections waiting in the listeners' accept queues */
+    int running;             /* threads started */
+    int pool_capacity;       /* app calls that could start now */
+    int busy_threads;        /* app calls running */
+    int max_threads;
+    uint64_t requests_count; /* responses completed since start */
+    int connections;         /* open client connections */
+    int connections_max;     /* most open since the previous read */
+    uint64_t app_ns_total;   /* time spent in the app */
+} sv_server_stats_t;
+
+/* Allocate; nothing started. Returns NULL on allocation failure. */
+sv_server_t *sv_server_new(const sv_server_opts_t *opts);
+/* Create the epoll set, register listeners, start min(1..) threads. */
+int sv_server_start(sv_server_t *s);
+/* Timeouts and drain; call from the main thread about every 100 ms. */
+void sv_server_tick(sv_server_t *s, int64_t now_ms);
+/*
+ * Stop taking new connections: take the listeners out of the epoll set,
+ * accept once more whatever is already queued (so nothing queued is lost),
+ * and if close_listeners, close this process's copies.
+ */
+void sv_server_stop_accepting(sv_server_t *s, bool close_listeners);
+/* Resume accepting (after a refused refork, say). */
+void sv_server_resume_accepting(sv_server_t *s);
+/*
+ * Graceful drain: responses from now on close their connections, idle
+ * keep-alive connections are closed, requests in progress finish.
+ */
+void sv_server_drain(sv_server_t *s);
+/* Open client connections. */
+int sv_server_connections(const sv_server_t *s);
+/* Stop all threads (joins) and close every connection. */
+void sv_server_shutdown(sv_server_t *s);
+void sv_server_free(sv_server_t *s);
+/* Fill *out; resets connections_max. */
+void sv_server_stats(sv_server_t *s, sv_server_stats_t *out);
+/* Requests completed since start (cheap). */
+uint64_t sv_server_requests(const sv_server_t *s);
+/*
+ * Has any thread made progress since the previous call? False when every
+ * thread has been inside the app the whole time (all stuck), so the worker
+ * stops checking in and the master's worker_timeout applies.
+ */
+bool sv_server_progressing(sv_server_t *s);
+
+/*
+ * Fork gate. sv_server_quiesce waits (up to timeout_ms) until no thread is
+ * handling a connection or inside the app, and holds every thread at the
+ * gate; returns 0 or -ETIMEDOUT (then nothing is held). sv_server_unquiesce
+ * lets them go. Between the two the calling thread may fork safely.
+ */
+int sv_server_quiesce(sv_server_t *s, int timeout_ms);
+void sv_server_unquiesce(sv_server_t *s);
+/*
+ * In a child forked while quiesced: close the parent's client connections,
+ * epoll and wake fds (the listeners stay). The server must not be used after.
+ */
+void sv_server_forget_in_child(sv_server_t *s);
+
+#endif
