@@ -201,7 +201,7 @@ int sv_single_run(sv_runtime_t *rt)
     sv_app_hook(&rt->app, SV_HOOK_ON_BOOTED, -1);
     sv_oplog_finish_current(&s.ops, true, NULL);
     for (;;) {
-        sv_loop_run_once(s.loop, 100);
+        sv_loop_run_once(s.loop, 20);
         int64_t now = sv_now_ms();
         sv_server_tick(s.srv, now);
         sv_control_tick(s.control, now);

@@ -172,7 +172,7 @@ static void serve(worker_t *w)
             ping(w, now);
         struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN},
                               {.fd = w->master_gone ? -1 : w->chan, .events = POLLIN}};
-        int n = poll(p, 2, 100);
+        int n = poll(p, 2, 20);
         if (n > 0 && p[0].revents)
             on_signals(w);
         if (n > 0 && p[1].revents)

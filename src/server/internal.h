@@ -91,6 +91,8 @@ typedef struct sv_thread {
     _Atomic uint64_t requests;
     _Atomic uint64_t app_ns;
     int64_t app_ewma_ns;             /* this thread's recent app time */
+    _Atomic int64_t app_since_ns;    /* start of the running app call, 0 = none */
+    int64_t next_trim_check_ms;
     sv_server_t *srv;
     int index;
 } sv_thread_t;
@@ -119,9 +121,11 @@ struct sv_server {
     _Atomic int n_busy;        /* app calls running */
     _Atomic int n_conns;
     _Atomic int conns_max;
+    _Atomic int64_t app_ewma_ns; /* recent app call duration, all threads */
     _Atomic uint64_t progress; /* bumped whenever a thread leaves epoll_wait or the app */
     uint64_t progress_seen;
     int64_t drain_started_ms;
+    int64_t last_sweep_ms;
 };
 
 /* conn.c */

@@ -21,6 +21,14 @@
 #define SLOW_APP_NS 1000000
 /* Above this average app time, threads take one event at a time. */
 #define BATCHING_LIMIT_NS 100000
+/*
+ * Below this average app time one thread per process keeps up with its
+ * share of the cores, and more threads only add context switches; above it
+ * a thread is added whenever all are in the app.
+ */
+#define GROW_LIMIT_NS 20000
+/* All threads inside one app call each for this long: add a thread whatever the average says. */
+#define STUCK_NS 100000000
 
 int64_t sv_server_now_ms(void)
 {
@@ -171,21 +179,25 @@ static int start_thread(sv_server_t *s);
 
 void sv_server_app_enter(sv_server_t *s, sv_thread_t *t)
 {
+    atomic_store_explicit(&t->app_since_ns, sv_now_ns(), memory_order_relaxed);
     int busy = atomic_fetch_add(&s->n_busy, 1) + 1;
     publish_load(s, busy);
-    /* keep one thread free to take new work while capacity remains */
-    if (busy >= atomic_load(&s->n_threads) && atomic_load(&s->n_threads) < s->o.max_threads)
+    /* keep one thread free to take new work while the app is slow and capacity remains */
+    if (busy >= atomic_load(&s->n_threads) && atomic_load(&s->n_threads) < s->o.max_threads &&
+        atomic_load_explicit(&s->app_ewma_ns, memory_order_relaxed) > GROW_LIMIT_NS)
         start_thread(s);
-    (void)t;
 }
 
 void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
 {
+    atomic_store_explicit(&t->app_since_ns, 0, memory_order_relaxed);
     int busy = atomic_fetch_sub(&s->n_busy, 1) - 1;
     publish_load(s, busy);
     atomic_fetch_add_explicit(&t->app_ns, (uint64_t)ns, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->progress, 1, memory_order_relaxed);
     t->app_ewma_ns += (ns - t->app_ewma_ns) / 8;
+    int64_t e = atomic_load_explicit(&s->app_ewma_ns, memory_order_relaxed);
+    atomic_store_explicit(&s->app_ewma_ns, e + (ns - e) / 16, memory_order_relaxed);
 }
 
 /* Give a connection's readiness back to epoll so another thread takes it. */
@@ -225,10 +237,23 @@ static void handle_batch(sv_server_t *s, sv_thread_t *t, struct epoll_event *ev,
     }
 }
 
-static bool should_trim(sv_server_t *s, int64_t idle_since)
+/*
+ * A thread above min_threads leaves after THREAD_TRIM_MS without work, or,
+ * while the app is fast, within a second (extra threads then only add
+ * context switches).
+ */
+static bool should_trim(sv_server_t *s, sv_thread_t *t, int64_t idle_since)
 {
     int floor = s->o.min_threads > 1 ? s->o.min_threads : 1;
-    if (atomic_load(&s->n_threads) <= floor || sv_now_ms() - idle_since < THREAD_TRIM_MS)
+    int64_t now = sv_now_ms();
+    if (atomic_load(&s->n_threads) <= floor)
+        return false;
+    bool fast = false;
+    if (now >= t->next_trim_check_ms) {
+        t->next_trim_check_ms = now + 1000;
+        fast = atomic_load_explicit(&s->app_ewma_ns, memory_order_relaxed) < GROW_LIMIT_NS / 2;
+    }
+    if (!fast && now - idle_since < THREAD_TRIM_MS)
         return false;
     int n = atomic_load(&s->n_threads);
     return n > floor && atomic_compare_exchange_strong(&s->n_threads, &n, n - 1);
@@ -240,6 +265,7 @@ static void *thread_main(void *arg)
     sv_server_t *s = t->srv;
     struct epoll_event ev[BATCH_MAX];
     int64_t idle_since = sv_now_ms();
+    t->next_trim_check_ms = idle_since + 1000;
     for (;;) {
         int floor = s->o.min_threads > 1 ? s->o.min_threads : 1;
         int timeout = atomic_load(&s->n_threads) > floor ? 1000 : -1;
@@ -255,7 +281,8 @@ static void *thread_main(void *arg)
         if (n > 0) {
             handle_batch(s, t, ev, n);
             idle_since = sv_now_ms();
-        } else if (n == 0 && should_trim(s, idle_since)) {
+        }
+        if (n >= 0 && should_trim(s, t, idle_since)) {
             atomic_store(&t->active, 0);
             atomic_store(&t->in_use, 0);
             pthread_detach(t->tid);
@@ -364,8 +391,30 @@ int sv_server_connections(const sv_server_t *s)
     return atomic_load(&((sv_server_t *)s)->n_conns);
 }
 
+/* Every thread has been inside one app call for STUCK_NS (a slow call the average did not predict). */
+static bool all_stuck(sv_server_t *s)
+{
+    int n = atomic_load(&s->n_threads);
+    if (n >= s->o.max_threads || atomic_load(&s->n_busy) < n)
+        return false;
+    int64_t now = sv_now_ns();
+    for (int i = 0; i < s->o.max_threads; i++) {
+        if (!atomic_load(&s->threads[i].in_use))
+            continue;
+        int64_t since = atomic_load_explicit(&s->threads[i].app_since_ns, memory_order_relaxed);
+        if (!since || now - since < STUCK_NS)
+            return false;
+    }
+    return true;
+}
+
 void sv_server_tick(sv_server_t *s, int64_t now_ms)
 {
+    if (s->started && !atomic_load(&s->paused) && all_stuck(s))
+        start_thread(s);
+    if (now_ms - s->last_sweep_ms < 100)
+        return;
+    s->last_sweep_ms = now_ms;
     for (size_t ci = 0; ci < s->n_chunks; ci++) {
         sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
         if (!chunk)
