@@ -168,9 +168,12 @@ int64_t serval_request_content_length(const serval_request_t *req);
 const void *serval_request_body(const serval_request_t *req, size_t *len);
 /*
  * Read up to cap bytes of the body into buf. Returns the number of bytes
- * read, 0 at the end of the body, or a negative errno value. Works for
- * buffered and streamed bodies alike; blocks the calling thread while a
- * streamed body has not arrived (up to first_data_timeout).
+ * read, 0 at the end of the body, or a negative errno value: -EMSGSIZE
+ * when the body exceeds max_body_size, -EPROTO when it is malformed,
+ * -ETIMEDOUT, -EPIPE. After such an error serval answers the request itself
+ * (413, 400, 408) unless the app already started a streamed response.
+ * Works for buffered and streamed bodies alike; blocks the calling thread
+ * while a streamed body has not arrived (up to first_data_timeout).
  */
 long serval_request_read(serval_request_t *req, void *buf, size_t cap);
 /* The client: "127.0.0.1:53210", "[::1]:53210", or "unix". */

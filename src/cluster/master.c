@@ -674,13 +674,7 @@ static void finish(sv_master_t *m)
     sv_control_close(m->control, true);
     sv_state_remove(m->rt);
     sv_rt_remove_pidfile(m->rt);
-    sv_rt_close_listeners(m->rt, true);
-    /* unix socket files we created go too (the listeners were closed earlier without unlinking) */
-    for (int i = 0; i < m->rt->n_listeners; i++) {
-        sv_listener_t *l = &m->rt->listeners[i];
-        if (l->bind.kind == SV_BIND_UNIX && l->created_path)
-            unlink(l->bind.path);
-    }
+    sv_rt_close_listeners(m->rt, true); /* closed at stop; this removes our socket files */
     sv_log("- Goodbye!");
     exit(0);
 }

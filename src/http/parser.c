@@ -199,7 +199,8 @@ void sv_http_parser_begin(sv_http_parser_t *p, sv_http_req_t *req, sv_http_body_
 
 static sv_http_result_t map_error(sv_http_parser_t *p, llhttp_errno_t e)
 {
-    if (e != HPE_USER) {
+    /* a callback of ours failed with its own status; llhttp may report it under its callback's code */
+    if (e != HPE_USER && !p->error_status) {
         switch (e) {
         case HPE_INVALID_METHOD: p->error_status = 501; break;
         case HPE_INVALID_VERSION: p->error_status = 505; break;

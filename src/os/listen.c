@@ -292,9 +292,11 @@ void sv_listener_close(sv_listener_t *l, bool unlink_path)
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
-    if (unlink_path && l->created_path && l->bind.kind == SV_BIND_UNIX)
+    /* remember the file is ours even when closing early: a later close may remove it */
+    if (unlink_path && l->created_path && l->bind.kind == SV_BIND_UNIX) {
         unlink(l->bind.path);
-    l->created_path = false;
+        l->created_path = false;
+    }
 }
 
 int sv_listener_port(const sv_listener_t *l)

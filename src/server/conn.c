@@ -65,6 +65,7 @@ static void reset_request(sv_conn_t *c)
     c->head_done = c->msg_done = false;
     c->streaming_body = false;
     c->continue_sent = false;
+    c->body_error = 0;
     sv_buf_reset(&c->body);
     c->body_off = 0;
     c->req_start_ms = 0;

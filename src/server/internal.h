@@ -60,6 +60,7 @@ typedef struct sv_conn {
     sv_buf_t body;           /* decoded body bytes not yet read by the app */
     size_t body_off;
     bool continue_sent;
+    int body_error;          /* HTTP status of a body that failed while the app read it */
     int64_t req_start_ms;
     sv_buf_t scratch;        /* path and query copies */
     uint32_t path_off, query_off;

@@ -149,8 +149,10 @@ static int pull_body(sv_conn_t *c)
     int64_t deadline = sv_now_ms() + c->srv->o.first_data_timeout_ms;
     while (c->body.len == c->body_off && !c->msg_done) {
         if (c->rpos < c->rbuf.len) {
-            if (sv_conn_parse(c) == SV_HTTP_ERROR)
-                return -EPROTO;
+            if (sv_conn_parse(c) == SV_HTTP_ERROR) {
+                c->body_error = c->parser.error_status;
+                return c->body_error == 413 ? -EMSGSIZE : -EPROTO;
+            }
             continue;
         }
         int n = sv_conn_read(c);
@@ -161,8 +163,10 @@ static int pull_body(sv_conn_t *c)
         if (n != -EAGAIN)
             return n;
         int64_t left = deadline - sv_now_ms();
-        if (left <= 0)
+        if (left <= 0) {
+            c->body_error = 408;
             return -ETIMEDOUT;
+        }
         struct pollfd p = {.fd = c->fd, .events = POLLIN};
         poll(&p, 1, (int)(left > 1000 ? 1000 : left));
     }
@@ -445,6 +449,11 @@ int serval_response_file(serval_response_t *res, int fd, int64_t offset, int64_t
 
 void sv_res_finish(sv_conn_t *c)
 {
+    /* the body broke while the app read it: the client hears why, not the app's guess */
+    if (c->body_error && c->res_mode != RES_STREAM) {
+        sv_res_error(c, c->body_error, c->parser.error_reason);
+        return;
+    }
     switch (c->res_mode) {
     case RES_NONE:
         sv_log_error("! %s %s: the app returned without a response; sent 500",

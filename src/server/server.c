@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,9 +311,15 @@ static int start_thread(sv_server_t *s)
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 1 << 20);
-        /* threads never take signals: the main thread's loop owns them */
+        /*
+         * Threads never take asynchronous signals: the main thread's loop owns
+         * them. Faults stay deliverable so a crashing app dies of its signal.
+         */
         sigset_t all, old;
         sigfillset(&all);
+        int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
+        for (size_t k = 0; k < sizeof(faults) / sizeof(faults[0]); k++)
+            sigdelset(&all, faults[k]);
         pthread_sigmask(SIG_BLOCK, &all, &old);
         rc = -pthread_create(&t->tid, &attr, thread_main, t);
         pthread_sigmask(SIG_SETMASK, &old, NULL);

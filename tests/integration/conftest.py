@@ -1,0 +1,83 @@
+"""Fixtures for serval's black-box tests.
+
+Every server a test starts binds 127.0.0.1 (or a unix socket), runs in its
+own process group, is stopped by its own pid, and is killed with its whole
+group in the fixture finalizer, so no test leaves a process behind. Every
+wait polls with a deadline; nothing sleeps a fixed time to hope.
+"""
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from helpers import (  # noqa: E402
+    Server,
+    free_port,
+    wait_until,
+)
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("SERVAL_BUILD", os.path.join(ROOT, "build"))
+
+
+def pytest_configure(config):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 65536)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+@pytest.fixture
+def build():
+    return BUILD
+
+
+@pytest.fixture
+def serval_bin():
+    return os.path.join(BUILD, "serval")
+
+
+@pytest.fixture
+def servalctl_bin():
+    return os.path.join(BUILD, "servalctl")
+
+
+@pytest.fixture
+def testapp():
+    return os.path.join(BUILD, "examples", "testapp.so")
+
+
+@pytest.fixture
+def hello_app():
+    return os.path.join(BUILD, "examples", "hello.so")
+
+
+@pytest.fixture
+def port():
+    return free_port()
+
+
+@pytest.fixture
+def servers(tmp_path):
+    """Start servers with spawn(args...); all are killed at teardown."""
+    started = []
+
+    def spawn(*args, env=None, cwd=None, wait=True, workers=None, **kw):
+        s = Server(BUILD, list(args), tmp_path, env=env, cwd=cwd, **kw)
+        started.append(s)
+        s.start()
+        if wait:
+            s.wait_booted(workers=workers)
+        return s
+
+    yield spawn
+    for s in started:
+        s.kill_group()

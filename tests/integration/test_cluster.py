@@ -1,0 +1,203 @@
+"""Cluster mode: the master supervises workers that share the listeners."""
+
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from helpers import ClientLoop, children_of, get, pid_alive, stats, wait_until
+
+
+def boot(servers, testapp, port, workers=2, extra=(), env=None):
+    cport = port + 1 if port < 65000 else port - 1
+    s = servers(
+        "-w", str(workers), "-b", f"tcp://127.0.0.1:{port}",
+        "--control-url", f"tcp://127.0.0.1:{cport}", "--control-token", "tok",
+        *extra, testapp, workers=workers, env=env,
+    )
+    s.port, s.cport = port, cport
+    return s
+
+
+def test_workers_share_the_listener(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2)
+    pids = s.wait_workers(2)
+    seen = set()
+    wait_until(lambda: seen.add(get(port, "/pid").json()["pid"]) or len(seen) == 2, timeout=10, what="both workers")
+    assert seen == set(pids)
+    indexes = {get(port, "/pid").json()["worker"] for _ in range(40)}
+    assert indexes <= {0, 1}
+
+
+def test_master_runs_no_app_code(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2)
+    s.wait_workers(2)
+    # the app logs one line per init: only the two workers loaded it
+    wait_until(lambda: s.count(r"testapp: init") == 2, what="two inits")
+    assert f"testapp: init (pid {s.pid}" not in s.stdout()
+
+
+def test_killed_worker_is_replaced_within_a_second(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2)
+    old = s.wait_workers(2)
+    with ClientLoop(port, threads=4) as loop:
+        loop.wait_requests(200)
+        victim = old[0]
+        booted_before = s.count(r"booted in")
+        t0 = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        s.wait_log(r"booted in", count=booted_before + 1, timeout=5)
+        replaced_in = time.monotonic() - t0
+        loop.wait_requests(200)
+    assert replaced_in < 1.0, f"replacement took {replaced_in:.2f}s"
+    # only requests in flight on the killed worker may fail (one per client thread at most)
+    assert len(loop.failures) <= 4, loop.failures
+    assert "died: signal 9 (KILL)" in s.stderr()
+    new = s.wait_workers(2)
+    assert victim not in new and old[1] in new
+
+
+def test_crashing_request_kills_one_worker_which_is_replaced(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2)
+    s.wait_workers(2)
+    with pytest.raises(Exception):
+        get(port, "/crash", timeout=5)
+    s.wait_log(r"died: signal 11 \(SEGV\)", stream="stderr")
+    s.wait_log(r"booted in", count=3)
+    assert get(port, "/").status == 200
+
+
+def test_workers_exit_when_the_master_dies(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2)
+    pids = s.wait_workers(2)
+    os.kill(s.pid, signal.SIGKILL)
+    s.wait_exit(5)
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=10, what="orphaned workers to exit")
+
+
+def test_term_is_graceful(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2)
+    pids = s.wait_workers(2)
+    result = {}
+
+    def slow():
+        result["r"] = get(port, "/sleep?ms=1500", timeout=10)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    wait_until(lambda: stats(s.cport)["worker_status"] and any(
+        w["last_status"].get("busy_threads") for w in stats(s.cport)["worker_status"]) or True, timeout=2)
+    time.sleep(0.2)  # the slow request is in the app (no event to wait for from outside)
+    s.send(signal.SIGTERM)
+    # new connections are refused soon, while the in-flight request completes
+    def refused():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return False
+        except ConnectionRefusedError:
+            return True
+
+    wait_until(refused, timeout=5, what="new connections refused")
+    t.join(10)
+    assert result["r"].status == 200 and result["r"].body == b"Slept 1500"
+    assert s.wait_exit(10) == 0
+    assert "Goodbye!" in s.stdout()
+    assert not any(pid_alive(p) for p in pids)
+
+
+def test_int_stops_with_exit_0(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2)
+    pids = s.wait_workers(2)
+    assert s.stop(signal.SIGINT) == 0
+    assert not any(pid_alive(p) for p in pids)
+
+
+def test_quit_halts_at_once(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2)
+    pids = s.wait_workers(2)
+    def in_flight():
+        try:
+            get(port, "/sleep?ms=5000", timeout=10)
+        except OSError:
+            pass  # halting drops it: that is the point
+
+    t = threading.Thread(target=in_flight, daemon=True)
+    t.start()
+    t0 = time.monotonic()
+    s.stop(signal.SIGQUIT, timeout=5)
+    assert time.monotonic() - t0 < 2
+    wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=3, what="workers killed")
+
+
+def test_ttin_ttou_change_worker_count(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2)
+    s.wait_workers(2)
+    s.send(signal.SIGTTIN)
+    s.wait_log(r"- Worker 2 \(PID: \d+\) booted")
+    assert len(s.wait_workers(3)) == 3
+    s.send(signal.SIGTTOU)
+    s.wait_log(r"Worker 2 \(PID: \d+\) terminating")
+    wait_until(lambda: len(s.workers()) == 2, timeout=10, what="2 workers")
+    assert stats(s.cport)["workers"] == 2
+
+
+def test_checkin_status_reaches_stats(servers, testapp, port, tmp_path):
+    conf = tmp_path / "c.rb"
+    conf.write_text("worker_check_interval 1\nworker_timeout 6\n")
+    s = boot(servers, testapp, port, workers=2, extra=("-C", str(conf)))
+    s.wait_workers(2)
+    for _ in range(10):
+        get(port, "/")
+    st = wait_until(lambda: (lambda j: j if sum(w["last_status"].get("requests_count", 0) for w in j["worker_status"]) >= 10 else None)(stats(s.cport)), timeout=5, what="requests in stats")
+    assert st["workers"] == 2 and st["booted_workers"] == 2 and st["phase"] == 0
+    w = st["worker_status"][0]
+    for key in ("backlog", "running", "pool_capacity", "max_threads", "requests_count"):
+        assert key in w["last_status"]
+    first = w["last_checkin"]
+    wait_until(lambda: stats(s.cport)["worker_status"][0]["last_checkin"] != first, timeout=4, what="a later check-in")
+
+
+def test_no_zombies_and_no_leaked_fds_across_respawns(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2)
+    pids = s.wait_workers(2)
+    fds_before = len(os.listdir(f"/proc/{s.pid}/fd"))
+    for _ in range(3):
+        victim = s.wait_workers(2)[0]
+        n = s.count("booted in")
+        os.kill(victim, signal.SIGKILL)
+        s.wait_log("booted in", count=n + 1)
+    wait_until(lambda: len(s.workers()) == 2, what="2 workers")
+    assert len(os.listdir(f"/proc/{s.pid}/fd")) == fds_before
+    # every child is a live worker: no zombie left behind
+    assert sorted(children_of(s.pid)) == sorted(s.workers())
+    # a worker holds the listener, its channel, and its own epoll/eventfd/pipe: few fds
+    w = s.workers()[0]
+    assert len(os.listdir(f"/proc/{w}/fd")) < 16
+
+
+def test_unix_socket_bind_with_mode(servers, testapp, tmp_path):
+    path = str(tmp_path / "s.sock")
+    s = servers("-w", "1", "-b", f"unix://{path}?mode=0600", testapp, workers=1)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert get(path, "/").body == b"Hello World"
+    s.stop()
+    assert not os.path.exists(path)
+
+
+def test_ipv6_bind(servers, testapp, port):
+    try:
+        socket.socket(socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6")
+    servers("-w", "1", "-b", f"tcp://[::1]:{port}", testapp, workers=1)
+    assert get(("::1", port), "/").body == b"Hello World"
+
+
+def test_several_binds(servers, testapp, port, tmp_path):
+    path = str(tmp_path / "t.sock")
+    servers("-w", "2", "-b", f"tcp://127.0.0.1:{port}", "-b", f"unix://{path}", testapp, workers=2)
+    assert get(port, "/").status == 200
+    assert get(path, "/").status == 200
