@@ -109,11 +109,12 @@ static void print_cluster(const jr_doc_t *d, const jr_node_t *root, FILE *out)
         print_worker(d, w, out);
     }
     const jr_node_t *total_pss = jr_path(d, root, "memory.total_pss");
-    char pss[CELL], master[CELL];
     fprintf(out, "total: %" PRId64 " requests", requests);
-    if (total_pss)
+    if (total_pss) {
+        char pss[CELL], master[CELL];
         fprintf(out, ", PSS %s MiB (master %s MiB)", cell_mib(pss, total_pss),
                 cell_mib(master, jr_path(d, root, "memory.master.pss")));
+    }
     fputc('\n', out);
 }
 

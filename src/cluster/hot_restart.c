@@ -168,7 +168,7 @@ int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_f
     return rc;
 }
 
-void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplog_t *ops)
+void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplog_t *ops, bool app_quiet)
 {
     char err[600];
     if (rt->cfg.hot_restart_preflight && sv_hot_restart_preflight(rt, err, sizeof(err)) < 0) {
@@ -176,8 +176,10 @@ void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplo
         sv_oplog_finish_current(ops, false, err);
         return;
     }
-    sv_app_hook(&rt->app, SV_HOOK_ON_RESTART, -1);
-    sv_app_fini(&rt->app);
+    if (app_quiet) {
+        sv_app_hook(&rt->app, SV_HOOK_ON_RESTART, -1);
+        sv_app_fini(&rt->app);
+    }
     sv_buf_t env = SV_BUF_INIT;
     sv_hot_restart_common_records(rt, control, ops, &env);
     int keep[SV_CONFIG_MAX_BINDS + 1];
@@ -192,7 +194,8 @@ void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplo
     snprintf(err, sizeof(err), "exec %.300s: %s", rt->exe, strerror(-rc));
     sv_oplog_finish_current(ops, false, err);
     /* the app was finalised for the exec; bring it back */
-    sv_app_init(&rt->app, err, sizeof(err));
+    if (app_quiet)
+        sv_app_init(&rt->app, err, sizeof(err));
 }
 
 void sv_hot_restart_adopt_ops(sv_runtime_t *rt, sv_oplog_t *ops)

@@ -32,8 +32,11 @@ void sv_hot_restart_common_records(const sv_runtime_t *rt, const sv_control_t *c
  * CLOEXEC).
  */
 int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_fds, int n_keep);
-/* Single mode: on_restart hook, preflight, exec. Returns only on failure. */
-void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplog_t *ops);
+/*
+ * Single mode: preflight, on_restart hook and fini (if app_quiet: no request
+ * is still inside the app), exec. Returns only on failure.
+ */
+void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplog_t *ops, bool app_quiet);
 /* In the new image: take the ops records. */
 void sv_hot_restart_adopt_ops(sv_runtime_t *rt, sv_oplog_t *ops);
 

@@ -135,9 +135,19 @@ static int control_cb(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
 
 static void finish(single_t *s)
 {
-    sv_server_shutdown(s->srv);
+    int stuck = sv_server_shutdown(s->srv, 1000);
+    if (stuck) {
+        /* the app still runs on those threads: no hook, no fini, no exec */
+        sv_log_error("! forced shutdown abandoned %d request%s still in the app", stuck, stuck == 1 ? "" : "s");
+        if (s->state == S_RESTART)
+            sv_hot_restart_exec_single(s->rt, s->control, &s->ops, false);
+        sv_state_remove(s->rt);
+        sv_rt_remove_pidfile(s->rt);
+        sv_rt_close_listeners(s->rt, true);
+        _exit(0);
+    }
     if (s->state == S_RESTART) {
-        sv_hot_restart_exec_single(s->rt, s->control, &s->ops);
+        sv_hot_restart_exec_single(s->rt, s->control, &s->ops, true);
         /* the exec failed: serve again */
         sv_log_error("! hot restart failed; serving on");
         s->state = S_RUN;

@@ -212,7 +212,12 @@ _Noreturn void sv_worker_main(const sv_worker_args_t *a)
                   (long long)(sv_now_ms() - w.boot_started_ms));
     w.next_ping_ms = 0;
     serve(&w);
-    sv_server_shutdown(w.srv);
+    int stuck = sv_server_shutdown(w.srv, 1000);
+    if (stuck) {
+        sv_log_error("! Worker %d: forced shutdown abandoned %d request%s still in the app", a->index, stuck,
+                     stuck == 1 ? "" : "s");
+        _exit(0);
+    }
     sv_app_hook(&a->rt->app, SV_HOOK_ON_WORKER_SHUTDOWN, a->index);
     sv_app_fini(&a->rt->app);
     exit(0);

@@ -435,17 +435,28 @@ void sv_server_tick(sv_server_t *s, int64_t now_ms)
     }
 }
 
-void sv_server_shutdown(sv_server_t *s)
+int sv_server_shutdown(sv_server_t *s, int join_timeout_ms)
 {
     if (!s->started)
-        return;
+        return 0;
     atomic_store(&s->stop, true);
     uint64_t one = 1;
     (void)!write(s->wake_fd, &one, sizeof(one));
     sv_server_unquiesce(s);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += join_timeout_ms / 1000;
+    deadline.tv_nsec += (join_timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int stuck = 0;
     for (int i = 0; i < s->o.max_threads; i++)
-        if (atomic_load(&s->threads[i].in_use))
-            pthread_join(s->threads[i].tid, NULL);
+        if (atomic_load(&s->threads[i].in_use) && pthread_timedjoin_np(s->threads[i].tid, NULL, &deadline) != 0)
+            stuck++;
+    if (stuck)
+        return stuck; /* their connections stay open until the process exits */
     /* threads are gone: close what is left (force_shutdown or halt) */
     for (size_t ci = 0; ci < s->n_chunks; ci++) {
         sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
@@ -454,6 +465,7 @@ void sv_server_shutdown(sv_server_t *s)
                 close(chunk[k].fd);
     }
     s->started = false;
+    return 0;
 }
 
 void sv_server_forget_in_child(sv_server_t *s)

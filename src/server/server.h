@@ -86,8 +86,12 @@ void sv_server_resume_accepting(sv_server_t *s);
 void sv_server_drain(sv_server_t *s);
 /* Open client connections. */
 int sv_server_connections(const sv_server_t *s);
-/* Stop all threads (joins) and close every connection. */
-void sv_server_shutdown(sv_server_t *s);
+/*
+ * Stop all threads and close every connection. Threads still inside the app
+ * after join_timeout_ms are abandoned (force_shutdown_after): returns how
+ * many; then no hook or fini may run and the process should _exit.
+ */
+int sv_server_shutdown(sv_server_t *s, int join_timeout_ms);
 void sv_server_free(sv_server_t *s);
 /* Fill *out; resets connections_max. */
 void sv_server_stats(sv_server_t *s, sv_server_stats_t *out);
