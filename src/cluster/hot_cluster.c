@@ -125,6 +125,8 @@ void sv_hot_cluster_adopt(sv_master_t *m)
     char *recs[1024];
     int n = sv_rt_take_handover(m->rt, "worker", recs, 1024);
     bool running = m->ops.current && m->ops.current->kind == SV_OP_HOT;
+    if (running) /* its start step ran in the image before the exec */
+        m->started_op = m->ops.current->id;
     for (int i = 0; i < n; i++) {
         adopt_worker(m, recs[i], running);
         free(recs[i]);

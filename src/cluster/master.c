@@ -531,10 +531,11 @@ static bool recycle_step(sv_master_t *m)
 
 static void step_operations(sv_master_t *m, int64_t now)
 {
-    if (!m->ops.current) {
-        sv_op_t *op = sv_oplog_next(&m->ops);
-        if (!op)
-            return;
+    if (!m->ops.current && !sv_oplog_next(&m->ops))
+        return;
+    sv_op_t *op = m->ops.current;
+    if (op->id != m->started_op) {
+        m->started_op = op->id;
         switch (op->kind) {
         case SV_OP_HOT: sv_hot_cluster_start(m); break;
         case SV_OP_PHASED: sv_phased_start(m); break;

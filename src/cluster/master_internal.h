@@ -84,6 +84,7 @@ struct sv_master {
     sv_loop_t *loop;
     sv_control_t *control;
     sv_oplog_t ops;
+    int started_op;          /* id of the operation whose start step ran */
     sv_whandle_t **w;
     int nw, cap;
     int target;

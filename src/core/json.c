@@ -113,7 +113,10 @@ void sv_json_uint(sv_json_t *w, uint64_t v)
 void sv_json_double(sv_json_t *w, double v)
 {
     char tmp[64];
-    int n = isfinite(v) ? snprintf(tmp, sizeof(tmp), "%.6g", v) : snprintf(tmp, sizeof(tmp), "null");
+    /* timestamps keep milliseconds; small values keep 6 significant digits */
+    int n = !isfinite(v) ? snprintf(tmp, sizeof(tmp), "null")
+            : fabs(v) >= 1e6 ? snprintf(tmp, sizeof(tmp), "%.3f", v)
+                             : snprintf(tmp, sizeof(tmp), "%.6g", v);
     value_prefix(w);
     emit(w, tmp, (size_t)n);
 }

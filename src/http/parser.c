@@ -46,6 +46,10 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t n)
 {
     sv_http_parser_t *p = P(ll);
     sv_http_req_t *r = p->req;
+    /* Chunked trailers are dropped: the head is fixed once the app has it, and
+     * data_off is meaningless in the body phase. */
+    if (p->head_done)
+        return 0;
     if (r->nheaders == 0 || p->last_was_value) {
         if (r->nheaders >= p->limits.max_headers)
             return fail(p, 431, "too many header fields");
@@ -63,6 +67,8 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t n)
 static int on_header_value(llhttp_t *ll, const char *at, size_t n)
 {
     sv_http_parser_t *p = P(ll);
+    if (p->head_done)
+        return 0;
     sv_http_header_t *h = &p->req->headers[p->req->nheaders - 1];
     uint32_t off = offset_of(p, at);
     if (!p->last_was_value) {
@@ -101,6 +107,8 @@ static int check_headers(sv_http_parser_t *p, const char *head)
     int hosts = 0;
     for (int i = 0; i < r->nheaders; i++) {
         const sv_http_header_t *h = &r->headers[i];
+        if (h->name.len == 0) /* llhttp 8 accepts ": value" */
+            return fail(p, 400, "empty header name");
         if (sv_span_ieq(head, h->name, "host")) {
             hosts++;
         } else if (sv_span_ieq(head, h->name, "expect")) {
@@ -203,7 +211,8 @@ static sv_http_result_t map_error(sv_http_parser_t *p, llhttp_errno_t e)
     if (e != HPE_USER && !p->error_status) {
         switch (e) {
         case HPE_INVALID_METHOD: p->error_status = 501; break;
-        case HPE_INVALID_VERSION: p->error_status = 505; break;
+        /* llhttp also reports a malformed version line (bare CR) this way */
+        case HPE_INVALID_VERSION: p->error_status = p->ll.http_major == 1 ? 400 : 505; break;
         default: p->error_status = 400;
         }
         p->error_reason = llhttp_get_error_reason(&p->ll);
@@ -218,10 +227,29 @@ static sv_http_result_t head_too_large(sv_http_parser_t *p)
     return SV_HTTP_ERROR;
 }
 
+/*
+ * llhttp 8 (no lenient flags for these) accepts a bare LF after the request
+ * line and as the head's last line, and an obs-fold after an empty value:
+ * framing a proxy may read differently, so every LF must follow a CR and
+ * none may be followed by SP or HTAB.
+ */
+static bool head_lines_ok(const char *head, size_t len)
+{
+    for (const char *lf = memchr(head, '\n', len); lf; lf = memchr(lf + 1, '\n', len - (size_t)(lf + 1 - head))) {
+        if (lf == head || lf[-1] != '\r')
+            return false;
+        if (lf + 1 < head + len && (lf[1] == ' ' || lf[1] == '\t'))
+            return false;
+    }
+    return true;
+}
+
 sv_http_result_t sv_http_parse(sv_http_parser_t *p, const char *data, size_t len, size_t data_off,
                                size_t *consumed)
 {
     *consumed = 0;
+    if (p->error_status)
+        return SV_HTTP_ERROR;
     if (p->msg_done)
         return SV_HTTP_DONE;
     if (llhttp_get_errno(&p->ll) == HPE_PAUSED)
@@ -246,6 +274,10 @@ sv_http_result_t sv_http_parse(sv_http_parser_t *p, const char *data, size_t len
         p->req->head_len = data_off + used;
         if (p->req->head_len > p->limits.max_header_size)
             return head_too_large(p);
+        if (!head_lines_ok(data - data_off, p->req->head_len)) {
+            fail(p, 400, "bare LF or obs-fold in request head");
+            return SV_HTTP_ERROR;
+        }
         if (e == HPE_PAUSED_UPGRADE)
             p->msg_done = true;
         return p->msg_done ? SV_HTTP_DONE : SV_HTTP_HEAD;

@@ -66,6 +66,15 @@ def port():
 
 
 @pytest.fixture
+def port2(port):
+    """A second free port (the control server's), distinct from port."""
+    while True:
+        p = free_port()
+        if p != port:
+            return p
+
+
+@pytest.fixture
 def servers(tmp_path):
     """Start servers with spawn(args...); all are killed at teardown."""
     started = []

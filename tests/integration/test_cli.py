@@ -102,14 +102,14 @@ def test_taken_port_is_a_clear_error(port):
     assert str(port) in line and "in use" in line
 
 
-def test_flags_override_config_file(servers, testapp, tmp_path, port):
+def test_flags_override_config_file(servers, testapp, tmp_path, port, port2):
     conf = tmp_path / "puma.rb"
-    conf.write_text(f'workers 3\nbind "tcp://127.0.0.1:{port + 1}"\n')
+    conf.write_text(f'workers 3\nbind "tcp://127.0.0.1:{port2}"\n')
     s = servers("-C", str(conf), "-w", "1", "-b", f"tcp://127.0.0.1:{port}", testapp, workers=1)
     assert len(s.wait_workers(1)) == 1
     assert get(port, "/").status == 200
     with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port + 1), timeout=1)
+        socket.create_connection(("127.0.0.1", port2), timeout=1)
 
 
 def test_web_concurrency_env_fallback(servers, testapp, port):
@@ -139,14 +139,14 @@ def test_single_mode_quit_halts(servers, testapp, port):
     assert s.stop(signal.SIGQUIT, timeout=3) == 0
 
 
-def test_pidfile_and_state_file(servers, testapp, tmp_path, port):
+def test_pidfile_and_state_file(servers, testapp, tmp_path, port, port2):
     pidf, statef = tmp_path / "s.pid", tmp_path / "s.state"
     s = servers("-w", "1", "-b", f"tcp://127.0.0.1:{port}", "--pidfile", str(pidf), "-S", str(statef),
-                "--control-url", f"tcp://127.0.0.1:{port + 1}", "--control-token", "sekrit", testapp, workers=1)
+                "--control-url", f"tcp://127.0.0.1:{port2}", "--control-token", "sekrit", testapp, workers=1)
     assert pidf.read_text().strip() == str(s.pid)
     st = read_state_file(statef)
     assert st["pid"] == str(s.pid)
-    assert st["control_url"] == f"tcp://127.0.0.1:{port + 1}"
+    assert st["control_url"] == f"tcp://127.0.0.1:{port2}"
     assert st["control_auth_token"] == "sekrit"
     assert os.path.isdir(st["running_from"])
     s.stop()

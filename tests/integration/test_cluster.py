@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from helpers import ClientLoop, children_of, get, pid_alive, stats, wait_until
+from helpers import ClientLoop, children_of, free_port, get, pid_alive, stats, wait_until
 
 
 def boot(servers, testapp, port, workers=2, extra=(), env=None):
-    cport = port + 1 if port < 65000 else port - 1
+    cport = free_port()
     s = servers(
         "-w", str(workers), "-b", f"tcp://127.0.0.1:{port}",
         "--control-url", f"tcp://127.0.0.1:{cport}", "--control-token", "tok",

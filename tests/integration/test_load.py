@@ -51,15 +51,15 @@ def test_idle_and_trickling_connections_do_not_slow_a_fresh_client(servers, test
     assert p90 - base_p90 < 10, f"p90 {p90:.2f} ms vs {base_p90:.2f} ms without the idle clients"
 
 
-def test_sleep_load_spreads_evenly_across_workers(servers, testapp, port):
+def test_sleep_load_spreads_evenly_across_workers(servers, testapp, port, port2):
     s = servers("-w", "2", "-t", "2:2", "-b", f"tcp://127.0.0.1:{port}",
-                "--control-url", f"tcp://127.0.0.1:{port + 1}", "--control-token", "tok", testapp, workers=2)
+                "--control-url", f"tcp://127.0.0.1:{port2}", "--control-token", "tok", testapp, workers=2)
     with ClientLoop(port, path="/sleep?ms=20", threads=4, expect=b"Slept") as loop:
         loop.wait_requests(300, timeout=30)
     loop.assert_clean()
 
     def counts():
-        st = stats(port + 1)
+        st = stats(port2)
         c = [w["last_status"].get("requests_count", 0) for w in st["worker_status"]]
         return c if sum(c) >= 300 else None
 
