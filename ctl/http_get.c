@@ -96,7 +96,8 @@ static int connect_until(const char *url, int64_t deadline, char *err, size_t er
     sv_bind_t b;
     char why[300];
     if (sv_bind_parse(url, &b, why, sizeof(why)) < 0) {
-        snprintf(err, errlen, "servalctl: bad control url: %s", why);
+        const char *reason = strstr(why, "': "); /* past the parser's "bad bind 'URL'" */
+        snprintf(err, errlen, "servalctl: bad control url '%s': %s", url, reason ? reason + 3 : why);
         return SV_ECONFIG;
     }
     int rc = b.kind == SV_BIND_UNIX ? connect_unix(&b, deadline) : connect_tcp(&b, deadline, why, sizeof(why));

@@ -76,11 +76,29 @@ static bool is_probe(const sv_command_t *cmd)
     return cmd->cmd == SV_CMD_HEALTH || cmd->cmd == SV_CMD_READY || cmd->cmd == SV_CMD_LIVE;
 }
 
+/* kill(pid, 0) also succeeds on a zombie: a server that exited but was not reaped yet is not running. */
+static bool pid_alive(pid_t pid)
+{
+    if (kill(pid, 0) < 0 && errno != EPERM)
+        return false;
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return true; /* no procfs: trust kill */
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
+}
+
 /* ---- --wait ---------------------------------------------------------------------- */
 
 typedef struct op_seen {
     char state[32];  /* "unknown" until the server has answered once */
     long done, total;
+    char error[ERR_MAX]; /* the last transport failure, "" after an answer */
 } op_seen_t;
 
 /* One poll. Returns 0 finished ok, 1 finished failed or fatal, 2 keep polling. */
@@ -88,9 +106,14 @@ static int poll_op(const sv_command_t *cmd, const ctl_target_t *t, const char *t
                    op_seen_t *seen)
 {
     ctl_reply_t r;
-    char err[ERR_MAX];
-    if (ctl_http_get(t->control_url, target, timeout_ms, &r, err, sizeof(err)) < 0)
+    if (ctl_http_get(t->control_url, target, timeout_ms, &r, seen->error, sizeof(seen->error)) < 0) {
+        if (t->pid && !pid_alive(t->pid)) {
+            say("%s failed: serval (pid %d) is not running any more", cmd->name, (int)t->pid);
+            return 1;
+        }
         return 2; /* a hot restart hands the control socket over: transient */
+    }
+    seen->error[0] = '\0';
     int verdict = 2;
     jr_doc_t d = {0};
     if (r.status == 200 && jr_parse(&d, r.body, r.body_len) == 0) {
@@ -133,8 +156,13 @@ static int wait_op(const sv_command_t *cmd, const ctl_opts_t *o, const ctl_targe
         left = deadline - sv_now_ms();
         sv_sleep_ms(left < CTL_POLL_INTERVAL_MS ? left : CTL_POLL_INTERVAL_MS);
     }
-    say("%s did not finish within %g s (state: %s, %ld/%ld)", cmd->name, o->timeout_s, seen.state, seen.done,
-        seen.total);
+    const char *last_error = seen.error + (strncmp(seen.error, "servalctl: ", 11) ? 0 : 11);
+    if (seen.error[0])
+        say("%s did not finish within %g s (state: %s, %ld/%ld; last error: %s)", cmd->name, o->timeout_s,
+            seen.state, seen.done, seen.total, last_error);
+    else
+        say("%s did not finish within %g s (state: %s, %ld/%ld)", cmd->name, o->timeout_s, seen.state, seen.done,
+            seen.total);
     return 1;
 }
 
@@ -217,7 +245,7 @@ static int run_status(const ctl_opts_t *o, const ctl_target_t *t)
         if (fd >= 0)
             close(fd);
     } else if (t->pid) {
-        alive = kill(t->pid, 0) == 0 || errno == EPERM;
+        alive = pid_alive(t->pid);
     } else {
         say("Neither pid nor control url available");
         return 1;

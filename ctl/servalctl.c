@@ -156,6 +156,8 @@ static int parse_args(int argc, char **argv, args_t *a)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":S:P:p:C:T:F:e:QVHh", long_opts, NULL)) != -1) {
+        if (c == '?' && optopt >= OPT_FORMAT)
+            return usage_error("this option takes no value:", argv[optind - 1]);
         if (c == '?')
             return usage_error("unknown option", culprit(argv, buf));
         if (c == ':')

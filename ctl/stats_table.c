@@ -16,9 +16,10 @@ static const char *cell_int(char *buf, const jr_node_t *n)
     return buf;
 }
 
+/* Memory is sampled every few seconds: 0 means not measured yet. */
 static const char *cell_mib(char *buf, const jr_node_t *n)
 {
-    if (!n || n->type != JR_NUMBER)
+    if (!n || n->type != JR_NUMBER || n->num <= 0)
         return "-";
     snprintf(buf, CELL, "%.1f", jr_num(n, 0) / (1024.0 * 1024.0));
     return buf;

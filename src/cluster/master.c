@@ -49,6 +49,7 @@ static sv_whandle_t *add_handle(sv_master_t *m, int index)
         return NULL;
     h->index = index;
     h->chan = -1;
+    h->child_fd = -1;
     h->phase = m->phase;
     h->spawned_ms = h->checkin_ms = sv_now_ms();
     h->started_wall = h->checkin_wall = time(NULL);
@@ -75,6 +76,8 @@ static void remove_handle(sv_master_t *m, sv_whandle_t *h)
         sv_loop_unwatch(m->loop, h->chan);
         close(h->chan);
     }
+    if (h->child_fd >= 0)
+        close(h->child_fd);
     free(h);
 }
 
@@ -158,6 +161,32 @@ static void start_worker_process(sv_master_t *m, sv_whandle_t *h, int child_end)
     sv_worker_main(&a);
 }
 
+bool sv_master_fork_handle(sv_master_t *m, sv_whandle_t *h, int child_fd)
+{
+    if (!m->before_fork_done) {
+        sv_app_hook(&m->rt->app, SV_HOOK_BEFORE_FORK, -1);
+        m->before_fork_done = true;
+    }
+    sv_app_hook(&m->rt->app, SV_HOOK_ON_WORKER_FORK, h->index);
+    if (m->rt->cfg.nakayoshi_fork)
+        malloc_trim(0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        sv_master_child_setup(m, child_fd);
+        start_worker_process(m, h, child_fd);
+    }
+    close(child_fd);
+    if (pid < 0) {
+        sv_log_error("! Complete inability to spawn new workers detected: fork: %s", strerror(errno));
+        return false;
+    }
+    h->pid = pid;
+    h->forked_from = getpid();
+    h->generation = 0;
+    sv_app_hook(&m->rt->app, SV_HOOK_AFTER_WORKER_FORK, h->index);
+    return true;
+}
+
 sv_whandle_t *sv_master_spawn(sv_master_t *m, int index, const char *why)
 {
     int fds[2];
@@ -180,31 +209,12 @@ sv_whandle_t *sv_master_spawn(sv_master_t *m, int index, const char *why)
     sv_loop_watch(m->loop, h->chan, POLLIN, on_chan, m);
     m->spawned_total++;
     sv_log_debug("- spawning worker %d (%s)", index, why);
-    if (sv_refork_spawn_from_mold(m, h)) {
-        close(fds[1]);
+    if (sv_refork_spawn_from_mold(m, h, fds[1]))
         return h;
-    }
-    if (!m->before_fork_done) {
-        sv_app_hook(&m->rt->app, SV_HOOK_BEFORE_FORK, -1);
-        m->before_fork_done = true;
-    }
-    sv_app_hook(&m->rt->app, SV_HOOK_ON_WORKER_FORK, index);
-    if (m->rt->cfg.nakayoshi_fork)
-        malloc_trim(0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        sv_master_child_setup(m, fds[1]);
-        start_worker_process(m, h, fds[1]);
-    }
-    close(fds[1]);
-    if (pid < 0) {
-        sv_log_error("! Complete inability to spawn new workers detected: fork: %s", strerror(errno));
+    if (!sv_master_fork_handle(m, h, fds[1])) {
         remove_handle(m, h);
         return NULL;
     }
-    h->pid = pid;
-    h->forked_from = getpid();
-    sv_app_hook(&m->rt->app, SV_HOOK_AFTER_WORKER_FORK, index);
     return h;
 }
 
@@ -280,7 +290,13 @@ void sv_master_kill_worker(sv_master_t *m, sv_whandle_t *h, sv_death_t cause)
     h->kill_sent = true;
     if (h->pid > 0)
         kill(h->pid, SIGKILL);
-    if (h->chan >= 0 && h->pid <= 0) { /* never reported: drop it, it dies of the closed channel */
+    if (h->pid <= 0) { /* never reported (or never forked): drop it, it dies of the closed channel */
+        if (h->child_fd >= 0)
+            close(h->child_fd);
+        h->child_fd = -1;
+        h->mold_pending = false;
+    }
+    if (h->chan >= 0 && h->pid <= 0) {
         sv_loop_unwatch(m->loop, h->chan);
         close(h->chan);
         h->chan = -1;
@@ -334,6 +350,7 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
     } else if (!strcmp(verb, "hello")) {
         if (h->pid <= 0)
             h->pid = (pid_t)sv_msg_int(msg, "pid", 0);
+        sv_refork_on_worker_hello(m, h, msg);
     } else if (!strcmp(verb, "booted")) {
         on_booted(m, h, msg);
     } else if (!strcmp(verb, "boot-failed")) {
@@ -733,6 +750,7 @@ int sv_master_run(sv_runtime_t *rt)
     m->rt = rt;
     m->loop = sv_loop_new();
     m->target = rt->cfg.workers;
+    m->mold.chan = m->mold_next_chan = -1;
     sv_oplog_init(&m->ops);
     sv_hot_restart_adopt_ops(rt, &m->ops);
     sv_rt_set_context(rt, SERVAL_ROLE_MASTER, -1, 0);

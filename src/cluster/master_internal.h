@@ -63,6 +63,9 @@ typedef struct sv_whandle {
     int64_t recycle_after;   /* max_requests with jitter, 0 = never */
     char stop_reason[32];
     int op_id;               /* the operation that spawned it, 0 = none */
+    int child_fd;            /* the worker's channel end while it waits for the mold, else -1 */
+    bool mold_pending;       /* waits for a mold to fork it */
+    bool sent_to_mold;       /* the mold was asked to fork it */
 } sv_whandle_t;
 
 typedef enum master_state { M_RUN = 0, M_STOP, M_EXEC } master_state_t;
@@ -75,8 +78,8 @@ typedef struct sv_mold {
     int chan;
     bool ready;
     unsigned generation;
-    int64_t requested_ms;
-    int64_t forked_ms;
+    pid_t source_pid;        /* the worker 0 it was forked from */
+    int64_t ready_ms;
 } sv_mold_handle_t;
 
 struct sv_master {
@@ -109,21 +112,31 @@ struct sv_master {
         int replaced;
         int total;
         bool fork_worker;    /* new worker 0 first, the rest from its mold */
+        bool refork;         /* a refork: same code, workers 1.. from a fresh mold */
     } phased;
     struct hot_state {
         bool adopting;       /* this image was exec'd and old workers are superseded */
     } hot;
     struct refork_state {
-        bool active;
-        int replaced, total;
-        unsigned next_threshold; /* index into refork_thresholds */
-        int64_t backoff_until;
+        bool waiting_mold;   /* refork op: a new mold is being made */
+        bool request_failed; /* worker 0 could not make it */
+        char error[128];
+        int next_threshold;  /* index into refork_thresholds */
+        pid_t counted_pid;   /* the worker 0 whose requests the thresholds count */
     } refork;
     sv_mold_handle_t mold;
     unsigned mold_generation;
+    /* a mold being made: its channel and generation (0 = none) */
+    int mold_next_chan;
+    unsigned mold_next_gen;
+    int64_t mold_requested_ms;
+    int mold_failures;
+    bool mold_fallback;      /* the mold keeps failing: fork from the master */
 };
 
 /* master.c */
+/* Fork an existing handle's worker from the master (child_fd: the worker's channel end). */
+bool sv_master_fork_handle(sv_master_t *m, sv_whandle_t *h, int child_fd);
 /* A handle for a worker that already exists (adopted across a hot restart). */
 sv_whandle_t *sv_master_adopt_handle(sv_master_t *m, int index, pid_t pid, int chan);
 sv_whandle_t *sv_master_spawn(sv_master_t *m, int index, const char *why);
@@ -164,7 +177,9 @@ void sv_refork_start(sv_master_t *m);
 bool sv_refork_step(sv_master_t *m, int64_t now_ms);
 void sv_refork_check_auto(sv_master_t *m, sv_whandle_t *h);
 /* fork_worker: spawn index from the mold if there is one; false -> spawn from master. */
-bool sv_refork_spawn_from_mold(sv_master_t *m, sv_whandle_t *h);
+/* Takes child_fd when it returns true (sent to the mold, or held until one is ready). */
+bool sv_refork_spawn_from_mold(sv_master_t *m, sv_whandle_t *h, int child_fd);
+void sv_refork_on_worker_hello(sv_master_t *m, sv_whandle_t *h, const char *msg);
 void sv_refork_on_mold_msg(sv_master_t *m, const char *msg, int fd);
 void sv_refork_on_mold_exit(sv_master_t *m, int status);
 void sv_refork_on_worker0_booted(sv_master_t *m, sv_whandle_t *h);

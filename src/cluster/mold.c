@@ -1,16 +1,127 @@
+/*
+ * mold.c: the fork_worker mold, from worker 0's side and its own.
+ *
+ * worker 0, on "make-mold gen=G refork=0|1" (+ the mold's channel):
+ *   quiesce the server (no request inside the app, no lock held by a
+ *   serving thread), run on_refork for a refork, fork a detached child
+ *   (it is reparented to the master, the subreaper), resume serving. The
+ *   pause lasts as long as the requests already in the app, and a fork.
+ * the mold (single-threaded, idle, holding worker 0's warmed memory):
+ *   "mold-ready pid= gen=" once, then for each "spawn index= phase="
+ *   (+ the new worker's channel) fork a detached worker and answer
+ *   "spawned index= pid=". It exits when its channel closes or on TERM.
+ */
 #include "cluster/mold.h"
 
+#include <errno.h>
+#include <malloc.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "os/chan.h"
+#include "os/proc.h"
+#include "os/sig.h"
 
-void sv_mold_fork_from_worker(sv_runtime_t *rt, sv_server_t *srv, const char *msg, int mold_chan,
-                              int worker_chan)
+#define QUIESCE_TIMEOUT_MS 10000
+
+static void spawn_worker(const sv_worker_args_t *tmpl, int mold_chan, const char *msg, int worker_chan)
 {
-    (void)rt;
-    (void)srv;
-    (void)msg;
-    if (mold_chan >= 0)
+    sv_runtime_t *rt = tmpl->rt;
+    int index = (int)sv_msg_int(msg, "index", -1);
+    if (worker_chan < 0 || index < 0) {
+        if (worker_chan >= 0)
+            close(worker_chan);
+        sv_chan_sendf(mold_chan, "spawn-failed index=%d reason=bad-request", index);
+        return;
+    }
+    sv_app_hook(&rt->app, SV_HOOK_ON_WORKER_FORK, index);
+    pid_t pid = sv_proc_fork_detached();
+    if (pid == 0) {
         close(mold_chan);
-    sv_chan_sendf(worker_chan, "mold-failed reason=not-implemented");
+        sv_log_after_fork();
+        sv_worker_args_t a = *tmpl;
+        a.index = index;
+        a.phase = (unsigned)sv_msg_int(msg, "phase", 0);
+        a.chan = worker_chan;
+        a.generation = (unsigned)sv_msg_int(msg, "gen", 0);
+        a.fork_worker = false;
+        sv_worker_main(&a);
+    }
+    close(worker_chan);
+    if (pid < 0) {
+        sv_chan_sendf(mold_chan, "spawn-failed index=%d reason=fork:%d", index, -pid);
+        return;
+    }
+    sv_app_hook(&rt->app, SV_HOOK_AFTER_WORKER_FORK, index);
+    sv_chan_sendf(mold_chan, "spawned index=%d pid=%d", index, (int)pid);
+}
+
+static _Noreturn void mold_main(const sv_worker_args_t *tmpl, int chan, unsigned gen)
+{
+    char tag[256], msg[SV_CHAN_MSG_MAX];
+    sv_rt_set_context(tmpl->rt, SERVAL_ROLE_MOLD, -1, tmpl->phase);
+    sv_proc_set_title("serval: mold %u: %d [%s]", gen, tmpl->master_pid, sv_rt_tag(tmpl->rt, tag, sizeof(tag)));
+    sv_sig_default(SIGTERM);
+    sv_sig_ignore(SIGINT);
+    sv_sig_ignore(SIGHUP);
+    sv_sig_ignore(SIGPIPE);
+    /* a mold never serves: it only forks, one request at a time */
+    sv_chan_sendf(chan, "mold-ready pid=%d gen=%u", (int)getpid(), gen);
+    for (;;) {
+        struct pollfd p = {.fd = chan, .events = POLLIN};
+        if (poll(&p, 1, -1) < 0 && errno == EINTR)
+            continue;
+        int fd;
+        int n = sv_chan_recv(chan, msg, sizeof(msg), &fd);
+        if (n == -EAGAIN)
+            continue;
+        if (n <= 0)
+            _exit(0); /* the master is gone or let us go */
+        char verb[32];
+        sv_msg_verb(msg, verb, sizeof(verb));
+        if (!strcmp(verb, "spawn"))
+            spawn_worker(tmpl, chan, msg, fd);
+        else if (!strcmp(verb, "exit"))
+            _exit(0);
+        else if (fd >= 0)
+            close(fd);
+    }
+}
+
+void sv_mold_fork_from_worker(const sv_worker_args_t *a, sv_server_t *srv, const char *msg, int mold_chan)
+{
+    unsigned gen = (unsigned)sv_msg_int(msg, "gen", 0);
+    bool refork = sv_msg_int(msg, "refork", 0) == 1;
+    if (mold_chan < 0) {
+        sv_chan_sendf(a->chan, "mold-failed gen=%u reason=no-channel", gen);
+        return;
+    }
+    if (sv_server_quiesce(srv, QUIESCE_TIMEOUT_MS) < 0) {
+        sv_chan_sendf(a->chan, "mold-failed gen=%u reason=worker-0-busy", gen);
+        close(mold_chan);
+        return;
+    }
+    /* the app is quiet here: on_refork may close what must not be shared */
+    if (refork)
+        sv_app_hook(&a->rt->app, SV_HOOK_ON_REFORK, a->index);
+    if (a->rt->cfg.nakayoshi_fork)
+        malloc_trim(0);
+    pid_t pid = sv_proc_fork_detached();
+    if (pid == 0) {
+        /* the mold: only this thread exists; drop worker 0's connections and fds */
+        sv_server_forget_in_child(srv);
+        close(a->chan);
+        sv_sig_reset();
+        sv_log_after_fork();
+        mold_main(a, mold_chan, gen);
+    }
+    sv_server_unquiesce(srv);
+    close(mold_chan);
+    if (pid < 0)
+        sv_chan_sendf(a->chan, "mold-failed gen=%u reason=fork:%d", gen, -pid);
 }

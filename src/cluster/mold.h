@@ -7,14 +7,15 @@
 #define SV_CLUSTER_MOLD_H
 
 #include "cluster/runtime.h"
+#include "cluster/worker.h"
 #include "server/server.h"
 
 /*
- * In worker 0, on "make-mold" with the mold's channel fd: run on_refork,
- * quiesce the server, fork a detached mold, resume. Replies
- * "mold-failed reason=" on its own channel if it cannot.
+ * In worker 0 (whose arguments are a), on "make-mold gen=G refork=0|1" with
+ * the mold's channel fd: quiesce the server, run on_refork (refork=1), fork
+ * a detached mold, resume. Sends "mold-failed gen= reason=" on worker 0's
+ * channel if it cannot. Takes ownership of mold_chan.
  */
-void sv_mold_fork_from_worker(sv_runtime_t *rt, sv_server_t *srv, const char *msg, int mold_chan,
-                              int worker_chan);
+void sv_mold_fork_from_worker(const sv_worker_args_t *a, sv_server_t *srv, const char *msg, int mold_chan);
 
 #endif

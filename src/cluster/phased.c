@@ -93,8 +93,8 @@ static void retire_replaced(sv_master_t *m)
             continue;
         sv_whandle_t *old = old_at(m, h->index);
         if (old && old->superseded) {
-            sv_log("- Stopping %d for phased upgrade...", (int)old->pid);
-            sv_master_stop_worker(m, old, "phased restart");
+            sv_log("- Stopping %d for %s...", (int)old->pid, m->phased.refork ? "refork" : "phased upgrade");
+            sv_master_stop_worker(m, old, m->phased.refork ? "refork" : "phased restart");
             m->phased.replaced++;
             sv_oplog_progress(&m->ops, m->phased.replaced, m->phased.total);
         }
@@ -153,7 +153,7 @@ bool sv_phased_step(sv_master_t *m, int64_t now_ms)
         stop_first_step(m);
     }
     if (count_old(m) == 0 && sv_master_all_current_booted(m)) {
-        sv_log("- Phased restart complete, phase: %u", m->phase);
+        sv_log("- %s complete, phase: %u", m->phased.refork ? "Refork" : "Phased restart", m->phase);
         m->phased.active = false;
         sv_oplog_finish_current(&m->ops, true, NULL);
         sv_master_fire_booted(m);
@@ -168,7 +168,8 @@ void sv_phased_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reas
         return;
     char err[256];
     snprintf(err, sizeof(err), "worker %d of phase %u could not boot: %s", h->index, m->phase, reason);
-    sv_log_error("! Phased restart failed: %s; the old workers keep serving", err);
+    sv_log_error("! %s failed: %s; the old workers keep serving", m->phased.refork ? "Refork" : "Phased restart",
+                 err);
     m->phased.failed = true;
     sv_oplog_finish_current(&m->ops, false, err);
     /* replacements still booting would only fail the same way */

@@ -122,8 +122,8 @@ static void on_master_msg(worker_t *w)
         sv_msg_verb(msg, verb, sizeof(verb));
         if (!strcmp(verb, "stop"))
             begin_stop(w, "told by master");
-        else if (!strcmp(verb, "make-mold") && w->a->fork_worker)
-            sv_mold_fork_from_worker(w->rt, w->srv, msg, fd, w->chan);
+        else if (!strcmp(verb, "make-mold") && w->a->fork_worker && !w->stopping)
+            sv_mold_fork_from_worker(w->a, w->srv, msg, fd);
         else if (fd >= 0)
             close(fd);
     }
@@ -203,7 +203,7 @@ _Noreturn void sv_worker_main(const sv_worker_args_t *a)
     sv_proc_set_title("serval: cluster worker %d: %d [%s]", a->index, a->master_pid,
                       sv_rt_tag(a->rt, tag, sizeof(tag)));
     setup_signals();
-    sv_chan_sendf(w.chan, "hello pid=%d index=%d phase=%u", (int)getpid(), a->index, a->phase);
+    sv_chan_sendf(w.chan, "hello pid=%d index=%d phase=%u gen=%u", (int)getpid(), a->index, a->phase, a->generation);
     load_app(&w);
     if (sv_app_hook(&a->rt->app, SV_HOOK_ON_WORKER_BOOT, a->index) < 0)
         fail_boot(&w, "on_worker_boot failed");

@@ -30,6 +30,7 @@ typedef struct sv_worker_args {
     sv_load_slot_t *load;     /* shared busy table (may be NULL) */
     int n_load;
     bool fork_worker;         /* worker 0 with fork_worker: answers make-mold */
+    unsigned generation;      /* mold generation it was forked from, 0 = the master */
 } sv_worker_args_t;
 
 /* Runs the worker; never returns. */

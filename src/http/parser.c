@@ -139,6 +139,9 @@ static int on_headers_complete(llhttp_t *ll)
     if (rc)
         return rc;
     r->chunked = (ll->flags & F_CHUNKED) != 0;
+    /* llhttp takes any uint64_t; ours is signed with -1 meaning chunked */
+    if (!r->chunked && ll->content_length > INT64_MAX)
+        return fail(p, 413, "request body too large");
     r->content_length = r->chunked ? -1 : ((ll->flags & F_CONTENT_LENGTH) ? (int64_t)ll->content_length : 0);
     if (p->limits.max_body_size > 0 && r->content_length > p->limits.max_body_size)
         return fail(p, 413, "request body too large");

@@ -742,11 +742,19 @@ static void test_limit_body_size(void **state)
     const char ch[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n6\r\n567890\r\n0\r\n\r\n";
     expect_status(&lim, ch, sizeof(ch) - 1, 413);
 
+    /* past INT64_MAX: must not wrap to a negative length ("-1 = chunked") */
+    EXPECT_STATUS_L(&lim, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n", 413);
+    EXPECT_STATUS_L(&lim, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n", 413);
+
     /* 0 = unlimited */
     lim.max_body_size = 0;
     PARSE(&lim, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n0123456789ab");
     assert_int_equal(R.rec[0].result, SV_HTTP_DONE);
     assert_int_equal(R.rec[0].body_len, 12);
+    EXPECT_STATUS_L(&lim, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551615\r\n\r\n", 413);
+    const char huge[] = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\nab";
+    feed_all(&lim, huge, sizeof(huge) - 1, &R);
+    assert_int_equal(R.rec[0].result, SV_HTTP_MORE);
 }
 
 /* ---- malformed and smuggling-shaped input -------------------------------- */
