@@ -202,6 +202,10 @@ static int run_http(const sv_command_t *cmd, const ctl_opts_t *o, const ctl_targ
 
 static int run_signal(const sv_command_t *cmd, const ctl_opts_t *o, const ctl_target_t *t)
 {
+    if (!t->pid && t->pid_error[0]) {
+        say("%s", t->pid_error);
+        return 1;
+    }
     if (!t->pid && t->control_url[0]) {
         say("'%s' is sent as a signal and needs the pid (-p, -P or -S)", cmd->name);
         return 1;
@@ -246,6 +250,9 @@ static int run_status(const ctl_opts_t *o, const ctl_target_t *t)
             close(fd);
     } else if (t->pid) {
         alive = pid_alive(t->pid);
+    } else if (t->pid_error[0]) {
+        say("%s", t->pid_error);
+        return 1;
     } else {
         say("Neither pid nor control url available");
         return 1;

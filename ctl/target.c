@@ -160,7 +160,7 @@ static int resolve_with_config(const ctl_where_t *w, const sv_config_t *cfg, ctl
     set(t->token, sizeof(t->token), w->token, st.has_token ? st.control_auth_token : NULL, cfg_token);
     t->pid = w->pid ? w->pid : st.pid;
     if (!t->pid && !state_path && pidfile)
-        return read_pidfile(pidfile, &t->pid, err, errlen);
+        (void)read_pidfile(pidfile, &t->pid, t->pid_error, sizeof(t->pid_error));
     return 0;
 }
 

@@ -31,6 +31,10 @@ typedef struct ctl_target {
     pid_t pid;
     char control_url[512];
     char token[256];
+    /* Why the pidfile gave no pid ("Pid file not found: PATH"): reported
+     * only by a command that needs the pid, so that a stale pidfile path in
+     * a config does not break commands sent to the control server. */
+    char pid_error[600];
 } ctl_target_t;
 
 /* The keys servalctl reads from a state file. */
