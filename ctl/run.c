@@ -19,7 +19,7 @@ __attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vprintf(fmt, ap);
+    vprintf(fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start is right above
     va_end(ap);
     putchar('\n');
     fflush(stdout);

@@ -142,6 +142,7 @@ static void cluster_extras(sv_master_t *m, sv_json_t *w)
     kv_int(w, "target_workers", m->target);
     sv_json_key(w, "restart");
     sv_oplog_json(&m->ops, w);
+    sv_mem_t mold_mem = {0};
     sv_json_key(w, "mold");
     if (m->mold.pid > 0) {
         sv_json_obj(w);
@@ -149,17 +150,16 @@ static void cluster_extras(sv_master_t *m, sv_json_t *w)
         kv_int(w, "generation", m->mold.generation);
         sv_json_key(w, "ready");
         sv_json_bool(w, m->mold.ready);
-        sv_mem_t mem = {0};
-        sv_proc_memory(m->mold.pid, &mem);
+        sv_proc_memory(m->mold.pid, &mold_mem);
         sv_json_key(w, "memory");
-        mem_json(w, &mem);
+        mem_json(w, &mold_mem);
         sv_json_obj_end(w);
     } else {
         sv_json_null(w);
     }
     sv_mem_t self = {0};
     sv_proc_memory(getpid(), &self);
-    uint64_t total = self.pss;
+    uint64_t total = self.pss + mold_mem.pss; /* every process of the cluster */
     for (int i = 0; i < m->nw; i++)
         total += m->w[i]->mem.pss;
     sv_json_key(w, "memory");
