@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -160,6 +161,27 @@ void sv_app_unload(sv_app_t *a)
         dlclose(a->dl);
     a->dl = NULL;
     a->tab = NULL;
+}
+
+bool sv_app_code_is_current(const sv_app_t *a)
+{
+    if (!a->dl)
+        return true;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f)
+        return true;
+    uintptr_t addr = (uintptr_t)a->tab;
+    char line[4400];
+    bool ok = true;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi, ino;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %lu", &lo, &hi, &ino) == 3 && addr >= lo && addr < hi) {
+            ok = ino == (unsigned long)a->ino;
+            break;
+        }
+    }
+    fclose(f);
+    return ok;
 }
 
 bool sv_app_file_changed(const sv_app_t *a, const char *path)

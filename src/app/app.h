@@ -46,6 +46,8 @@ int sv_app_hook(sv_app_t *a, sv_hook_t hook, int worker_index);
 bool sv_app_has_hook(const sv_app_t *a, sv_hook_t hook);
 void sv_app_fini(sv_app_t *a);
 void sv_app_unload(sv_app_t *a);
+/* Is the code serving this app mapped from the file that was stat'ed at load (not an older copy)? */
+bool sv_app_code_is_current(const sv_app_t *a);
 /* Does path now name a different file than the one loaded (a new release)? */
 bool sv_app_file_changed(const sv_app_t *a, const char *path);
 const char *sv_hook_name(sv_hook_t hook);

@@ -659,6 +659,12 @@ static void on_signal(sv_master_t *m, int sig)
             sv_master_begin_stop(m, "SIGHUP");
         }
         break;
+    case SIGPWR:
+        sv_state_log_backtrace("master");
+        for (int i = 0; i < m->nw; i++)
+            if (m->w[i]->pid > 0)
+                kill(m->w[i]->pid, SIGPWR);
+        break;
     default: break; /* SIGCHLD: the loop reaps after every poll */
     }
 }
@@ -675,7 +681,7 @@ static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
 static void setup_signals(sv_master_t *m)
 {
     sv_sig_open();
-    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGURG, SIGTTIN, SIGTTOU, SIGHUP, SIGCHLD};
+    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGURG, SIGTTIN, SIGTTOU, SIGHUP, SIGCHLD, SIGPWR};
     for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
         sv_sig_catch(caught[i]);
     sv_sig_ignore(SIGPIPE);

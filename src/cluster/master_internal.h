@@ -27,7 +27,7 @@
 typedef struct sv_wstatus {
     int backlog, running, pool_capacity, busy_threads, max_threads;
     uint64_t requests_count;
-    int connections, reactor_max;
+    int connections, reactor_max, backlog_max;
     uint64_t app_ms;
 } sv_wstatus_t;
 

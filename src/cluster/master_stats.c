@@ -26,6 +26,8 @@ void sv_master_parse_ping(sv_whandle_t *h, const char *msg)
     s->max_threads = (int)sv_msg_int(msg, "max_threads", 0);
     s->requests_count = (uint64_t)sv_msg_int(msg, "requests_count", 0);
     s->connections = (int)sv_msg_int(msg, "connections", 0);
+    if (!h->has_status || s->backlog > s->backlog_max)
+        s->backlog_max = s->backlog; /* the max since the last stats read, as Puma */
     int rmax = (int)sv_msg_int(msg, "reactor_max", 0);
     if (!h->has_status || rmax > s->reactor_max)
         s->reactor_max = rmax; /* the max since the last stats read */
@@ -77,12 +79,13 @@ static void last_status_json(sv_json_t *w, sv_whandle_t *h)
         kv_int(w, "running", s->running);
         kv_int(w, "pool_capacity", s->pool_capacity);
         kv_int(w, "busy_threads", s->busy_threads);
-        kv_int(w, "backlog_max", s->backlog);
+        kv_int(w, "backlog_max", s->backlog_max);
         kv_int(w, "max_threads", s->max_threads);
         kv_int(w, "requests_count", (int64_t)s->requests_count);
         kv_int(w, "reactor_max", s->reactor_max);
         kv_int(w, "connections", s->connections);
         h->st.reactor_max = s->connections;
+        h->st.backlog_max = s->backlog;
     }
     sv_json_obj_end(w);
 }

@@ -74,6 +74,10 @@ static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
                 sv_oplog_begin(&s->ops, SV_OP_HOT, "signal");
             begin_stop(s, S_RESTART, "hot restart");
             break;
+        case SIGPWR:
+            sv_state_log_backtrace("main");
+            sv_server_dump_threads(s->srv);
+            break;
         case SIGHUP:
             if (s->rt->cfg.stdout_redirect || s->rt->cfg.stderr_redirect)
                 sv_rt_reopen_logs(s->rt);
@@ -168,7 +172,7 @@ static void finish(single_t *s)
 static void setup_signals(single_t *s)
 {
     sv_sig_open();
-    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP};
+    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP, SIGPWR};
     for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
         sv_sig_catch(caught[i]);
     sv_sig_ignore(SIGPIPE);

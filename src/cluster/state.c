@@ -175,8 +175,13 @@ void sv_state_single_metrics(const sv_runtime_t *rt, sv_server_t *srv, const sv_
 
 int sv_state_operation(sv_oplog_t *ops, const char *query, sv_buf_t *out)
 {
-    const char *p = strstr(query, "id=");
-    int id = p ? atoi(p + 3) : 0;
+    int id = 0;
+    for (const char *p = query; p && *p;) {
+        size_t n = strcspn(p, "&;");
+        if (n > 3 && !strncmp(p, "id=", 3))
+            id = atoi(p + 3);
+        p += n + (p[n] ? 1 : 0);
+    }
     sv_op_t *op = sv_oplog_find(ops, id);
     if (!op) {
         sv_buf_printf(out, "{ \"error\": \"no operation %d\" }", id);
@@ -217,5 +222,16 @@ void sv_state_backtraces(const char *label, sv_buf_t *out)
     sv_json_arr_end(&w);
     sv_json_obj_end(&w);
     sv_json_arr_end(&w);
+    free(syms);
+}
+
+void sv_state_log_backtrace(const char *label)
+{
+    void *frames[64];
+    int n = backtrace(frames, 64);
+    char **syms = backtrace_symbols(frames, n);
+    sv_log("Thread: TID-%ld %s", (long)syscall(SYS_gettid), label);
+    for (int i = 0; i < n; i++)
+        sv_log("    %s", syms ? syms[i] : "?");
     free(syms);
 }

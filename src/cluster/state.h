@@ -31,6 +31,9 @@ int sv_state_operation(sv_oplog_t *ops, const char *query, sv_buf_t *out);
 void sv_state_gc_stats(sv_buf_t *out);
 void sv_state_backtraces(const char *label, sv_buf_t *out);
 
+/* Log this thread's backtrace as "Thread: TID-n label" and indented frames (SIGPWR). */
+void sv_state_log_backtrace(const char *label);
+
 /* Prometheus exposition helpers. */
 void sv_metric_head(sv_buf_t *out, const char *name, const char *type, const char *help);
 void sv_metric(sv_buf_t *out, const char *name, const char *labels, double value);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cluster/mold.h"
+#include "cluster/state.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "os/chan.h"
@@ -44,6 +45,7 @@ static void setup_signals(void)
     sv_sig_catch(SIGTERM);
     sv_sig_catch(SIGHUP);
     sv_sig_catch(SIGQUIT);
+    sv_sig_catch(SIGPWR);
     sv_sig_ignore(SIGINT); /* Ctrl-C reaches the master, which stops workers in order */
     sv_sig_ignore(SIGPIPE);
     int ignored[] = {SIGUSR1, SIGUSR2, SIGURG, SIGTTIN, SIGTTOU};
@@ -58,13 +60,24 @@ static void load_app(worker_t *w)
     char err[600];
     if (rt->app_loaded && rt->app.initialized)
         return;
-    /* a phased restart may have re-pointed the release the master loaded hooks from */
-    if (rt->app_loaded && sv_app_file_changed(&rt->app, rt->cfg.app_path))
+    /*
+     * A phased restart may have re-pointed the release the master loaded its
+     * hooks from. dlopen matches by name, so the inherited copy must go first
+     * or the same path would give back the old code.
+     */
+    bool reloaded = false;
+    if (rt->app_loaded && sv_app_file_changed(&rt->app, rt->cfg.app_path)) {
+        reloaded = true;
+        sv_app_unload(&rt->app);
         rt->app_loaded = false;
+    }
     if (!rt->app_loaded) {
         if (sv_app_load(&rt->app, rt->cfg.app_path, err, sizeof(err)) < 0)
             fail_boot(w, err);
         rt->app_loaded = true;
+        if (reloaded && !sv_app_code_is_current(&rt->app))
+            sv_log_error("! worker %d: the old copy of %s could not be unloaded; it keeps serving the old code",
+                         w->a->index, rt->cfg.app_path);
     }
     if (sv_app_init(&rt->app, err, sizeof(err)) < 0)
         fail_boot(w, err);
@@ -144,6 +157,10 @@ static void on_signals(worker_t *w)
             _exit(0);
         case SIGHUP:
             sv_rt_reopen_logs(w->rt);
+            break;
+        case SIGPWR:
+            sv_state_log_backtrace("main");
+            sv_server_dump_threads(w->srv);
             break;
         default:
             break;

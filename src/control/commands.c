@@ -23,7 +23,7 @@ const sv_command_t sv_commands[SV_CMD_COUNT] = {
     {SV_CMD_WORKER_COUNT_UP, "worker-count-up", NULL, SIGTTIN, false, false},
     {SV_CMD_WORKER_COUNT_DOWN, "worker-count-down", NULL, SIGTTOU, false, false},
     {SV_CMD_REOPEN_LOG, "reopen-log", NULL, SIGHUP, false, false},
-    {SV_CMD_INFO, "info", NULL, 0, false, false},
+    {SV_CMD_INFO, "info", NULL, SIGPWR, false, false},
 };
 
 const sv_command_t *sv_command_by_name(const char *name)

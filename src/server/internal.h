@@ -96,6 +96,7 @@ typedef struct sv_thread {
     int64_t next_trim_check_ms;
     sv_server_t *srv;
     int index;
+    _Atomic int os_tid;
 } sv_thread_t;
 
 #define SV_CONN_CHUNK 256

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -264,6 +265,7 @@ static void *thread_main(void *arg)
 {
     sv_thread_t *t = arg;
     sv_server_t *s = t->srv;
+    atomic_store(&t->os_tid, (int)syscall(SYS_gettid));
     struct epoll_event ev[BATCH_MAX];
     int64_t idle_since = sv_now_ms();
     t->next_trim_check_ms = idle_since + 1000;
@@ -547,4 +549,20 @@ bool sv_server_progressing(sv_server_t *s)
     /* all threads inside the app and none came out: stuck */
     return moved || atomic_load(&s->n_busy) < atomic_load(&s->n_threads) ||
            atomic_load(&s->n_threads) < s->o.max_threads;
+}
+
+void sv_server_dump_threads(sv_server_t *s)
+{
+    int64_t now = sv_now_ns();
+    for (int i = 0; i < s->o.max_threads; i++) {
+        sv_thread_t *t = &s->threads[i];
+        if (!atomic_load(&t->in_use))
+            continue;
+        int64_t since = atomic_load(&t->app_since_ns);
+        if (since)
+            sv_log("Thread: TID-%d serving thread %d: inside the app for %.1f ms", atomic_load(&t->os_tid), i,
+                   (double)(now - since) / 1e6);
+        else
+            sv_log("Thread: TID-%d serving thread %d: waiting for work", atomic_load(&t->os_tid), i);
+    }
 }

@@ -104,6 +104,9 @@ uint64_t sv_server_requests(const sv_server_t *s);
  */
 bool sv_server_progressing(sv_server_t *s);
 
+/* Log one line per serving thread: its id and what it is doing (SIGPWR / servalctl info). */
+void sv_server_dump_threads(sv_server_t *s);
+
 /*
  * Fork gate. sv_server_quiesce waits (up to timeout_ms) until no thread is
  * handling a connection or inside the app, and holds every thread at the

@@ -280,3 +280,20 @@ def test_hot_restart_keeps_the_control_token_and_state_file(servers, testapp, po
     s.wait_log("booted in", count=2)
     assert get(port2, f"/stats?token={token}").status == 200
     assert f"pid: {s.pid}" in state.read_text()
+
+
+def test_phased_restart_loads_the_new_releases_shared_object(servers, testapp, hello_app, port, tmp_path):
+    """The app path stays `current/app.so`; the file behind it changes with the release."""
+    r1 = make_release(tmp_path, "1", "v1")
+    r2 = make_release(tmp_path, "2", "v2")
+    shutil.copy(testapp, r1 / "app.so")
+    shutil.copy(hello_app, r2 / "app.so")  # a different app: answers Hello World everywhere
+    point_current(tmp_path, r1)
+    current = tmp_path / "current"
+    s = boot(servers, "app.so", port, workers=2, extra=("--dir", str(current)))
+    assert get(port, "/version").body == b"v1"
+    point_current(tmp_path, r2)
+    op = control(s, "phased-restart")
+    assert wait_op(s, op)["state"] == "succeeded"
+    assert {get(port, "/version").body for _ in range(10)} == {b"Hello World"}
+    assert "could not be unloaded" not in s.stderr()
