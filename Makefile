@@ -37,7 +37,8 @@ test: deps
 asan: deps
 	$(MAKE) BUILD=build-asan build-san SAN=address,undefined
 	ctest --test-dir build-asan --output-on-failure -j $(JOBS)
-	SERVAL_BUILD=$(abspath build-asan) SERVAL_SANITIZED=1 $(PYTEST) -q tests/integration $(PYTEST_ARGS)
+	ASAN_OPTIONS=handle_segv=0:detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  SERVAL_BUILD=$(abspath build-asan) SERVAL_SANITIZED=1 $(PYTEST) -q tests/integration $(PYTEST_ARGS)
 
 # TSan build of the threaded serving code.
 tsan: deps

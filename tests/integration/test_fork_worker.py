@@ -138,8 +138,11 @@ def test_killing_worker_0_during_a_refork_loses_no_worker(servers, testapp, port
     with ClientLoop(port, threads=2) as loop:
         control(s, "refork")
         os.kill(w0, signal.SIGKILL)
-        wait_until(lambda: len(by_index(stats(s.cport))) == 3 and by_index(stats(s.cport))[0]["pid"] != w0,
-                   timeout=30, what="three serving workers again")
+        def recovered():
+            w = by_index(stats(s.cport))
+            return len(w) == 3 and 0 in w and w[0]["pid"] != w0
+
+        wait_until(recovered, timeout=30, what="three serving workers again")
         loop.wait_requests(50)
     assert len(loop.failures) <= 2, loop.failures  # at most the requests in flight on worker 0
     time.sleep(1)
