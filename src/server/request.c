@@ -54,6 +54,7 @@ static void split_target(sv_conn_t *c)
 
 void sv_req_prepare(sv_conn_t *c)
 {
+    c->path_off = UINT32_MAX; /* split lazily: most apps never ask */
     char *b = head(c);
     /* the parser is past these bytes: terminate each span in place */
     b[c->req.target.off + c->req.target.len] = '\0';
@@ -63,7 +64,6 @@ void sv_req_prepare(sv_conn_t *c)
         if (h->value.len)
             b[h->value.off + h->value.len] = '\0';
     }
-    split_target(c);
 }
 
 const char *serval_request_method(const serval_request_t *req)
@@ -76,13 +76,21 @@ const char *serval_request_target(const serval_request_t *req)
     return head(CONN(req)) + CONN(req)->req.target.off;
 }
 
+static void ensure_split(const serval_request_t *req)
+{
+    if (CONN(req)->path_off == UINT32_MAX)
+        split_target(CONN(req));
+}
+
 const char *serval_request_path(const serval_request_t *req)
 {
+    ensure_split(req);
     return CONN(req)->scratch.data + CONN(req)->path_off;
 }
 
 const char *serval_request_query(const serval_request_t *req)
 {
+    ensure_split(req);
     return CONN(req)->scratch.data + CONN(req)->query_off;
 }
 
@@ -332,6 +340,11 @@ int serval_response_status(serval_response_t *res, int status)
     return 0;
 }
 
+static bool valid_value(const char *value)
+{
+    return value[strcspn(value, "\r\n")] == '\0';
+}
+
 static bool token_char(unsigned char ch)
 {
     return ch > 32 && ch < 127 && !strchr("\"(),/:;<=>?@[\\]{}", ch);
@@ -344,9 +357,8 @@ static bool valid_header(const char *name, const char *value)
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
         if (!token_char(*p))
             return false;
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
-        if (*p == '\r' || *p == '\n')
-            return false;
+    if (!valid_value(value))
+        return false;
     return strcasecmp(name, "content-length") && strcasecmp(name, "transfer-encoding") &&
            strcasecmp(name, "connection") && strcasecmp(name, "date");
 }
@@ -391,9 +403,21 @@ int serval_response_body(serval_response_t *res, const void *data, size_t len)
 int serval_response_send(serval_response_t *res, int status, const char *content_type, const void *body,
                          size_t len)
 {
+    sv_conn_t *c = CONN(res);
     int rc = serval_response_status(res, status);
-    if (rc == 0 && content_type)
-        rc = serval_response_header(res, "Content-Type", content_type);
+    if (rc == 0 && content_type) {
+        /* the common case, without serval_response_header's name checks */
+        if (!valid_value(content_type))
+            return -EINVAL;
+        size_t n = strlen(content_type);
+        rc = sv_buf_reserve(&c->res_headers, n + 16);
+        if (rc == 0) {
+            sv_buf_append(&c->res_headers, "Content-Type: ", 14);
+            sv_buf_append(&c->res_headers, content_type, n);
+            sv_buf_append(&c->res_headers, "\r\n", 2);
+            c->res_has_ctype = true;
+        }
+    }
     return rc ? rc : serval_response_body(res, body, len);
 }
 
