@@ -38,7 +38,7 @@ static sv_whandle_t *add_handle(sv_master_t *m, int index)
 {
     if (m->nw == m->cap) {
         int cap = m->cap ? m->cap * 2 : 16;
-        sv_whandle_t **w = realloc(m->w, (size_t)cap * sizeof(*w));
+        sv_whandle_t **w = realloc(m->w, (size_t)cap * sizeof(sv_whandle_t *));
         if (!w)
             return NULL;
         m->w = w;
@@ -57,7 +57,7 @@ static sv_whandle_t *add_handle(sv_master_t *m, int index)
     int pos = m->nw;
     while (pos > 0 && m->w[pos - 1]->index > index)
         pos--;
-    memmove(&m->w[pos + 1], &m->w[pos], (size_t)(m->nw - pos) * sizeof(*m->w));
+    memmove(&m->w[pos + 1], &m->w[pos], (size_t)(m->nw - pos) * sizeof(sv_whandle_t *));
     m->w[pos] = h;
     m->nw++;
     return h;
@@ -68,7 +68,7 @@ static void remove_handle(sv_master_t *m, sv_whandle_t *h)
     for (int i = 0; i < m->nw; i++) {
         if (m->w[i] != h)
             continue;
-        memmove(&m->w[i], &m->w[i + 1], (size_t)(m->nw - i - 1) * sizeof(*m->w));
+        memmove(&m->w[i], &m->w[i + 1], (size_t)(m->nw - i - 1) * sizeof(sv_whandle_t *));
         m->nw--;
         break;
     }

@@ -190,7 +190,8 @@ int sv_rt_init(sv_runtime_t *rt, int argc, char **argv)
     set_restart_dir(rt, startup_cwd);
     if (rt->cfg.check_only)
         return check_only(rt);
-    sv_log_set_debug(getenv("SERVAL_DEBUG") && strcmp(getenv("SERVAL_DEBUG"), "0"));
+    const char *debug = getenv("SERVAL_DEBUG");
+    sv_log_set_debug(debug && strcmp(debug, "0") != 0);
     sv_log_set_pid_prefix(rt->cfg.workers > 0);
     return redirect_logs(rt, rt->hot_restarted);
 }

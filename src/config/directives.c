@@ -690,6 +690,8 @@ static int check_control_url(const char *url, const sv_site_t *s)
 {
     sv_bind_t b;
     char err[SV_DIAG_MAX / 2];
+    if (!url)
+        return sv_cfg_fail(s, "control URL missing (hint: tcp://127.0.0.1:PORT or unix://PATH)");
     if (!strcmp(url, "auto"))
         return sv_cfg_fail(s, "control URL 'auto' is not supported (hint: give a tcp://127.0.0.1:PORT "
                               "or unix://PATH URL)");

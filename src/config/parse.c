@@ -912,6 +912,8 @@ static int parse_pairs(parser_t *P, node_t *hash, bool braced)
         int rc = parse_pair(P, tail);
         if (rc)
             return rc;
+        if (!*tail)
+            return oom(P); /* parse_pair sets *tail whenever it succeeds */
         tail = &(*tail)->next;
         if (P->tok.type != T_COMMA)
             return 0;

@@ -1,12 +1,15 @@
 #include "core/buf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 int sv_buf_reserve(sv_buf_t *b, size_t extra)
 {
+    if (extra > SIZE_MAX - b->len - 1)
+        return -ENOMEM;
     if (b->len + extra + 1 <= b->cap)
         return 0;
     size_t need = b->len + extra + 1;

@@ -26,7 +26,7 @@ int sv_buf_append(sv_buf_t *b, const void *data, size_t len);
 int sv_buf_puts(sv_buf_t *b, const char *s);
 int sv_buf_putc(sv_buf_t *b, char c);
 int sv_buf_printf(sv_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int sv_buf_vprintf(sv_buf_t *b, const char *fmt, va_list ap);
+int sv_buf_vprintf(sv_buf_t *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Drop the first n bytes, moving the rest to the front. */
 void sv_buf_consume(sv_buf_t *b, size_t n);
 void sv_buf_reset(sv_buf_t *b);

@@ -287,6 +287,20 @@ sv_http_result_t sv_http_parse(sv_http_parser_t *p, const char *data, size_t len
     }
     if (e == HPE_PAUSED_UPGRADE)
         p->msg_done = true;
+    /*
+     * llhttp 8 ends a chunked body at "0\r\n\n" too; a proxy that wants
+     * CRLF would read what follows as trailers: a smuggling gap. The byte
+     * before the final LF may have come in the previous call.
+     */
+    if (p->msg_done && p->req->chunked && used > 0) {
+        char before = used >= 2 ? data[used - 2] : p->prev_byte;
+        if (data[used - 1] == '\n' && before != '\r') {
+            fail(p, 400, "bare LF ends the chunked body");
+            return SV_HTTP_ERROR;
+        }
+    }
+    if (used > 0)
+        p->prev_byte = data[used - 1];
     return p->msg_done ? SV_HTTP_DONE : SV_HTTP_MORE;
 }
 

@@ -79,6 +79,7 @@ typedef struct sv_http_parser {
     bool msg_done;
     bool last_was_value;     /* the previous callback was a header value */
     bool host_seen;
+    char prev_byte;          /* last byte of the previous call (CR before a final LF) */
     int error_status;
     const char *error_reason;
 } sv_http_parser_t;

@@ -303,7 +303,7 @@ int sv_listener_port(const sv_listener_t *l)
 {
     if (l->bind.kind != SV_BIND_TCP || l->fd < 0)
         return -1;
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof(ss);
     if (getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0)
         return -1;

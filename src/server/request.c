@@ -204,6 +204,7 @@ const char *serval_request_peer(const serval_request_t *req)
     if (c->peer[0])
         return c->peer;
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
     socklen_t len = sizeof(ss);
     char ip[INET6_ADDRSTRLEN] = "?";
     if (c->is_unix || getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0) {

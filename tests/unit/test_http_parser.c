@@ -543,6 +543,19 @@ static void test_pipelined_three_with_bodies(void **state)
     assert_int_equal(R.rec[2].body_len, 0);
 }
 
+/* An empty line before a request is skipped (RFC 9112 2.2) and counts into its head. */
+static void test_pipelined_extra_crlf(void **state)
+{
+    PARSE(&default_limits, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_int_equal(R.n, 2);
+    assert_int_equal(R.rec[0].result, SV_HTTP_DONE);
+    assert_memory_equal(R.rec[0].body, "ok", 2);
+    assert_int_equal(R.rec[1].result, SV_HTTP_DONE);
+    assert_string_equal(R.rec[1].target, "/x");
+    assert_int_equal(R.rec[1].head_len, 30);
+    EXPECT_STATUS("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400); /* but not a bare LF */
+}
+
 /* The second request is incomplete: DONE, then MORE. */
 static void test_pipelined_partial(void **state)
 {
@@ -942,6 +955,7 @@ int main(void)
         cmocka_unit_test(test_chunked_zero_and_big_chunks),
         cmocka_unit_test(test_pipelined_two),
         cmocka_unit_test(test_pipelined_three_with_bodies),
+        cmocka_unit_test(test_pipelined_extra_crlf),
         cmocka_unit_test(test_pipelined_partial),
         cmocka_unit_test(test_pipelined_then_error),
         cmocka_unit_test(test_header_spans_and_trim),
