@@ -161,3 +161,17 @@ def _quiet(fn):
         fn()
     except OSError:
         pass
+
+
+def test_max_worker_memory_recycles_a_grown_worker(servers, testapp, tmp_path, port):
+    s = servers("-C", conf(tmp_path, 'worker_check_interval 1\nmax_worker_memory "40MB"\n'),
+                "-w", "2", "-b", f"tcp://127.0.0.1:{port}", testapp, workers=2, env={"TESTAPP_CACHE_MB": "64"})
+    before = set(s.wait_workers(2))
+    grown = get(port, "/pid").json()["pid"]
+    assert get(port, "/cache").status == 200
+    with ClientLoop(port, threads=2) as loop:
+        s.wait_log(r"Recycling worker \d \(PID: \d+\): over max_worker_memory", timeout=20)
+        wait_until(lambda: len(s.workers()) == 2 and not (set(s.workers()) <= before), timeout=20,
+                   what="a recycled worker")
+        loop.wait_requests(50)
+    loop.assert_clean()
