@@ -26,6 +26,7 @@
 #include "core/time.h"
 #include "os/chan.h"
 #include "os/fd.h"
+#include "os/notify.h"
 #include "os/sig.h"
 
 #define MASTER_TICK_MS 100
@@ -144,6 +145,7 @@ void sv_master_child_setup(sv_master_t *m, int keep_fd)
     sv_control_forget(m->control);
     sv_sig_reset();
     sv_log_after_fork();
+    sv_notify_forget();
 }
 
 static void on_chan(sv_loop_t *loop, int fd, short revents, void *arg);
@@ -310,6 +312,7 @@ void sv_master_fire_booted(sv_master_t *m)
         return;
     m->booted_announced = true;
     sv_app_hook(&m->rt->app, SV_HOOK_ON_BOOTED, -1);
+    sv_notify("READY=1\nMAINPID=%d", (int)getpid());
 }
 
 /* ---- worker messages ------------------------------------------------------------ */
@@ -551,6 +554,10 @@ static void step_operations(sv_master_t *m, int64_t now)
     if (!m->ops.current && !sv_oplog_next(&m->ops))
         return;
     sv_op_t *op = m->ops.current;
+    if (!m->notified_reloading) {
+        sv_notify_reloading();
+        m->notified_reloading = true;
+    }
     if (op->id != m->started_op) {
         m->started_op = op->id;
         switch (op->kind) {
@@ -607,6 +614,7 @@ void sv_master_begin_stop(sv_master_t *m, const char *why)
         return;
     m->state = M_STOP;
     m->stop_ms = sv_now_ms();
+    sv_notify("STOPPING=1");
     sv_log("- Gracefully shutting down workers... (%s)", why);
     /* workers close their copies after a last accept: then new connections are refused */
     sv_rt_close_listeners(m->rt, false);
@@ -703,6 +711,24 @@ static void finish(sv_master_t *m)
     exit(0);
 }
 
+/* systemd: READY=1 again once an operation ends (a failed one too: we serve), STATUS, watchdog. */
+static void notify_systemd(sv_master_t *m, int64_t now)
+{
+    if (m->notified_reloading && !m->ops.current && m->state == M_RUN) {
+        m->notified_reloading = false;
+        sv_notify("READY=1");
+    }
+    sv_notify_watchdog(now);
+    if (now < m->next_status_ms)
+        return;
+    m->next_status_ms = now + 1000;
+    int booted = 0;
+    for (int i = 0; i < m->nw; i++)
+        booted += m->w[i]->booted && !m->w[i]->stopping;
+    sv_notify("STATUS=serval %s: cluster: %d/%d workers booted, phase %u%s%s", SERVAL_VERSION, booted, m->target,
+              m->phase, m->ops.current ? ", " : "", m->ops.current ? sv_op_kind_name(m->ops.current->kind) : "");
+}
+
 /* tmp_restart plugin: touching tmp/restart.txt asks for a hot restart. */
 static void check_tmp_restart(sv_master_t *m, int64_t now)
 {
@@ -764,6 +790,10 @@ int sv_master_run(sv_runtime_t *rt)
     sv_proc_set_title("serval %s (%s) [%s]", SERVAL_VERSION, sv_config_bind(&rt->cfg, 0),
                       sv_rt_tag(rt, tag, sizeof(tag)));
     setup_signals(m);
+    if (sv_notify_init())
+        sv_log("* Enabling systemd notification integration");
+    /* a hot restart in progress was announced by the image before the exec */
+    m->notified_reloading = m->ops.current != NULL;
     int rc = boot(m);
     if (rc)
         return rc;
@@ -784,6 +814,7 @@ int sv_master_run(sv_runtime_t *rt)
                 sv_master_fire_booted(m);
         }
         enforce_timeouts(m, now);
+        notify_systemd(m, now);
         sv_master_sample_memory(m, now);
         sv_control_tick(m->control, now);
         if (m->state == M_STOP && m->nw == 0)

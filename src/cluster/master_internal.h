@@ -132,6 +132,8 @@ struct sv_master {
     int64_t mold_requested_ms;
     int mold_failures;
     bool mold_fallback;      /* the mold keeps failing: fork from the master */
+    bool notified_reloading; /* told systemd RELOADING=1 for the running operation */
+    int64_t next_status_ms;
 };
 
 /* master.c */

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "os/loop.h"
+#include "os/notify.h"
 #include "os/proc.h"
 #include "os/sig.h"
 
@@ -40,9 +41,11 @@ static void begin_stop(single_t *s, single_state_t next, const char *why)
     s->state = next;
     s->drain_started_ms = sv_now_ms();
     if (next == S_STOP) {
+        sv_notify("STOPPING=1");
         sv_log("- Gracefully stopping, waiting for requests to finish");
         sv_server_stop_accepting(s->srv, true); /* new connections are refused */
     } else {
+        sv_notify_reloading();
         sv_log("* Restarting... (%s)", why);
         sv_server_stop_accepting(s->srv, false); /* new connections wait in the backlog */
     }
@@ -154,6 +157,7 @@ static void finish(single_t *s)
         sv_hot_restart_exec_single(s->rt, s->control, &s->ops, true);
         /* the exec failed: serve again */
         sv_log_error("! hot restart failed; serving on");
+        sv_notify("READY=1");
         s->state = S_RUN;
         sv_server_start(s->srv);
         sv_server_resume_accepting(s->srv);
@@ -191,6 +195,8 @@ int sv_single_run(sv_runtime_t *rt)
     sv_proc_set_title("serval %s (%s) [%s]", SERVAL_VERSION, sv_config_bind(&rt->cfg, 0),
                       sv_rt_tag(rt, tag, sizeof(tag)));
     setup_signals(&s);
+    if (sv_notify_init())
+        sv_log("* Enabling systemd notification integration");
     if (sv_rt_load_app(rt) < 0)
         return 1;
     if (sv_app_init(&rt->app, err, sizeof(err)) < 0) {
@@ -214,11 +220,13 @@ int sv_single_run(sv_runtime_t *rt)
     sv_log("Use Ctrl-C to stop");
     sv_app_hook(&rt->app, SV_HOOK_ON_BOOTED, -1);
     sv_oplog_finish_current(&s.ops, true, NULL);
+    sv_notify("READY=1\nMAINPID=%d\nSTATUS=serval %s: single mode, serving", (int)getpid(), SERVAL_VERSION);
     for (;;) {
         sv_loop_run_once(s.loop, 20);
         int64_t now = sv_now_ms();
         sv_server_tick(s.srv, now);
         sv_control_tick(s.control, now);
+        sv_notify_watchdog(now);
         if (s.state != S_RUN && sv_rt_drain_done(rt, s.srv, s.drain_started_ms, now))
             finish(&s);
     }
