@@ -68,15 +68,11 @@ static void fail(sv_master_t *m, const char *err)
     sv_oplog_finish_current(&m->ops, false, err);
 }
 
-void sv_hot_cluster_start(sv_master_t *m)
+/* The preflight passed: hand everything over and exec. Returns only on failure. */
+static void exec_new_image(sv_master_t *m)
 {
     sv_runtime_t *rt = m->rt;
     char err[600];
-    sv_log("* Restarting... (hot restart: the workers keep serving until the new ones have booted)");
-    if (rt->cfg.hot_restart_preflight && sv_hot_restart_preflight(rt, err, sizeof(err)) < 0) {
-        fail(m, err);
-        return;
-    }
     sv_app_hook(&rt->app, SV_HOOK_ON_RESTART, -1);
     sv_refork_kill_mold(m);
     sv_buf_t env = SV_BUF_INIT;
@@ -93,6 +89,24 @@ void sv_hot_cluster_start(sv_master_t *m)
     sv_buf_free(&env);
     snprintf(err, sizeof(err), "cannot execute %.300s: %s", rt->exe, strerror(-rc));
     fail(m, err);
+}
+
+void sv_hot_cluster_start(sv_master_t *m)
+{
+    sv_runtime_t *rt = m->rt;
+    sv_log("* Restarting... (hot restart: the workers keep serving until the new ones have booted)");
+    if (!rt->cfg.hot_restart_preflight) {
+        exec_new_image(m);
+        return;
+    }
+    /* checked in the background: the master goes on supervising meanwhile */
+    pid_t pid = sv_hot_restart_preflight_start(rt, rt->cfg.preload, &m->hot.preflight_fd);
+    if (pid < 0) {
+        fail(m, "cannot run the preflight check");
+        return;
+    }
+    m->hot.preflight_pid = pid;
+    m->hot.preflight_ms = sv_now_ms();
 }
 
 static void adopt_worker(sv_master_t *m, const char *rec, bool supersede)
@@ -147,9 +161,28 @@ void sv_hot_cluster_adopt(sv_master_t *m)
         m->hot.adopting = true;
 }
 
+static bool preflight_step(sv_master_t *m)
+{
+    char err[600];
+    int rc = sv_hot_restart_preflight_poll(m->hot.preflight_pid, m->hot.preflight_fd, m->hot.preflight_ms,
+                                           m->hot.preflight_reaped ? &m->hot.preflight_status : NULL, err,
+                                           sizeof(err));
+    if (rc == 0)
+        return false;
+    m->hot.preflight_pid = 0;
+    m->hot.preflight_reaped = false;
+    if (rc < 0)
+        fail(m, err);
+    else
+        exec_new_image(m);
+    return true;
+}
+
 bool sv_hot_cluster_step(sv_master_t *m, int64_t now_ms)
 {
     (void)now_ms;
+    if (m->hot.preflight_pid > 0)
+        return preflight_step(m);
     if (!m->hot.adopting) /* the old image's side failed before exec */
         return true;
     if (!sv_master_all_current_booted(m))
@@ -188,9 +221,10 @@ void sv_hot_cluster_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char 
     fail(m, err);
     for (int i = 0; i < m->nw; i++) {
         sv_whandle_t *w = m->w[i];
-        if (w->old_image)
+        if (w->old_image) {
             w->superseded = false;
-        else if (w != h)
+            w->old_image = false; /* they are this image's workers now */
+        } else if (w != h)
             sv_master_stop_worker(m, w, "hot restart failed");
     }
     /* the old workers fill the target; do not keep booting the broken release */

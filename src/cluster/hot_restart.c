@@ -18,7 +18,8 @@
 
 #define PREFLIGHT_TIMEOUT_MS 20000
 
-static char **build_env(const sv_runtime_t *rt, const char *handover)
+/* The startup environment plus one extra "NAME=value" (copied; may be NULL). */
+static char **build_env(const sv_runtime_t *rt, const char *extra)
 {
     int n = 0;
     while (rt->envp[n])
@@ -28,13 +29,21 @@ static char **build_env(const sv_runtime_t *rt, const char *handover)
         return NULL;
     for (int i = 0; i < n; i++)
         env[i] = rt->envp[i];
-    if (handover) {
-        size_t len = strlen(SV_HANDOVER_ENV) + strlen(handover) + 2;
-        env[n] = malloc(len);
-        if (env[n])
-            snprintf(env[n], len, "%s=%s", SV_HANDOVER_ENV, handover);
-    }
+    if (extra)
+        env[n] = strdup(extra);
     return env;
+}
+
+/* Free what build_env allocated (not the shared startup strings). */
+static void free_env(const sv_runtime_t *rt, char **env)
+{
+    if (!env)
+        return;
+    int n = 0;
+    while (rt->envp[n])
+        n++;
+    free(env[n]);
+    free(env);
 }
 
 /* argv with --check inserted after the program name. */
@@ -64,13 +73,13 @@ static void read_first_line(int fd, char *out, size_t cap)
     out[strcspn(out, "\n")] = '\0';
 }
 
-int sv_hot_restart_preflight(const sv_runtime_t *rt, char *err, size_t errlen)
+pid_t sv_hot_restart_preflight_start(const sv_runtime_t *rt, bool with_init, int *err_fd)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0)
         return SV_ERRNO();
     char **argv = check_argv(rt);
-    char **env = build_env(rt, NULL);
+    char **env = build_env(rt, with_init ? "SERVAL_CHECK_INIT=1" : NULL);
     pid_t pid = fork();
     if (pid == 0) {
         dup2(p[1], 2);
@@ -85,30 +94,51 @@ int sv_hot_restart_preflight(const sv_runtime_t *rt, char *err, size_t errlen)
     }
     close(p[1]);
     free(argv);
-    free(env);
+    free_env(rt, env);
     if (pid < 0) {
         close(p[0]);
         return SV_ERRNO();
     }
-    int status = 0;
-    int64_t deadline = sv_now_ms() + PREFLIGHT_TIMEOUT_MS;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (sv_now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            snprintf(err, errlen, "%s --check did not finish in %d s", rt->exe, PREFLIGHT_TIMEOUT_MS / 1000);
-            close(p[0]);
-            return SV_ECONFIG;
-        }
-        sv_sleep_ms(5);
+    *err_fd = p[0];
+    return pid;
+}
+
+int sv_hot_restart_preflight_poll(pid_t pid, int err_fd, int64_t started_ms, const int *reaped, char *err,
+                                  size_t errlen)
+{
+    int status = reaped ? *reaped : 0;
+    pid_t r = reaped ? pid : waitpid(pid, &status, WNOHANG);
+    if (r == 0 && sv_now_ms() - started_ms < PREFLIGHT_TIMEOUT_MS)
+        return 0;
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        snprintf(err, errlen, "serval --check did not finish in %d s", PREFLIGHT_TIMEOUT_MS / 1000);
+        close(err_fd);
+        return SV_ECONFIG;
     }
     char line[512];
-    read_first_line(p[0], line, sizeof(line));
-    close(p[0]);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return 0;
+    read_first_line(err_fd, line, sizeof(line));
+    close(err_fd);
+    if (r == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 1;
     snprintf(err, errlen, "new release rejected: %s", line[0] ? line : "serval --check failed");
     return SV_ECONFIG;
+}
+
+int sv_hot_restart_preflight(const sv_runtime_t *rt, bool with_init, char *err, size_t errlen)
+{
+    int fd;
+    pid_t pid = sv_hot_restart_preflight_start(rt, with_init, &fd);
+    if (pid < 0) {
+        snprintf(err, errlen, "cannot run the preflight check: %s", strerror((int)-pid));
+        return (int)pid;
+    }
+    int64_t t0 = sv_now_ms();
+    int rc;
+    while ((rc = sv_hot_restart_preflight_poll(pid, fd, t0, NULL, err, errlen)) == 0)
+        sv_sleep_ms(5);
+    return rc > 0 ? 0 : rc;
 }
 
 static void add(sv_buf_t *env, const char *rec)
@@ -134,6 +164,7 @@ void sv_hot_restart_common_records(const sv_runtime_t *rt, const sv_control_t *c
     if (control) {
         snprintf(rec, sizeof(rec), "control");
         sv_msg_put_int(rec, sizeof(rec), "fd", sv_control_fd(control));
+        sv_msg_put(rec, sizeof(rec), "uri", rt->cfg.control_url ? rt->cfg.control_url : "");
         sv_msg_put_int(rec, sizeof(rec), "created", sv_control_created_path(control));
         sv_msg_put(rec, sizeof(rec), "token", rt->control_token);
         add(env, rec);
@@ -147,7 +178,10 @@ int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_f
 {
     for (int i = 0; i < n_keep; i++)
         sv_fd_cloexec(keep_fds[i], false);
-    char **envp = build_env(rt, env->data ? env->data : "");
+    sv_buf_t assignment = SV_BUF_INIT;
+    sv_buf_printf(&assignment, "%s=%s", SV_HANDOVER_ENV, env->data ? env->data : "");
+    char **envp = build_env(rt, assignment.data);
+    sv_buf_free(&assignment);
     if (chdir(rt->restart_dir) < 0)
         sv_log_error("! cannot change to %s: %s", rt->restart_dir, strerror(errno));
     /* stdio is ours; nothing buffered may be lost or duplicated */
@@ -158,24 +192,13 @@ int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_f
     sv_log_error("! hot restart: cannot execute %s: %s", rt->exe, strerror(-rc));
     for (int i = 0; i < n_keep; i++)
         sv_fd_cloexec(keep_fds[i], true);
-    if (envp) {
-        int n = 0;
-        while (rt->envp[n])
-            n++;
-        free(envp[n]); /* the SERVAL_INHERIT entry build_env added */
-        free(envp);
-    }
+    free_env(rt, envp);
     return rc;
 }
 
 void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplog_t *ops, bool app_quiet)
 {
     char err[600];
-    if (rt->cfg.hot_restart_preflight && sv_hot_restart_preflight(rt, err, sizeof(err)) < 0) {
-        sv_log_error("! %s", err);
-        sv_oplog_finish_current(ops, false, err);
-        return;
-    }
     if (app_quiet) {
         sv_app_hook(&rt->app, SV_HOOK_ON_RESTART, -1);
         sv_app_fini(&rt->app);

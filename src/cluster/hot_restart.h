@@ -19,10 +19,22 @@
 #include "core/buf.h"
 
 /*
- * Run the new binary with --check (same arguments); 0 if it accepts the
- * configuration, else SV_ECONFIG with its first error line in err.
+ * Run the new binary with --check (same arguments), waiting up to 20 s; 0
+ * if it accepts the configuration and loads the app, else SV_ECONFIG with its
+ * first error line in err. with_init also runs the app's init and fini in
+ * that check process: where the new image itself inits the app (single mode,
+ * preload), a release that cannot init is caught before the exec.
  */
-int sv_hot_restart_preflight(const sv_runtime_t *rt, char *err, size_t errlen);
+int sv_hot_restart_preflight(const sv_runtime_t *rt, bool with_init, char *err, size_t errlen);
+/* The same without waiting: start the check; poll it with sv_hot_restart_preflight_poll. */
+pid_t sv_hot_restart_preflight_start(const sv_runtime_t *rt, bool with_init, int *err_fd);
+/*
+ * 1 accepted, 0 still running, <0 rejected (reason in err). Reaps the child
+ * when done, unless the caller's reaper did: then pass its wait status in
+ * *reaped (else reaped is NULL).
+ */
+int sv_hot_restart_preflight_poll(pid_t pid, int err_fd, int64_t started_ms, const int *reaped, char *err,
+                                  size_t errlen);
 /* Append the listener, control and ops records to env (';'-separated). */
 void sv_hot_restart_common_records(const sv_runtime_t *rt, const sv_control_t *control, const sv_oplog_t *ops,
                                    sv_buf_t *env);
@@ -33,8 +45,9 @@ void sv_hot_restart_common_records(const sv_runtime_t *rt, const sv_control_t *c
  */
 int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_fds, int n_keep);
 /*
- * Single mode: preflight, on_restart hook and fini (if app_quiet: no request
- * is still inside the app), exec. Returns only on failure.
+ * Single mode: on_restart hook and fini (if app_quiet: no request is still
+ * inside the app), exec. The caller ran the preflight before draining.
+ * Returns only on failure.
  */
 void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplog_t *ops, bool app_quiet);
 /* In the new image: take the ops records. */

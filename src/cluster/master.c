@@ -64,6 +64,18 @@ static sv_whandle_t *add_handle(sv_master_t *m, int index)
     return h;
 }
 
+/* A worker index nobody serves any more must not look like an idle peer to the others. */
+static void release_load_slot(sv_master_t *m, int index)
+{
+    if (!m->load || index >= SV_LOAD_SLOTS)
+        return;
+    for (int i = 0; i < m->nw; i++)
+        if (m->w[i]->index == index)
+            return;
+    __atomic_store_n(&m->load[index].max, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->load[index].busy, 0, __ATOMIC_RELAXED);
+}
+
 static void remove_handle(sv_master_t *m, sv_whandle_t *h)
 {
     for (int i = 0; i < m->nw; i++) {
@@ -79,7 +91,9 @@ static void remove_handle(sv_master_t *m, sv_whandle_t *h)
     }
     if (h->child_fd >= 0)
         close(h->child_fd);
+    int index = h->index;
     free(h);
+    release_load_slot(m, index);
 }
 
 int sv_master_active_count(const sv_master_t *m)
@@ -360,6 +374,10 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
         char reason[300] = "";
         sv_msg_get(msg, "reason", reason, sizeof(reason));
         h->kill_cause = SV_DEATH_BOOT;
+        /* it is on its way out: no longer a worker to count or cull */
+        h->stopping = true;
+        h->stop_ms = sv_now_ms();
+        snprintf(h->stop_reason, sizeof(h->stop_reason), "boot failed");
         sv_master_on_boot_failure(m, h, reason);
     } else if (!strcmp(verb, "stopping")) {
         if (!h->stopping) {
@@ -404,7 +422,7 @@ static void on_chan(sv_loop_t *loop, int fd, short revents, void *arg)
 
 static sv_death_t classify(const sv_whandle_t *h, int status)
 {
-    if (h->kill_sent && h->kill_cause != SV_DEATH_STOPPED)
+    if ((h->kill_sent && h->kill_cause != SV_DEATH_STOPPED) || h->kill_cause == SV_DEATH_BOOT)
         return h->kill_cause;
     if (!h->booted)
         return h->stopping ? SV_DEATH_STOPPED : SV_DEATH_BOOT;
@@ -445,6 +463,11 @@ static void reap(sv_master_t *m)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         if (pid == m->mold.pid) {
             sv_refork_on_mold_exit(m, status);
+            continue;
+        }
+        if (pid == m->hot.preflight_pid) {
+            m->hot.preflight_reaped = true;
+            m->hot.preflight_status = status;
             continue;
         }
         sv_whandle_t *h = by_pid(m, pid);
@@ -507,7 +530,7 @@ static void recycle(sv_master_t *m)
         return;
     for (int i = 0; i < m->nw; i++) {
         sv_whandle_t *h = m->w[i];
-        if (h->stopping || h->superseded || !h->booted || h->phase != m->phase || !h->has_status)
+        if (h->stopping || h->superseded || !h->booted || !h->has_status)
             continue;
         if (c->fork_worker && h->index == 0)
             continue; /* worker 0 is the mold's source; refork renews the others */
@@ -663,6 +686,8 @@ static void on_signal(sv_master_t *m, int sig)
             for (int i = 0; i < m->nw; i++)
                 if (m->w[i]->pid > 0)
                     kill(m->w[i]->pid, SIGHUP);
+            if (m->mold.chan >= 0) /* workers it forks later write to the new files */
+                sv_chan_send(m->mold.chan, "reopen-logs", -1, 0);
         } else {
             sv_master_begin_stop(m, "SIGHUP");
         }
@@ -759,7 +784,9 @@ static int boot(sv_master_t *m)
         return 1;
     if (rt->cfg.preload && sv_app_init(&rt->app, err, sizeof(err)) < 0) {
         fprintf(stderr, "serval: %s\n", err);
-        return 1;
+        /* after a hot restart the old workers serve on; the new ones will fail visibly */
+        if (!rt->hot_restarted)
+            return 1;
     }
     if (rt->cfg.workers == 1 && !rt->cfg.silence_single_worker_warning)
         sv_log("! WARNING: Detected running cluster mode with 1 worker. Running in single mode (-w 0) uses less "
@@ -767,7 +794,7 @@ static int boot(sv_master_t *m)
     sv_rt_write_pidfile(rt);
     bool failed;
     m->control = sv_state_control_open(rt, m->loop, sv_master_control, m, &failed);
-    if (failed)
+    if (failed && !rt->hot_restarted)
         return 1;
     sv_state_write(rt);
     sv_rt_banner_listeners(rt);
@@ -798,6 +825,7 @@ int sv_master_run(sv_runtime_t *rt)
     if (rc)
         return rc;
     sv_hot_cluster_adopt(m);
+    sv_rt_drop_handover(rt);
     for (;;) {
         sv_loop_run_once(m->loop, MASTER_TICK_MS);
         int64_t now = sv_now_ms();

@@ -116,6 +116,11 @@ struct sv_master {
     } phased;
     struct hot_state {
         bool adopting;       /* this image was exec'd and old workers are superseded */
+        pid_t preflight_pid; /* the new binary's --check, running */
+        int preflight_fd;
+        bool preflight_reaped; /* the master's reaper collected it: status below */
+        int preflight_status;
+        int64_t preflight_ms;
     } hot;
     struct refork_state {
         bool waiting_mold;   /* refork op: a new mold is being made */

@@ -171,6 +171,8 @@ static void cluster_extras(sv_master_t *m, sv_json_t *w)
     mem_json(w, &self);
     kv_int(w, "total_pss", (int64_t)total);
     sv_json_obj_end(w);
+    sv_json_key(w, "config");
+    sv_config_to_json(&m->rt->cfg, w);
     static const char *const causes[SV_DEATH_CAUSES] = {"stopped", "crash", "boot_failure", "timeout", "lost"};
     sv_json_key(w, "worker_deaths");
     sv_json_obj(w);

@@ -40,6 +40,8 @@ static void spawn_worker(const sv_worker_args_t *tmpl, int mold_chan, const char
         return;
     }
     sv_app_hook(&rt->app, SV_HOOK_ON_WORKER_FORK, index);
+    if (rt->cfg.nakayoshi_fork)
+        malloc_trim(0);
     pid_t pid = sv_proc_fork_detached();
     if (pid == 0) {
         close(mold_chan);
@@ -86,6 +88,8 @@ static _Noreturn void mold_main(const sv_worker_args_t *tmpl, int chan, unsigned
         sv_msg_verb(msg, verb, sizeof(verb));
         if (!strcmp(verb, "spawn"))
             spawn_worker(tmpl, chan, msg, fd);
+        else if (!strcmp(verb, "reopen-logs"))
+            sv_rt_reopen_logs(tmpl->rt);
         else if (!strcmp(verb, "exit"))
             _exit(0);
         else if (fd >= 0)

@@ -167,6 +167,7 @@ void sv_oplog_handover(const sv_oplog_t *log, char *buf, size_t cap)
         sv_msg_put_int(rec, sizeof(rec), "kind", op->kind);
         sv_msg_put_int(rec, sizeof(rec), "state", op->state);
         sv_msg_put_int(rec, sizeof(rec), "current", op == log->current);
+        sv_msg_put_int(rec, sizeof(rec), "queued", op == log->queued);
         sv_msg_put_int(rec, sizeof(rec), "started_ms", (int64_t)(op->started_at * 1000));
         sv_msg_put_int(rec, sizeof(rec), "finished_ms", (int64_t)(op->finished_at * 1000));
         sv_msg_put(rec, sizeof(rec), "trigger", op->trigger);
@@ -213,4 +214,6 @@ void sv_oplog_adopt(sv_oplog_t *log, const char *record)
     sv_msg_get(record, "error", op->error, sizeof(op->error));
     if (sv_msg_int(record, "current", 0))
         log->current = op;
+    if (sv_msg_int(record, "queued", 0))
+        log->queued = op;
 }

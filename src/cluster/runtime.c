@@ -44,6 +44,20 @@ static void parse_handover(sv_runtime_t *rt)
     unsetenv(SV_HANDOVER_ENV);
 }
 
+void sv_rt_drop_handover(sv_runtime_t *rt)
+{
+    for (int i = 0; i < rt->n_handover; i++) {
+        char *r = rt->handover[i];
+        if (!r)
+            continue;
+        int fd = (int)sv_msg_int(r, "fd", -1);
+        if (fd > 2)
+            close(fd);
+        free(r);
+        rt->handover[i] = NULL;
+    }
+}
+
 int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max)
 {
     int n = 0;
@@ -146,6 +160,17 @@ static int check_only(sv_runtime_t *rt)
 {
     if (sv_rt_load_app(rt) < 0)
         return SV_ECONFIG;
+    /* a hot restart's preflight: the new image will init the app itself (single mode, preload) */
+    const char *with_init = getenv("SERVAL_CHECK_INIT");
+    if (with_init && !strcmp(with_init, "1")) {
+        char err[600];
+        sv_rt_set_context(rt, SERVAL_ROLE_SINGLE, -1, 0);
+        if (sv_app_init(&rt->app, err, sizeof(err)) < 0) {
+            fprintf(stderr, "serval: %s\n", err);
+            return SV_ECONFIG;
+        }
+        sv_app_fini(&rt->app);
+    }
     if (rt->cfg.config_file)
         printf("serval: configuration OK (%s)\n", rt->cfg.config_file);
     else
@@ -228,8 +253,17 @@ int sv_rt_open_listeners(sv_runtime_t *rt)
         rc = adopt(rt, l, uri, recs, nrec, err, sizeof(err));
         if (rc == 0)
             rc = sv_listener_open(l, uri, err, sizeof(err));
-        if (rc >= 0)
+        if (rc >= 0) {
             rt->n_listeners++;
+        } else if (rt->hot_restarted) {
+            /* the old image's workers still serve: losing one new address beats losing all */
+            sv_log_error("! %s; serving without it", err);
+            rc = 0;
+        }
+    }
+    if (rc == 0 && rt->n_listeners == 0) {
+        snprintf(err, sizeof(err), "no address to listen on");
+        rc = SV_ECONFIG;
     }
     for (int i = 0; i < nrec; i++) {
         if (!recs[i])

@@ -63,6 +63,8 @@ void sv_rt_chdir_restart_dir(sv_runtime_t *rt);
 const char *sv_rt_tag(const sv_runtime_t *rt, char *buf, size_t cap);
 /* Take handover records whose verb is kind (removes them); returns count. */
 int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max);
+/* Close the fds of handover records nobody took (they must not leak into workers). */
+void sv_rt_drop_handover(sv_runtime_t *rt);
 /* Set the serval_context() for this process's role. */
 void sv_rt_set_context(const sv_runtime_t *rt, serval_role_t role, int index, unsigned phase);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cluster/hot_restart.h"
@@ -23,8 +24,10 @@
 #include "os/sig.h"
 
 typedef enum single_state { S_RUN, S_STOP, S_RESTART } single_state_t;
+typedef struct single single_t;
+static void begin_stop(single_t *s, single_state_t next, const char *why);
 
-typedef struct single {
+struct single {
     sv_runtime_t *rt;
     sv_server_t *srv;
     sv_loop_t *loop;
@@ -32,7 +35,28 @@ typedef struct single {
     single_state_t state;
     int64_t drain_started_ms;
     sv_oplog_t ops;
-} single_t;
+    int64_t tmp_restart_mtime;
+    int64_t next_tmp_check_ms;
+};
+
+/*
+ * A hot restart is checked (new binary, config, app init) before anything
+ * drains: a release that would not come up changes nothing.
+ */
+static int request_restart(single_t *s, const char *trigger)
+{
+    if (s->state != S_RUN)
+        return s->ops.current ? s->ops.current->id : 0;
+    int id = sv_oplog_begin(&s->ops, SV_OP_HOT, trigger);
+    char err[600];
+    if (s->rt->cfg.hot_restart_preflight && sv_hot_restart_preflight(s->rt, true, err, sizeof(err)) < 0) {
+        sv_log_error("! Hot restart failed: %s; serving on", err);
+        sv_oplog_finish_current(&s->ops, false, err);
+        return id;
+    }
+    begin_stop(s, S_RESTART, trigger);
+    return id;
+}
 
 static void begin_stop(single_t *s, single_state_t next, const char *why)
 {
@@ -68,14 +92,15 @@ static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
             sv_log("* Stopping immediately!");
             sv_state_remove(s->rt);
             sv_rt_remove_pidfile(s->rt);
+            sv_control_close(s->control, true);
+            sv_rt_close_listeners(s->rt, true);
             _exit(0);
         case SIGUSR1:
             sv_log("* phased-restart called but not available in single mode, restarting normally.");
-            /* fall through */
+            request_restart(s, "SIGUSR1");
+            break;
         case SIGUSR2:
-            if (s->state == S_RUN)
-                sv_oplog_begin(&s->ops, SV_OP_HOT, "signal");
-            begin_stop(s, S_RESTART, "hot restart");
+            request_restart(s, "SIGUSR2");
             break;
         case SIGPWR:
             sv_state_log_backtrace("main");
@@ -106,12 +131,11 @@ static int control_cb(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
         return 200;
     case SV_CMD_RESTART:
     case SV_CMD_PHASED_RESTART:
-        if (s->state == S_RUN)
-            *op_id = sv_oplog_begin(&s->ops, SV_OP_HOT, "control");
-        else
-            *op_id = s->ops.current ? s->ops.current->id : 0;
-        begin_stop(s, S_RESTART, "control");
+        *op_id = request_restart(s, "control");
         return 200;
+    case SV_CMD_REFORK:
+        sv_buf_puts(out, "{ \"error\": \"refork not available\" }");
+        return 404;
     case SV_CMD_STATS:
         sv_state_single_stats(s->rt, s->srv, &s->ops, out);
         return 200;
@@ -140,6 +164,18 @@ static int control_cb(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
     }
 }
 
+static int start_server(single_t *s)
+{
+    sv_server_opts_t o;
+    sv_rt_server_opts(s->rt, &o);
+    s->srv = sv_server_new(&o);
+    if (!s->srv || sv_server_start(s->srv) < 0) {
+        fprintf(stderr, "serval: cannot start serving threads\n");
+        return -1;
+    }
+    return 0;
+}
+
 static void finish(single_t *s)
 {
     int stuck = sv_server_shutdown(s->srv, 1000);
@@ -155,12 +191,13 @@ static void finish(single_t *s)
     }
     if (s->state == S_RESTART) {
         sv_hot_restart_exec_single(s->rt, s->control, &s->ops, true);
-        /* the exec failed: serve again */
+        /* the exec failed: serve again with fresh threads and epoll */
         sv_log_error("! hot restart failed; serving on");
-        sv_notify("READY=1");
+        sv_server_free(s->srv);
+        if (start_server(s) < 0)
+            exit(1);
         s->state = S_RUN;
-        sv_server_start(s->srv);
-        sv_server_resume_accepting(s->srv);
+        sv_notify("READY=1");
         return;
     }
     sv_app_hook(&s->rt->app, SV_HOOK_ON_STOPPED, -1);
@@ -173,6 +210,21 @@ static void finish(single_t *s)
     exit(0);
 }
 
+/* plugin :tmp_restart: touching tmp/restart.txt asks for a hot restart. */
+static void check_tmp_restart(single_t *s, int64_t now)
+{
+    if (!s->rt->cfg.tmp_restart || now < s->next_tmp_check_ms || s->state != S_RUN)
+        return;
+    s->next_tmp_check_ms = now + 2000;
+    struct stat st;
+    if (stat("tmp/restart.txt", &st) < 0)
+        return;
+    int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    if (s->tmp_restart_mtime && mt > s->tmp_restart_mtime)
+        request_restart(s, "tmp_restart");
+    s->tmp_restart_mtime = mt;
+}
+
 static void setup_signals(single_t *s)
 {
     sv_sig_open();
@@ -180,6 +232,10 @@ static void setup_signals(single_t *s)
     for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
         sv_sig_catch(caught[i]);
     sv_sig_ignore(SIGPIPE);
+    /* cluster-only signals must not stop (TTIN/TTOU default) a single process */
+    sv_sig_ignore(SIGTTIN);
+    sv_sig_ignore(SIGTTOU);
+    sv_sig_ignore(SIGURG);
     sv_loop_watch(s->loop, sv_sig_fd(), POLLIN, on_signal_cb, s);
 }
 
@@ -203,22 +259,19 @@ int sv_single_run(sv_runtime_t *rt)
         fprintf(stderr, "serval: %s\n", err);
         return 1;
     }
-    sv_server_opts_t o;
-    sv_rt_server_opts(rt, &o);
-    s.srv = sv_server_new(&o);
-    if (!s.srv || sv_server_start(s.srv) < 0) {
-        fprintf(stderr, "serval: cannot start serving threads\n");
+    /* on_booted runs before the serving threads: hooks never overlap handle() */
+    sv_app_hook(&rt->app, SV_HOOK_ON_BOOTED, -1);
+    if (start_server(&s) < 0)
         return 1;
-    }
     sv_rt_write_pidfile(rt);
     bool failed;
     s.control = sv_state_control_open(rt, s.loop, control_cb, &s, &failed);
-    if (failed)
+    if (failed && !rt->hot_restarted)
         return 1;
+    sv_rt_drop_handover(rt);
     sv_state_write(rt);
     sv_rt_banner_listeners(rt);
     sv_log("Use Ctrl-C to stop");
-    sv_app_hook(&rt->app, SV_HOOK_ON_BOOTED, -1);
     sv_oplog_finish_current(&s.ops, true, NULL);
     sv_notify("READY=1\nMAINPID=%d\nSTATUS=serval %s: single mode, serving", (int)getpid(), SERVAL_VERSION);
     for (;;) {
@@ -227,6 +280,7 @@ int sv_single_run(sv_runtime_t *rt)
         sv_server_tick(s.srv, now);
         sv_control_tick(s.control, now);
         sv_notify_watchdog(now);
+        check_tmp_restart(&s, now);
         if (s.state != S_RUN && sv_rt_drain_done(rt, s.srv, s.drain_started_ms, now))
             finish(&s);
     }

@@ -14,6 +14,7 @@
 #include "core/time.h"
 #include "os/chan.h"
 #include "os/fd.h"
+#include "os/listen.h"
 
 void sv_state_write(const sv_runtime_t *rt)
 {
@@ -50,10 +51,25 @@ void sv_state_remove(const sv_runtime_t *rt)
 sv_control_t *sv_state_control_open(sv_runtime_t *rt, sv_loop_t *loop, sv_control_cb cb, void *arg, bool *failed)
 {
     *failed = false;
-    if (!rt->cfg.control_url)
-        return NULL;
     char *rec = NULL;
     sv_rt_take_handover(rt, "control", &rec, 1);
+    char uri[600] = "";
+    if (rec)
+        sv_msg_get(rec, "uri", uri, sizeof(uri));
+    /* the new configuration moved or dropped the control server: let the old socket go */
+    if (rec && (!rt->cfg.control_url || strcmp(uri, rt->cfg.control_url) != 0)) {
+        close((int)sv_msg_int(rec, "fd", -1));
+        if (sv_msg_int(rec, "created", 0) && !strncmp(uri, "unix://", 7)) {
+            sv_bind_t b;
+            char e[200];
+            if (sv_bind_parse(uri, &b, e, sizeof(e)) == 0)
+                unlink(b.path);
+        }
+        free(rec);
+        rec = NULL;
+    }
+    if (!rt->cfg.control_url)
+        return NULL;
     sv_control_opts_t o = {.url = rt->cfg.control_url, .inherited_fd = -1};
     char handed_token[128] = "";
     if (rec) {
@@ -122,6 +138,8 @@ void sv_state_single_stats(const sv_runtime_t *rt, sv_server_t *srv, const sv_op
     sv_json_str(&w, "single");
     sv_json_key(&w, "restart");
     sv_oplog_json(ops, &w);
+    sv_json_key(&w, "config");
+    sv_config_to_json(&rt->cfg, &w);
     sv_json_obj_end(&w);
 }
 

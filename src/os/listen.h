@@ -5,9 +5,10 @@
  *   unix://PATH[?mode=0600&backlog=N]
  *   (tcp also takes ?backlog=N)
  *
- * A listener remembers whether this process created its unix socket file:
- * only then is the file removed at shutdown (a pre-existing file, or one
- * inherited across a hot restart, is left in place).
+ * A listener remembers whether serval created its unix socket file (also
+ * across a hot restart, through the handover): only then is the file
+ * removed at shutdown. A stale socket file found at bind time is replaced
+ * and counts as created; a live one is an error.
  */
 #ifndef SV_OS_LISTEN_H
 #define SV_OS_LISTEN_H

@@ -306,7 +306,7 @@ static int write_head(sv_conn_t *c, int64_t content_length)
     if (c->res_headers.len)
         p = put(p, c->res_headers.data, c->res_headers.len);
     if (content_length >= 0) {
-        if (body_allowed(c->status) || c->status == 304) {
+        if (body_allowed(c->status)) { /* 204 and 304 carry none (RFC 9110 8.6) */
             p = put(p, "Content-Length: ", 16);
             p = put_int(p, content_length);
             p = put(p, "\r\n", 2);

@@ -8,10 +8,12 @@
  *   /body             the buffered body echoed back (or "streamed")
  *   /nothing          returns without a response
  *   /peer             the peer address
+ *   /status?N         an empty response with status N
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -63,7 +65,10 @@ static void handle(void *app, serval_request_t *req, serval_response_t *res)
         headers(res);
     else if (!strcmp(path, "/body"))
         body(req, res);
-    else if (!strcmp(path, "/peer"))
+    else if (!strcmp(path, "/status")) {
+        serval_response_status(res, atoi(q));
+        serval_response_body(res, "", 0);
+    } else if (!strcmp(path, "/peer"))
         serval_response_send(res, 200, "text/plain", serval_request_peer(req), strlen(serval_request_peer(req)));
     else if (strcmp(path, "/nothing") != 0)
         serval_response_send(res, 404, "text/plain", "Not Found", 9);

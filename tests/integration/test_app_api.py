@@ -67,3 +67,11 @@ def test_app_without_a_response_gets_500(srv):
 
 def test_peer(srv):
     assert get(srv.port, "/peer").text.startswith("127.0.0.1:")
+
+
+def test_204_and_304_carry_no_body_framing(srv):
+    for status in (204, 304):
+        out = raw(srv.port, f"GET /status?{status} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        head = out.split(b"\r\n\r\n")[0]
+        assert head.startswith(f"HTTP/1.1 {status}".encode())
+        assert b"Content-Length" not in head and b"Transfer-Encoding" not in head
