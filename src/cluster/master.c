@@ -74,6 +74,7 @@ static void release_load_slot(sv_master_t *m, int index)
             return;
     __atomic_store_n(&m->load[index].max, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&m->load[index].busy, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->load[index].accepted, 0, __ATOMIC_RELAXED);
 }
 
 static void remove_handle(sv_master_t *m, sv_whandle_t *h)

@@ -157,6 +157,17 @@ static int set_common_opts(int fd)
     return 0;
 }
 
+/*
+ * Hand us a connection only once its first bytes are in, so the thread that
+ * accepts it can answer at once. A client that sends nothing is handed over
+ * anyway about a second later, and first_data_timeout takes it from there.
+ */
+static void defer_accept(int fd)
+{
+    int secs = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+}
+
 static int open_tcp(sv_listener_t *l, char *err, size_t errlen)
 {
     const sv_bind_t *b = &l->bind;
@@ -182,6 +193,8 @@ static int open_tcp(sv_listener_t *l, char *err, size_t errlen)
         rc = SV_ERRNO();
     if (rc == 0 && listen(fd, b->backlog) < 0)
         rc = SV_ERRNO();
+    if (rc == 0)
+        defer_accept(fd);
     freeaddrinfo(res);
     if (rc < 0) {
         if (rc == -EADDRINUSE)

@@ -71,20 +71,8 @@ static void reset_request(sv_conn_t *c)
     c->req_start_ms = 0;
 }
 
-int sv_conn_accept(sv_server_t *s, int fd, bool is_unix, int64_t now_ms)
+static void init_conn(sv_server_t *s, sv_conn_t *c, int fd, bool is_unix, int64_t now_ms)
 {
-    sv_conn_t *c = sv_conn_slot(s, fd, true);
-    if (!c)
-        return -ENOMEM;
-    /* the thread that closed this fd's previous connection may not have let go yet */
-    while (atomic_load(&c->state) & C_OWNED)
-        sched_yield();
-    if (!c->headers) {
-        c->headers = calloc((size_t)s->o.limits.max_headers, sizeof(sv_http_header_t));
-        if (!c->headers)
-            return -ENOMEM;
-    }
-    uint32_t gen = C_GEN(atomic_load(&c->state));
     c->fd = fd;
     c->is_unix = is_unix;
     c->srv = s;
@@ -98,26 +86,64 @@ int sv_conn_accept(sv_server_t *s, int fd, bool is_unix, int64_t now_ms)
     c->out_off = 0;
     reset_request(c);
     c->req.headers = c->headers;
+    c->out_armed = false;
+    c->nodelay = is_unix;
     sv_http_parser_init(&c->parser, &s->o.limits);
-    if (!is_unix) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
     sv_conn_set_phase(c, PH_NEW, now_ms + s->o.first_data_timeout_ms, now_ms);
     int n = atomic_fetch_add(&s->n_conns, 1) + 1;
     int m = atomic_load(&s->conns_max);
     while (n > m && !atomic_compare_exchange_weak(&s->conns_max, &m, n)) {
     }
-    atomic_store_explicit(&c->state, C_MAKE(gen, C_OPEN), memory_order_release);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                             .data.u64 = ((uint64_t)gen << 32) | (uint32_t)fd};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+}
+
+static int conn_run(sv_conn_t *c, sv_thread_t *t);
+static int conn_close(sv_conn_t *c);
+
+/* Register an owned connection with epoll, then let go of it (running again if an event came in between). */
+static int register_and_release(sv_server_t *s, sv_conn_t *c, sv_thread_t *t, uint32_t gen)
+{
+    /* EPOLLOUT only once a write blocks: armed now it would fire at once, for nothing */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (c->out_armed ? EPOLLOUT : 0),
+                             .data.u64 = ((uint64_t)gen << 32) | (uint32_t)c->fd};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
         int e = SV_ERRNO();
-        atomic_store(&c->state, C_MAKE(gen + 1, 0));
-        atomic_fetch_sub(&s->n_conns, 1);
+        conn_close(c);
         return e;
     }
-    return 0;
+    for (;;) {
+        uint64_t owned = C_MAKE(gen, C_OPEN | C_OWNED);
+        if (atomic_compare_exchange_strong(&c->state, &owned, C_MAKE(gen, C_OPEN)))
+            return 0;
+        atomic_fetch_and(&c->state, ~(uint64_t)C_PENDING);
+        c->drained = false;
+        if (!t || conn_run(c, t) == CLOSED)
+            return 0;
+    }
+}
+
+int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, int64_t now_ms)
+{
+    sv_conn_t *c = sv_conn_slot(s, fd, true);
+    if (c && !c->headers)
+        c->headers = calloc((size_t)s->o.limits.max_headers, sizeof(sv_http_header_t));
+    if (!c || !c->headers) {
+        close(fd);
+        return -ENOMEM;
+    }
+    /* the thread that closed this fd's previous connection may not have let go yet */
+    while (atomic_load(&c->state) & C_OWNED)
+        sched_yield();
+    uint32_t gen = C_GEN(atomic_load(&c->state));
+    init_conn(s, c, fd, is_unix, now_ms);
+    atomic_store_explicit(&c->state, C_MAKE(gen, C_OPEN | C_OWNED), memory_order_release);
+    /*
+     * On a serving thread, answer at once: a TCP listener defers accept until
+     * the request's first bytes are in (TCP_DEFER_ACCEPT), so a Connection:
+     * close request never touches epoll at all.
+     */
+    if (t && !is_unix && conn_run(c, t) == CLOSED)
+        return 0;
+    return register_and_release(s, c, t, gen);
 }
 
 /* Called by the owner; ownership ends with the slot's next generation. */
@@ -170,6 +196,32 @@ int sv_conn_read(sv_conn_t *c)
     if ((size_t)n < space)
         c->drained = true;
     return (int)n;
+}
+
+void sv_conn_nodelay(sv_conn_t *c)
+{
+    /*
+     * A first response goes out in one write with nothing unacknowledged, so
+     * Nagle never delays it; back-to-back writes (keep-alive, pipelining,
+     * streaming) would wait for an ACK without this.
+     */
+    if (c->nodelay)
+        return;
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->nodelay = true;
+}
+
+/* A write blocked: from now on the connection also wants writable edges. */
+static void arm_out(sv_conn_t *c)
+{
+    if (c->out_armed)
+        return;
+    c->out_armed = true;
+    uint64_t st = atomic_load(&c->state);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                             .data.u64 = ((uint64_t)C_GEN(st) << 32) | (uint32_t)c->fd};
+    epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
 int sv_conn_flush(sv_conn_t *c)
@@ -389,6 +441,7 @@ static int response_done(sv_conn_t *c)
     sv_buf_consume(&c->rbuf, c->rpos);
     c->rpos = 0;
     reset_request(c);
+    sv_conn_nodelay(c);
     sv_conn_set_phase(c, PH_IDLE, now + s->o.persistent_timeout_ms, now);
     return PROGRESS;
 }
@@ -417,6 +470,7 @@ static int conn_run(sv_conn_t *c, sv_thread_t *t)
                 return conn_close(c);
             if (r == 0) {
                 int64_t now = sv_now_ms();
+                arm_out(c);
                 sv_conn_set_phase(c, PH_WRITE, c->last_progress_ms + c->srv->o.write_timeout_ms, now);
                 return KEEP;
             }

@@ -46,6 +46,8 @@ typedef struct sv_conn {
     _Atomic int phase;            /* conn_phase_t */
     int fd;
     bool is_unix;
+    bool out_armed;          /* EPOLLOUT is in the event mask (a write blocked once) */
+    bool nodelay;            /* TCP_NODELAY set */
     sv_server_t *srv;
 
     /* Everything below belongs to the owner. */
@@ -132,12 +134,20 @@ struct sv_server {
 
 /* conn.c */
 void sv_conn_on_event(sv_server_t *s, sv_thread_t *t, uint64_t data);
-int sv_conn_accept(sv_server_t *s, int fd, bool is_unix, int64_t now_ms);
+/*
+ * Take an accepted fd. On a serving thread (t) a TCP connection is served
+ * at once (its data is in: TCP_DEFER_ACCEPT) and registered with epoll only if
+ * it stays open; t NULL (the main thread) only registers it. Closes fd and
+ * returns <0 on failure.
+ */
+int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, int64_t now_ms);
 void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now_ms);
 sv_conn_t *sv_conn_slot(sv_server_t *s, int fd, bool create);
 void sv_conn_set_phase(sv_conn_t *c, conn_phase_t ph, int64_t deadline_ms, int64_t now_ms);
 /* Write pending output without blocking: 1 done, 0 would block, <0 error. */
 int sv_conn_flush(sv_conn_t *c);
+/* Set TCP_NODELAY once the connection carries more than one response or a stream. */
+void sv_conn_nodelay(sv_conn_t *c);
 /* Write pending output, waiting for the client up to the write timeout (app threads). */
 int sv_conn_flush_blocking(sv_conn_t *c);
 /* Feed buffered bytes to the parser; used by the body reader too. */

@@ -427,6 +427,7 @@ int serval_response_write(serval_response_t *res, const void *data, size_t len)
     sv_conn_t *c = CONN(res);
     int rc = 0;
     if (c->res_mode == RES_NONE) {
+        sv_conn_nodelay(c); /* chunks follow each other: Nagle would hold them for an ACK */
         rc = write_head(c, -1);
         c->res_mode = RES_STREAM;
     } else if (c->res_mode != RES_STREAM) {

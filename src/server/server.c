@@ -71,7 +71,11 @@ static int listen_ctl(sv_server_t *s, int op)
     for (int i = 0; i < s->o.n_listeners; i++) {
         if (s->o.listeners[i].fd < 0)
             continue;
-        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTENER | (uint64_t)i};
+        /*
+         * Exclusive: a new connection wakes one worker, and the kernel passes
+         * over a worker with no thread waiting (all busy) for the next one.
+         */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTENER | (uint64_t)i};
         if (epoll_ctl(s->epfd, op, s->o.listeners[i].fd, &ev) < 0 && op == EPOLL_CTL_ADD && errno != EEXIST)
             return SV_ERRNO();
     }
@@ -113,25 +117,59 @@ static void maybe_defer_accept(sv_server_t *s)
     nanosleep(&ts, NULL);
 }
 
-static void on_listener(sv_server_t *s, int idx)
+/*
+ * With exclusive wake-ups the kernel hands a connection to the first worker
+ * in the listener's wait queue that has a thread waiting, so light traffic
+ * would all go to one worker. A worker that has accepted well ahead of the
+ * least-served peer moves itself to the back of the queue.
+ */
+#define ACCEPT_SKEW 16
+
+static void balance_accepts(sv_server_t *s, int idx)
+{
+    if (!s->o.load)
+        return;
+    sv_load_slot_t *me = &s->o.load[s->o.load_index];
+    uint64_t mine = __atomic_add_fetch(&me->accepted, 1, __ATOMIC_RELAXED);
+    if (mine % 4)
+        return;
+    uint64_t least = UINT64_MAX;
+    for (int i = 0; i < s->o.n_load; i++)
+        if (i != s->o.load_index && __atomic_load_n(&s->o.load[i].max, __ATOMIC_RELAXED) > 0)
+            least = __atomic_load_n(&s->o.load[i].accepted, __ATOMIC_RELAXED) < least
+                        ? __atomic_load_n(&s->o.load[i].accepted, __ATOMIC_RELAXED)
+                        : least;
+    if (least == UINT64_MAX || mine <= least + ACCEPT_SKEW)
+        return;
+    /* catch up the counter so the peer gets a run of its own before the next move */
+    __atomic_store_n(&me->accepted, least, __ATOMIC_RELAXED);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTENER | (uint64_t)idx};
+    int fd = s->o.listeners[idx].fd;
+    if (atomic_load(&s->accepting) && epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL) == 0)
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static void on_listener(sv_server_t *s, sv_thread_t *t, int idx)
 {
     if (!atomic_load(&s->accepting))
         return;
     maybe_defer_accept(s);
     const sv_listener_t *l = &s->o.listeners[idx];
-    int64_t now = sv_now_ms();
-    for (int i = 0; i < ACCEPT_BATCH && l->fd >= 0; i++) {
-        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == ECONNABORTED || errno == EINTR)
-                continue;
-            if (errno == EMFILE || errno == ENFILE)
-                sv_log_error("! accept: %s (raise the open file limit)", strerror(errno));
-            break;
-        }
-        if (sv_conn_accept(s, fd, l->bind.kind == SV_BIND_UNIX, now) < 0)
-            close(fd);
+    /*
+     * One connection per event: the listener is level-triggered, so more
+     * waiting connections wake a waiter again, which spreads them over idle
+     * threads and workers instead of one thread taking a burst.
+     */
+    if (l->fd < 0)
+        return;
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE)
+            sv_log_error("! accept: %s (raise the open file limit)", strerror(errno));
+        return;
     }
+    balance_accepts(s, idx);
+    sv_conn_accept(s, t, fd, l->bind.kind == SV_BIND_UNIX, sv_now_ms());
 }
 
 /* ---- the fork gate ---------------------------------------------------- */
@@ -206,8 +244,8 @@ void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
 void sv_server_requeue(sv_server_t *s, sv_conn_t *c)
 {
     uint64_t st = atomic_load(&c->state);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                             .data.u64 = ((uint64_t)C_GEN(st) << 32) | (uint32_t)c->fd};
+    uint32_t events = EPOLLIN | EPOLLRDHUP | EPOLLET | (c->out_armed ? EPOLLOUT : 0);
+    struct epoll_event ev = {.events = events, .data.u64 = ((uint64_t)C_GEN(st) << 32) | (uint32_t)c->fd};
     epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
@@ -217,12 +255,11 @@ static void handle_batch(sv_server_t *s, sv_thread_t *t, struct epoll_event *ev,
         uint64_t d = ev[i].data.u64;
         if (d & TAG_WAKE)
             continue;
-        if (d & TAG_LISTENER) {
-            on_listener(s, (int)(d & 0xffff));
-            continue;
-        }
         int64_t before = atomic_load_explicit(&t->app_ns, memory_order_relaxed);
-        sv_conn_on_event(s, t, d);
+        if (d & TAG_LISTENER)
+            on_listener(s, t, (int)(d & 0xffff));
+        else
+            sv_conn_on_event(s, t, d);
         int64_t spent = (int64_t)atomic_load_explicit(&t->app_ns, memory_order_relaxed) - before;
         if (spent > SLOW_APP_NS && i + 1 < n) {
             /* a slow app call held these events back: let idle threads have them */
@@ -375,8 +412,7 @@ void sv_server_stop_accepting(sv_server_t *s, bool close_listeners)
             int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0)
                 break;
-            if (sv_conn_accept(s, fd, l->bind.kind == SV_BIND_UNIX, now) < 0)
-                close(fd);
+            sv_conn_accept(s, NULL, fd, l->bind.kind == SV_BIND_UNIX, now);
         }
         sv_listener_close(l, false);
     }

@@ -31,6 +31,7 @@ typedef struct sv_server sv_server_t;
 typedef struct sv_load_slot {
     _Alignas(64) int busy;  /* app calls running */
     int max;                /* max_threads; 0 = slot unused */
+    uint64_t accepted;      /* connections accepted */
 } sv_load_slot_t;
 
 typedef struct sv_server_opts {
