@@ -16,7 +16,7 @@
 
 #define TAG_LISTENER (1ull << 63)
 #define TAG_WAKE (1ull << 62)
-#define BATCH_MAX 8
+#define BATCH_MAX 32
 #define ACCEPT_BATCH 64
 #define THREAD_TRIM_MS 30000
 /* An app call slower than this hands the rest of its batch to other threads. */
