@@ -755,23 +755,6 @@ static void notify_systemd(sv_master_t *m, int64_t now)
               m->phase, m->ops.current ? ", " : "", m->ops.current ? sv_op_kind_name(m->ops.current->kind) : "");
 }
 
-/* tmp_restart plugin: touching tmp/restart.txt asks for a hot restart. */
-static void check_tmp_restart(sv_master_t *m, int64_t now)
-{
-    if (!m->rt->cfg.tmp_restart || now < m->next_tmp_check_ms)
-        return;
-    m->next_tmp_check_ms = now + 2000;
-    struct stat st;
-    if (stat("tmp/restart.txt", &st) < 0)
-        return;
-    int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-    if (m->tmp_restart_mtime && mt > m->tmp_restart_mtime) {
-        char err[64];
-        sv_master_request(m, SV_OP_HOT, "tmp_restart", err, sizeof(err));
-    }
-    m->tmp_restart_mtime = mt;
-}
-
 static int boot(sv_master_t *m)
 {
     sv_runtime_t *rt = m->rt;
@@ -838,7 +821,9 @@ int sv_master_run(sv_runtime_t *rt)
             recycle(m);
             cull_workers(m);
             ensure_workers(m, now);
-            check_tmp_restart(m, now);
+            char err[64];
+            if (sv_rt_tmp_restart_touched(m->rt, now))
+                sv_master_request(m, SV_OP_HOT, "tmp_restart", err, sizeof(err));
             if (!m->ops.current && sv_master_all_current_booted(m))
                 sv_master_fire_booted(m);
         }

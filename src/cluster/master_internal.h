@@ -103,8 +103,6 @@ struct sv_master {
     unsigned long deaths[SV_DEATH_CAUSES];
     unsigned long spawned_total;
     int64_t next_mem_ms;
-    int64_t tmp_restart_mtime;
-    int64_t next_tmp_check_ms;
     /* restart state machines (phased.c, hot_cluster.c, refork.c) */
     struct phased_state {
         bool active;

@@ -411,3 +411,17 @@ bool sv_rt_drain_done(const sv_runtime_t *rt, sv_server_t *srv, int64_t drain_st
     double f = rt->cfg.force_shutdown_after;
     return f >= 0 && now_ms - drain_started_ms >= (int64_t)(f * 1000);
 }
+
+bool sv_rt_tmp_restart_touched(sv_runtime_t *rt, int64_t now_ms)
+{
+    if (!rt->cfg.tmp_restart || now_ms < rt->next_tmp_check_ms)
+        return false;
+    rt->next_tmp_check_ms = now_ms + 2000;
+    struct stat st;
+    if (stat("tmp/restart.txt", &st) < 0)
+        return false;
+    int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    bool touched = rt->tmp_restart_mtime && mt > rt->tmp_restart_mtime;
+    rt->tmp_restart_mtime = mt;
+    return touched;
+}

@@ -35,6 +35,8 @@ typedef struct sv_runtime {
     char *handover[SV_HANDOVER_MAX];
     int n_handover;
     bool hot_restarted;      /* this image was exec'd by a hot restart */
+    int64_t tmp_restart_mtime;  /* plugin :tmp_restart: last mtime seen */
+    int64_t next_tmp_check_ms;
 } sv_runtime_t;
 
 /*
@@ -63,6 +65,8 @@ void sv_rt_chdir_restart_dir(sv_runtime_t *rt);
 const char *sv_rt_tag(const sv_runtime_t *rt, char *buf, size_t cap);
 /* Take handover records whose verb is kind (removes them); returns count. */
 int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max);
+/* plugin :tmp_restart: true when tmp/restart.txt was touched (checked every 2 s). */
+bool sv_rt_tmp_restart_touched(sv_runtime_t *rt, int64_t now_ms);
 /* Close the fds of handover records nobody took (they must not leak into workers). */
 void sv_rt_drop_handover(sv_runtime_t *rt);
 /* Set the serval_context() for this process's role. */

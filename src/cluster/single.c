@@ -35,8 +35,6 @@ struct single {
     single_state_t state;
     int64_t drain_started_ms;
     sv_oplog_t ops;
-    int64_t tmp_restart_mtime;
-    int64_t next_tmp_check_ms;
 };
 
 /*
@@ -210,21 +208,6 @@ static void finish(single_t *s)
     exit(0);
 }
 
-/* plugin :tmp_restart: touching tmp/restart.txt asks for a hot restart. */
-static void check_tmp_restart(single_t *s, int64_t now)
-{
-    if (!s->rt->cfg.tmp_restart || now < s->next_tmp_check_ms || s->state != S_RUN)
-        return;
-    s->next_tmp_check_ms = now + 2000;
-    struct stat st;
-    if (stat("tmp/restart.txt", &st) < 0)
-        return;
-    int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
-    if (s->tmp_restart_mtime && mt > s->tmp_restart_mtime)
-        request_restart(s, "tmp_restart");
-    s->tmp_restart_mtime = mt;
-}
-
 static void setup_signals(single_t *s)
 {
     sv_sig_open();
@@ -280,7 +263,8 @@ int sv_single_run(sv_runtime_t *rt)
         sv_server_tick(s.srv, now);
         sv_control_tick(s.control, now);
         sv_notify_watchdog(now);
-        check_tmp_restart(&s, now);
+        if (s.state == S_RUN && sv_rt_tmp_restart_touched(rt, now))
+            request_restart(&s, "tmp_restart");
         if (s.state != S_RUN && sv_rt_drain_done(rt, s.srv, s.drain_started_ms, now))
             finish(&s);
     }

@@ -350,3 +350,19 @@ def test_hot_restart_moves_the_control_server(servers, testapp, port, tmp_path):
     # nothing handed over leaks into the workers: each holds listener, channel, epoll/eventfd/pipes only
     w = s.workers()[0]
     assert len(os.listdir(f"/proc/{w}/fd")) < 16
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_tmp_restart_plugin(servers, testapp, port, tmp_path, workers):
+    (tmp_path / "tmp").mkdir()
+    touch = tmp_path / "tmp" / "restart.txt"
+    touch.write_text("")
+    conf = tmp_path / "c.rb"
+    conf.write_text("plugin :tmp_restart\n")
+    s = servers("-C", str(conf), "-w", workers, "-b", f"tcp://127.0.0.1:{port}", testapp, cwd=str(tmp_path),
+                workers=int(workers) or None)
+    time.sleep(2.2)  # the plugin looks every 2 s; let it see the file once
+    os.utime(touch, (time.time() + 5, time.time() + 5))
+    s.wait_log(r"serval starting", count=2, timeout=10)
+    s.wait_log(r"Use Ctrl-C to stop", count=2, timeout=10)
+    assert get(port, "/").status == 200
