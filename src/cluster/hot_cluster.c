@@ -75,6 +75,7 @@ static void exec_new_image(sv_master_t *m)
     char err[600];
     sv_app_hook(&rt->app, SV_HOOK_ON_RESTART, -1);
     sv_refork_kill_mold(m);
+    sv_control_settle(m->control, SV_CONTROL_SETTLE_MS);
     sv_buf_t env = SV_BUF_INIT;
     int keep[SV_CONFIG_MAX_BINDS + 1 + 1024];
     int nkeep = 0;

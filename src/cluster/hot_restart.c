@@ -203,6 +203,7 @@ void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplo
         sv_app_hook(&rt->app, SV_HOOK_ON_RESTART, -1);
         sv_app_fini(&rt->app);
     }
+    sv_control_settle(control, SV_CONTROL_SETTLE_MS);
     sv_buf_t env = SV_BUF_INIT;
     sv_hot_restart_common_records(rt, control, ops, &env);
     int keep[SV_CONFIG_MAX_BINDS + 1];

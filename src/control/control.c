@@ -297,6 +297,35 @@ void sv_control_close(sv_control_t *c, bool unlink_path)
     free(c);
 }
 
+void sv_control_settle(sv_control_t *c, int budget_ms)
+{
+    if (!c)
+        return;
+    int64_t deadline = sv_now_ms() + budget_ms;
+    for (;;) {
+        struct pollfd pfd[MAX_CLIENTS];
+        int n = 0;
+        for (int i = 0; i < MAX_CLIENTS; i++) {
+            const client_t *cl = &c->clients[i];
+            if (cl->fd >= 0)
+                pfd[n++] = (struct pollfd){.fd = cl->fd, .events = cl->out.len ? POLLOUT : POLLIN};
+        }
+        int64_t left = deadline - sv_now_ms();
+        if (n == 0 || left <= 0)
+            break;
+        int r = poll(pfd, (nfds_t)n, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        for (int i = 0; i < n; i++)
+            if (pfd[i].revents)
+                on_client(c->loop, pfd[i].fd, pfd[i].revents, c);
+    }
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        client_close(c, &c->clients[i]);
+}
+
 void sv_control_forget(sv_control_t *c)
 {
     if (!c)

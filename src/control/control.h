@@ -54,6 +54,14 @@ const char *sv_control_display(const sv_control_t *c);
 /* Close clients and listener; unlink a unix socket file we made if unlink_path. NULL-safe. */
 void sv_control_close(sv_control_t *c, bool unlink_path);
 /* Close the fds only, without touching the file (a forked child). NULL-safe. */
+/*
+ * Before an exec. The listener and its queue survive it, the accepted
+ * clients do not: answer each whose request is in or arrives within
+ * budget_ms, then close them all (closing one with its request unread
+ * would reset it, failing e.g. a `servalctl restart --wait` poll).
+ */
+#define SV_CONTROL_SETTLE_MS 200
+void sv_control_settle(sv_control_t *c, int budget_ms);
 void sv_control_forget(sv_control_t *c);
 /* A random 128-bit token as 32 hex characters into buf (33 bytes). */
 void sv_control_random_token(char *buf);

@@ -90,7 +90,7 @@ static void init_conn(sv_server_t *s, sv_conn_t *c, int fd, bool is_unix, int64_
     c->nodelay = is_unix;
     sv_http_parser_init(&c->parser, &s->o.limits);
     sv_conn_set_phase(c, PH_NEW, now_ms + s->o.first_data_timeout_ms, now_ms);
-    int n = atomic_fetch_add(&s->n_conns, 1) + 1;
+    int n = atomic_load(&s->n_conns); /* the acceptor counted it */
     int m = atomic_load(&s->conns_max);
     while (n > m && !atomic_compare_exchange_weak(&s->conns_max, &m, n)) {
     }
@@ -98,6 +98,7 @@ static void init_conn(sv_server_t *s, sv_conn_t *c, int fd, bool is_unix, int64_
 
 static int conn_run(sv_conn_t *c, sv_thread_t *t);
 static int conn_close(sv_conn_t *c);
+static void release_requeue(sv_server_t *s, sv_conn_t *c, uint64_t st, bool requeue);
 
 /* Register an owned connection with epoll, then let go of it (running again if an event came in between). */
 static int register_and_release(sv_server_t *s, sv_conn_t *c, sv_thread_t *t, uint32_t gen)
@@ -114,9 +115,14 @@ static int register_and_release(sv_server_t *s, sv_conn_t *c, sv_thread_t *t, ui
         uint64_t owned = C_MAKE(gen, C_OPEN | C_OWNED);
         if (atomic_compare_exchange_strong(&c->state, &owned, C_MAKE(gen, C_OPEN)))
             return 0;
+        if (!t) {
+            /* an event came to a thread that saw us owning it; not a serving thread: hand it back */
+            release_requeue(s, c, C_MAKE(gen, C_OPEN), true);
+            return 0;
+        }
         atomic_fetch_and(&c->state, ~(uint64_t)C_PENDING);
         c->drained = false;
-        if (!t || conn_run(c, t) == CLOSED)
+        if (conn_run(c, t) == CLOSED)
             return 0;
     }
 }
@@ -128,6 +134,7 @@ int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, int64_t
         c->headers = calloc((size_t)s->o.limits.max_headers, sizeof(sv_http_header_t));
     if (!c || !c->headers) {
         close(fd);
+        atomic_fetch_sub(&s->n_conns, 1);
         return -ENOMEM;
     }
     /* the thread that closed this fd's previous connection may not have let go yet */
@@ -542,14 +549,60 @@ static bool expired(sv_server_t *s, sv_conn_t *c, int64_t now)
            now - atomic_load_explicit(&c->phase_since_ms, memory_order_relaxed) >= DRAIN_GRACE_MS;
 }
 
-static void sweeper_release(sv_server_t *s, sv_conn_t *c, uint64_t st)
+/*
+ * Let go of a connection taken only to look at it (st: its state before we
+ * took it). Events that came meanwhile (C_PENDING) are given back to epoll
+ * while we still own it: once released, another thread may close the fd and
+ * a new connection may get its number.
+ */
+static void release_requeue(sv_server_t *s, sv_conn_t *c, uint64_t st, bool requeue)
 {
-    uint64_t owned = st | C_OWNED;
-    if (atomic_compare_exchange_strong(&c->state, &owned, st))
+    for (;;) {
+        if (requeue)
+            sv_server_requeue(s, c);
+        uint64_t owned = st | C_OWNED;
+        if (atomic_compare_exchange_strong(&c->state, &owned, st))
+            return;
+        atomic_fetch_and(&c->state, ~(uint64_t)C_PENDING);
+        requeue = true;
+    }
+}
+
+void sv_conn_hand_back(sv_server_t *s, uint64_t data)
+{
+    sv_conn_t *c = sv_conn_slot(s, (int)(uint32_t)data, false);
+    uint32_t gen = (uint32_t)(data >> 32);
+    if (!c)
         return;
-    /* an event came while we held it: clear, and let epoll hand it out again */
-    atomic_store(&c->state, st);
-    sv_server_requeue(s, c);
+    uint64_t st = atomic_load(&c->state);
+    for (;;) {
+        if (C_GEN(st) != gen || !(st & C_OPEN))
+            return; /* closed meanwhile */
+        if (st & C_OWNED) {
+            if ((st & C_PENDING) || atomic_compare_exchange_weak(&c->state, &st, st | C_PENDING))
+                return; /* its owner runs it again */
+            continue;
+        }
+        if (atomic_compare_exchange_weak(&c->state, &st, st | C_OWNED))
+            break;
+    }
+    release_requeue(s, c, st, true);
+}
+
+/*
+ * A drain closes connections that sit idle, but one whose request is in
+ * (its thread has not got to it yet: a busy machine) is served: closing it
+ * with its request unread would reset it. Handed back to epoll, which
+ * gives it to a thread.
+ */
+static bool drain_but_readable(const sv_conn_t *c, int64_t now)
+{
+    if (atomic_load_explicit(&c->deadline_ms, memory_order_relaxed) <= now || c->rbuf.len > 0)
+        return false;
+    char b;
+    if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
+        return false;
+    return true;
 }
 
 void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
@@ -559,15 +612,23 @@ void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
     uint64_t st = atomic_load(&c->state);
     if (!(st & C_OPEN) || (st & C_OWNED) || !atomic_compare_exchange_strong(&c->state, &st, st | C_OWNED))
         return;
-    if (!expired(s, c, now)) {
-        sweeper_release(s, c, st);
+    if (!expired(s, c, now) || drain_but_readable(c, now)) {
+        release_requeue(s, c, st, expired(s, c, now));
         return;
     }
     int ph = atomic_load(&c->phase);
     if ((ph == PH_HEAD || ph == PH_BODY) && c->rbuf.len > 0) {
         /* Puma answers a request that stopped arriving with 408 */
         sv_res_error(c, 408, "request timeout");
-        sv_conn_flush(c);
+        if (sv_conn_flush(c) > 0) {
+            /* the client may still be sending: read and drop that a while, or closing would reset the 408 */
+            shutdown(c->fd, SHUT_WR);
+            sv_buf_reset(&c->rbuf);
+            c->rpos = 0;
+            sv_conn_set_phase(c, PH_LINGER, now + LINGER_MS, now);
+            release_requeue(s, c, st, true);
+            return;
+        }
     }
     conn_close(c);
 }

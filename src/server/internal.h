@@ -123,7 +123,8 @@ struct sv_server {
     sv_thread_t *threads;      /* max_threads entries */
     _Atomic int n_threads;
     _Atomic int n_busy;        /* app calls running */
-    _Atomic int n_conns;
+    _Atomic int n_conns;       /* counted from accept4 on (see on_listener) */
+    _Atomic int in_accept;     /* threads between checking `accepting` and counting their fd */
     _Atomic int conns_max;
     _Atomic int64_t app_ewma_ns; /* recent app call duration, all threads */
     _Atomic uint64_t progress; /* bumped whenever a thread leaves epoll_wait or the app */
@@ -134,6 +135,7 @@ struct sv_server {
 
 /* conn.c */
 void sv_conn_on_event(sv_server_t *s, sv_thread_t *t, uint64_t data);
+void sv_conn_hand_back(sv_server_t *s, uint64_t data);
 /*
  * Take an accepted fd. On a serving thread (t) a TCP connection is served
  * at once (its data is in: TCP_DEFER_ACCEPT) and registered with epoll only if

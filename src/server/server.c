@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,23 +150,40 @@ static void balance_accepts(sv_server_t *s, int idx)
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/*
+ * A drain must not miss a connection a thread has just accepted: the thread
+ * counts itself in (in_accept) before it looks at `accepting`, and counts the
+ * fd (n_conns) before it counts itself out. sv_server_stop_accepting waits
+ * for in_accept to reach 0 before it closes the listeners, and
+ * sv_server_connections reads in_accept before n_conns.
+ */
 static void on_listener(sv_server_t *s, sv_thread_t *t, int idx)
 {
     if (!atomic_load(&s->accepting))
         return;
-    maybe_defer_accept(s);
+    maybe_defer_accept(s); /* may sleep: outside the window below */
+    atomic_fetch_add(&s->in_accept, 1);
+    if (!atomic_load(&s->accepting)) {
+        atomic_fetch_sub(&s->in_accept, 1);
+        return;
+    }
     const sv_listener_t *l = &s->o.listeners[idx];
     /*
      * One connection per event: the listener is level-triggered, so more
      * waiting connections wake a waiter again, which spreads them over idle
      * threads and workers instead of one thread taking a burst.
      */
-    if (l->fd < 0)
-        return;
-    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = -1, err = 0;
+    if (l->fd >= 0) {
+        fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        err = errno;
+    }
+    if (fd >= 0)
+        atomic_fetch_add(&s->n_conns, 1);
+    atomic_fetch_sub(&s->in_accept, 1);
     if (fd < 0) {
-        if (errno == EMFILE || errno == ENFILE)
-            sv_log_error("! accept: %s (raise the open file limit)", strerror(errno));
+        if (err == EMFILE || err == ENFILE)
+            sv_log_error("! accept: %s (raise the open file limit)", strerror(err));
         return;
     }
     balance_accepts(s, idx);
@@ -240,7 +258,10 @@ void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
     atomic_store_explicit(&s->app_ewma_ns, e + (ns - e) / 16, memory_order_relaxed);
 }
 
-/* Give a connection's readiness back to epoll so another thread takes it. */
+/*
+ * Give a connection's readiness back to epoll so another thread takes it.
+ * Only while owning it (sv_conn_hand_back): the fd must not close under us.
+ */
 void sv_server_requeue(sv_server_t *s, sv_conn_t *c)
 {
     uint64_t st = atomic_load(&c->state);
@@ -265,11 +286,8 @@ static void handle_batch(sv_server_t *s, sv_thread_t *t, struct epoll_event *ev,
             /* a slow app call held these events back: let idle threads have them */
             for (int j = i + 1; j < n; j++) {
                 uint64_t dj = ev[j].data.u64;
-                if (dj & (TAG_WAKE | TAG_LISTENER))
-                    continue;
-                sv_conn_t *c = sv_conn_slot(s, (int)(uint32_t)dj, false);
-                if (c && C_GEN(atomic_load(&c->state)) == (uint32_t)(dj >> 32))
-                    sv_server_requeue(s, c);
+                if (!(dj & (TAG_WAKE | TAG_LISTENER)))
+                    sv_conn_hand_back(s, dj);
             }
             return;
         }
@@ -404,6 +422,8 @@ void sv_server_stop_accepting(sv_server_t *s, bool close_listeners)
     if (s->epfd >= 0)
         listen_ctl(s, EPOLL_CTL_DEL);
     atomic_store(&s->accepting, false);
+    while (atomic_load(&s->in_accept) > 0) /* a few instructions: see on_listener */
+        sched_yield();
     /* whatever the kernel queued for us is served, not dropped */
     int64_t now = sv_now_ms();
     for (int i = 0; i < s->o.n_listeners && close_listeners; i++) {
@@ -412,6 +432,7 @@ void sv_server_stop_accepting(sv_server_t *s, bool close_listeners)
             int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0)
                 break;
+            atomic_fetch_add(&s->n_conns, 1);
             sv_conn_accept(s, NULL, fd, l->bind.kind == SV_BIND_UNIX, now);
         }
         sv_listener_close(l, false);
@@ -433,7 +454,9 @@ void sv_server_drain(sv_server_t *s)
 
 int sv_server_connections(const sv_server_t *s)
 {
-    return atomic_load(&((sv_server_t *)s)->n_conns);
+    sv_server_t *m = (sv_server_t *)s;
+    int accepting = atomic_load(&m->in_accept); /* first: see on_listener */
+    return accepting + atomic_load(&m->n_conns);
 }
 
 /* Every thread has been inside one app call for STUCK_NS (a slow call the average did not predict). */

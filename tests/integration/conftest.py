@@ -88,5 +88,9 @@ def servers(tmp_path):
         return s
 
     yield spawn
+    reports = []
     for s in started:
         s.kill_group()
+        reports += s.sanitizer_reports()
+    if reports:
+        pytest.fail("sanitizer reports:\n" + "\n".join(reports[:20]), pytrace=False)

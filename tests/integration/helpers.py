@@ -12,6 +12,14 @@ import threading
 import time
 
 
+# make asan / make tsan set SERVAL_SANITIZED: then a sanitizer report on a server's
+# stderr fails the test that started it, even when the test never looked at the
+# server's exit status.
+SANITIZED = bool(os.environ.get("SERVAL_SANITIZED"))
+SANITIZER_REPORT = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
+                              r"WARNING: ThreadSanitizer|runtime error:")
+
+
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
     """Poll predicate until it returns a truthy value or timeout passes."""
     deadline = time.monotonic() + timeout
@@ -215,6 +223,13 @@ class Server:
             pass
         for f in (self.out, self.err):
             f.close()
+
+    def sanitizer_reports(self):
+        """Lines of a sanitizer report on stderr (only under make asan/tsan)."""
+        if not SANITIZED or self.proc is None:
+            return []
+        return [f"serval {self.proc.pid}: {line}" for line in self.stderr().splitlines()
+                if SANITIZER_REPORT.search(line)]
 
     # -- logs ---------------------------------------------------------------
     def stdout(self):

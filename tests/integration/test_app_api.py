@@ -21,6 +21,7 @@ def srv(tmp_path_factory):
     s.tmp = tmp
     yield s
     s.kill_group()
+    assert not s.sanitizer_reports()
 
 
 def test_sendfile_whole_file(srv):

@@ -141,7 +141,8 @@ def test_ttin_ttou_change_worker_count(servers, testapp, port):
     s.send(signal.SIGTTOU)
     s.wait_log(r"Worker 2 \(PID: \d+\) terminating")
     wait_until(lambda: len(s.workers()) == 2, timeout=10, what="2 workers")
-    assert stats(s.cport)["workers"] == 2
+    # as in Puma, "workers" counts handles until the master has reaped the process
+    wait_until(lambda: stats(s.cport)["workers"] == 2, timeout=5, what="stats: 2 workers")
 
 
 def test_checkin_status_reaches_stats(servers, testapp, port, tmp_path):

@@ -27,6 +27,7 @@ def srv(tmp_path_factory):
     # small limits for the limit tests run on a second server
     yield s
     s.kill_group()
+    assert not s.sanitizer_reports()
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,7 @@ def limited(tmp_path_factory):
     s.port = port
     yield s
     s.kill_group()
+    assert not s.sanitizer_reports()
 
 
 def status_of(resp):
