@@ -74,9 +74,18 @@ def port2(port):
             return p
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, for fixtures' teardown."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
 @pytest.fixture
-def servers(tmp_path):
-    """Start servers with spawn(args...); all are killed at teardown."""
+def servers(tmp_path, request):
+    """Start servers with spawn(args...); all are killed at teardown. When the
+    test failed, their logs go to the report (captured teardown output)."""
     started = []
 
     def spawn(*args, env=None, cwd=None, wait=True, workers=None, **kw):
@@ -88,9 +97,13 @@ def servers(tmp_path):
         return s
 
     yield spawn
+    rep = getattr(request.node, "rep_call", None)
     reports = []
     for s in started:
         s.kill_group()
+        if rep is not None and rep.failed:
+            logs = s.logs()
+            print(f"=== serval {s.proc.pid if s.proc else '?'} ({' '.join(s.args)})\n{logs[-6000:]}")
         reports += s.sanitizer_reports()
     if reports:
         pytest.fail("sanitizer reports:\n" + "\n".join(reports[:20]), pytrace=False)
