@@ -40,13 +40,14 @@ asan: deps
 	ASAN_OPTIONS=handle_segv=0:detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  SERVAL_BUILD=$(abspath build-asan) SERVAL_SANITIZED=1 $(PYTEST) -q tests/integration $(PYTEST_ARGS)
 
-# TSan build of the threaded serving code, driven through single mode (one
-# multi-threaded process; TSan cannot follow a fork of a threaded process).
+# TSan build, driven through the whole integration suite except fork_worker:
+# TSan cannot follow a fork of a threaded process (worker 0 forking the mold).
 tsan: deps
 	$(MAKE) BUILD=build-tsan build-san SAN=thread
 	ctest --test-dir build-tsan --output-on-failure -j $(JOBS)
 	TSAN_OPTIONS=halt_on_error=1:exitcode=66 SERVAL_BUILD=$(abspath build-tsan) SERVAL_SANITIZED=1 \
-	  $(PYTEST) -q tests/integration/test_http.py tests/integration/test_app_api.py $(PYTEST_ARGS)
+	  $(PYTEST) -q tests/integration --deselect tests/integration/test_fork_worker.py \
+	  --deselect tests/integration/test_servalctl.py::test_refork_wait $(PYTEST_ARGS)
 
 build-san:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Debug -DSERVAL_SANITIZE=$(SAN) >/dev/null
