@@ -128,7 +128,7 @@ int sv_hot_restart_preflight_poll(pid_t pid, int err_fd, int64_t started_ms, con
 
 int sv_hot_restart_preflight(const sv_runtime_t *rt, bool with_init, char *err, size_t errlen)
 {
-    int fd;
+    int fd = -1;
     pid_t pid = sv_hot_restart_preflight_start(rt, with_init, &fd);
     if (pid < 0) {
         snprintf(err, errlen, "cannot run the preflight check: %s", strerror((int)-pid));
