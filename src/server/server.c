@@ -30,6 +30,8 @@
  * a thread is added whenever all are in the app.
  */
 #define GROW_LIMIT_NS 20000
+/* A sample counts at most this much in the averages above (see sv_server_app_leave). */
+#define EWMA_SAMPLE_MAX_NS (2 * BATCHING_LIMIT_NS)
 /* All threads inside one app call each for this long: add a thread whatever the average says. */
 #define STUCK_NS 100000000
 
@@ -253,9 +255,17 @@ void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
     publish_load(s, busy);
     atomic_fetch_add_explicit(&t->app_ns, (uint64_t)ns, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->progress, 1, memory_order_relaxed);
-    t->app_ewma_ns += (ns - t->app_ewma_ns) / 8;
+    /*
+     * The averages decide batching and growth. They see wall time, and on a
+     * busy machine a fast call is now and then preempted for milliseconds;
+     * one such sample must not make a fast app look slow (a thread too many,
+     * one event per epoll_wait). A slow app still gets there: clamped samples
+     * stay well above both limits.
+     */
+    int64_t clamped = ns < EWMA_SAMPLE_MAX_NS ? ns : EWMA_SAMPLE_MAX_NS;
+    t->app_ewma_ns += (clamped - t->app_ewma_ns) / 8;
     int64_t e = atomic_load_explicit(&s->app_ewma_ns, memory_order_relaxed);
-    atomic_store_explicit(&s->app_ewma_ns, e + (ns - e) / 16, memory_order_relaxed);
+    atomic_store_explicit(&s->app_ewma_ns, e + (clamped - e) / 16, memory_order_relaxed);
 }
 
 /*
