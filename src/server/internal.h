@@ -86,10 +86,18 @@ typedef struct sv_conn {
     unsigned served;         /* requests answered on this connection */
 } sv_conn_t;
 
+/*
+ * A serving thread's slot. A thread that trims itself goes RUNNING -> EXITED
+ * and is joined (-> FREE) by whoever needs the slot, the main thread's tick,
+ * or a fork's quiesce: nothing forks while a thread is still on its way out
+ * (inside libc's or a sanitizer's exit path, which may hold their locks).
+ */
+enum { SV_SLOT_FREE = 0, SV_SLOT_RUNNING = 1, SV_SLOT_EXITED = 2 };
+
 /* One serving thread. */
 typedef struct sv_thread {
     _Alignas(64) _Atomic int active; /* inside a connection or the app (fork gate) */
-    _Atomic int in_use;              /* slot holds a running thread */
+    _Atomic int in_use;              /* SV_SLOT_*: free, running, or exited and not joined yet */
     pthread_t tid;
     _Atomic uint64_t requests;
     _Atomic uint64_t app_ns;

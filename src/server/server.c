@@ -206,15 +206,37 @@ static void gate_wait(sv_server_t *s, sv_thread_t *t)
     }
 }
 
+/* Join the threads that trimmed themselves; their slots become free. */
+static void reap_exited(sv_server_t *s)
+{
+    bool any = false;
+    for (int i = 0; i < s->o.max_threads && !any; i++)
+        any = atomic_load(&s->threads[i].in_use) == SV_SLOT_EXITED;
+    if (!any)
+        return;
+    pthread_mutex_lock(&s->grow_mu);
+    for (int i = 0; i < s->o.max_threads; i++) {
+        sv_thread_t *t = &s->threads[i];
+        if (atomic_load(&t->in_use) == SV_SLOT_EXITED) {
+            pthread_join(t->tid, NULL);
+            atomic_store(&t->in_use, SV_SLOT_FREE);
+        }
+    }
+    pthread_mutex_unlock(&s->grow_mu);
+}
+
 int sv_server_quiesce(sv_server_t *s, int timeout_ms)
 {
     atomic_store(&s->paused, true);
     int64_t deadline = sv_now_ms() + timeout_ms;
     for (;;) {
+        reap_exited(s);
         bool quiet = true;
-        for (int i = 0; i < s->o.max_threads && quiet; i++)
-            if (atomic_load(&s->threads[i].in_use) && atomic_load(&s->threads[i].active))
+        for (int i = 0; i < s->o.max_threads && quiet; i++) {
+            int slot = atomic_load(&s->threads[i].in_use);
+            if (slot == SV_SLOT_EXITED || (slot == SV_SLOT_RUNNING && atomic_load(&s->threads[i].active)))
                 quiet = false;
+        }
         if (quiet)
             return 0;
         if (sv_now_ms() >= deadline) {
@@ -351,9 +373,9 @@ static void *thread_main(void *arg)
             idle_since = sv_now_ms();
         }
         if (n >= 0 && should_trim(s, t, idle_since)) {
+            /* EXITED before inactive: a quiesce never sees this thread quiet and not leaving */
+            atomic_store(&t->in_use, SV_SLOT_EXITED);
             atomic_store(&t->active, 0);
-            atomic_store(&t->in_use, 0);
-            pthread_detach(t->tid);
             return NULL;
         }
     }
@@ -364,14 +386,24 @@ static void *thread_main(void *arg)
 static int start_thread(sv_server_t *s)
 {
     pthread_mutex_lock(&s->grow_mu);
+    if (atomic_load(&s->stop)) { /* sv_server_shutdown joins every slot: no new thread, no join here */
+        pthread_mutex_unlock(&s->grow_mu);
+        return -ECANCELED;
+    }
     int rc = 0;
     int n = atomic_load(&s->n_threads);
     sv_thread_t *t = NULL;
-    for (int i = 0; i < s->o.max_threads && n < s->o.max_threads && !t; i++)
-        if (!atomic_load(&s->threads[i].in_use))
+    for (int i = 0; i < s->o.max_threads && n < s->o.max_threads && !t; i++) {
+        int slot = atomic_load(&s->threads[i].in_use);
+        if (slot == SV_SLOT_EXITED) /* it has returned: the join is immediate */
+            pthread_join(s->threads[i].tid, NULL);
+        if (slot != SV_SLOT_RUNNING)
             t = &s->threads[i];
+    }
     if (t) {
-        atomic_store(&t->in_use, 1);
+        /* active until it first waits: a quiesce must not fork while it is still starting */
+        atomic_store(&t->active, 1);
+        atomic_store(&t->in_use, SV_SLOT_RUNNING);
         t->srv = s;
         t->index = (int)(t - s->threads);
         atomic_fetch_add(&s->n_threads, 1);
@@ -392,7 +424,8 @@ static int start_thread(sv_server_t *s)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         pthread_attr_destroy(&attr);
         if (rc < 0) {
-            atomic_store(&t->in_use, 0);
+            atomic_store(&t->active, 0);
+            atomic_store(&t->in_use, SV_SLOT_FREE);
             atomic_fetch_sub(&s->n_threads, 1);
         }
     }
@@ -477,7 +510,7 @@ static bool all_stuck(sv_server_t *s)
         return false;
     int64_t now = sv_now_ns();
     for (int i = 0; i < s->o.max_threads; i++) {
-        if (!atomic_load(&s->threads[i].in_use))
+        if (atomic_load(&s->threads[i].in_use) != SV_SLOT_RUNNING)
             continue;
         int64_t since = atomic_load_explicit(&s->threads[i].app_since_ns, memory_order_relaxed);
         if (!since || now - since < STUCK_NS)
@@ -488,6 +521,7 @@ static bool all_stuck(sv_server_t *s)
 
 void sv_server_tick(sv_server_t *s, int64_t now_ms)
 {
+    reap_exited(s);
     if (s->started && !atomic_load(&s->paused) && all_stuck(s))
         start_thread(s);
     if (now_ms - s->last_sweep_ms < 100)
@@ -511,6 +545,9 @@ int sv_server_shutdown(sv_server_t *s, int join_timeout_ms)
     if (!s->started)
         return 0;
     atomic_store(&s->stop, true);
+    /* a start_thread that has not seen `stop` is done with the slots after this */
+    pthread_mutex_lock(&s->grow_mu);
+    pthread_mutex_unlock(&s->grow_mu);
     uint64_t one = 1;
     (void)!write(s->wake_fd, &one, sizeof(one));
     sv_server_unquiesce(s);
@@ -523,9 +560,14 @@ int sv_server_shutdown(sv_server_t *s, int join_timeout_ms)
         deadline.tv_nsec -= 1000000000L;
     }
     int stuck = 0;
-    for (int i = 0; i < s->o.max_threads; i++)
-        if (atomic_load(&s->threads[i].in_use) && pthread_timedjoin_np(s->threads[i].tid, NULL, &deadline) != 0)
+    for (int i = 0; i < s->o.max_threads; i++) {
+        if (atomic_load(&s->threads[i].in_use) == SV_SLOT_FREE)
+            continue;
+        if (pthread_timedjoin_np(s->threads[i].tid, NULL, &deadline) != 0)
             stuck++;
+        else
+            atomic_store(&s->threads[i].in_use, SV_SLOT_FREE);
+    }
     if (stuck)
         return stuck; /* their connections stay open until the process exits */
     /* threads are gone: close what is left (force_shutdown or halt) */
@@ -625,7 +667,7 @@ void sv_server_dump_threads(sv_server_t *s)
     int64_t now = sv_now_ns();
     for (int i = 0; i < s->o.max_threads; i++) {
         sv_thread_t *t = &s->threads[i];
-        if (!atomic_load(&t->in_use))
+        if (atomic_load(&t->in_use) != SV_SLOT_RUNNING)
             continue;
         int64_t since = atomic_load(&t->app_since_ns);
         if (since)

@@ -110,9 +110,12 @@ void sv_server_dump_threads(sv_server_t *s);
 
 /*
  * Fork gate. sv_server_quiesce waits (up to timeout_ms) until no thread is
- * handling a connection or inside the app, and holds every thread at the
- * gate; returns 0 or -ETIMEDOUT (then nothing is held). sv_server_unquiesce
- * lets them go. Between the two the calling thread may fork safely.
+ * handling a connection, inside the app, starting or exiting (exited threads
+ * are joined), and holds every thread at the gate: each is then in
+ * epoll_wait or at the gate, holding no lock of ours, libc's or a
+ * sanitizer's. Returns 0 or -ETIMEDOUT (then nothing is held).
+ * sv_server_unquiesce lets them go. Between the two the calling thread may
+ * fork safely.
  */
 int sv_server_quiesce(sv_server_t *s, int timeout_ms);
 void sv_server_unquiesce(sv_server_t *s);

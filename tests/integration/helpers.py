@@ -284,6 +284,23 @@ class Server:
         return wait_until(ok, timeout, what=f"{n} workers")
 
 
+def socket_table(port):
+    """Who holds which connection to port, with queue sizes (ss), and the
+    state of serval's processes: what a stuck request is waiting for."""
+    out = []
+    for argv in (["ss", "-tanpi", f"( sport = :{port} or dport = :{port} )"],
+                 ["ps", "-eo", "pid,ppid,stat,wchan:24,args"]):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=5)
+            lines = r.stdout.splitlines()
+            if argv[0] == "ps":
+                lines = [l for l in lines if "serval" in l or l.lstrip().startswith("PID")]
+            out.append("\n".join(lines))
+        except (OSError, subprocess.SubprocessError) as e:
+            out.append(f"{argv[0]}: {e}")
+    return "\n".join(out)
+
+
 class ClientLoop:
     """Requests in background threads until stopped; records every failure.
 
@@ -303,6 +320,7 @@ class ClientLoop:
         self.failures = []
         self.latencies = []
         self.bodies = []
+        self.diag = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = []
@@ -337,8 +355,16 @@ class ClientLoop:
                     if len(self.bodies) < 100000:
                         self.bodies.append(body)
             except Exception as e:  # noqa: BLE001 - every failure is recorded
+                where = ""
+                if conn is not None and conn.sock is not None:
+                    try:
+                        where = f" (local port {conn.sock.getsockname()[1]})"
+                    except OSError:
+                        pass
+                if isinstance(e, TimeoutError) and not self.diag and isinstance(self.target, int):
+                    self.diag = socket_table(self.target)  # while the connection is still stuck
                 with self._lock:
-                    self.failures.append(f"{time.strftime('%H:%M:%S')} {type(e).__name__}: {e}")
+                    self.failures.append(f"{time.strftime('%H:%M:%S')} {type(e).__name__}: {e}{where}")
                 if conn:
                     conn.close()
                 conn = None
@@ -372,7 +398,7 @@ class ClientLoop:
     def assert_clean(self, min_ok=1):
         assert not self.failures, f"{len(self.failures)} failed requests (of {self.ok + len(self.failures)}): " + "; ".join(
             self.failures[:5]
-        )
+        ) + (f"\nsockets at the first timeout:\n{self.diag}" if self.diag else "")
         assert self.ok >= min_ok, f"only {self.ok} requests succeeded"
 
 
