@@ -393,12 +393,13 @@ static int start_thread(sv_server_t *s)
     int rc = 0;
     int n = atomic_load(&s->n_threads);
     sv_thread_t *t = NULL;
-    for (int i = 0; i < s->o.max_threads && n < s->o.max_threads && !t; i++) {
-        int slot = atomic_load(&s->threads[i].in_use);
+    for (int i = 0; s->threads && i < s->o.max_threads && n < s->o.max_threads && !t; i++) {
+        sv_thread_t *cand = &s->threads[i];
+        int slot = atomic_load(&cand->in_use);
         if (slot == SV_SLOT_EXITED) /* it has returned: the join is immediate */
-            pthread_join(s->threads[i].tid, NULL);
+            pthread_join(cand->tid, NULL);
         if (slot != SV_SLOT_RUNNING)
-            t = &s->threads[i];
+            t = cand;
     }
     if (t) {
         /* active until it first waits: a quiesce must not fork while it is still starting */
