@@ -53,6 +53,7 @@ static sv_whandle_t *add_handle(sv_master_t *m, int index)
     h->child_fd = -1;
     h->phase = m->phase;
     h->spawned_ms = h->checkin_ms = sv_now_ms();
+    h->seq = ++m->handle_seq;
     h->started_wall = h->checkin_wall = time(NULL);
     /* the table stays ordered by index (old before new within an index) */
     int pos = m->nw;
@@ -271,7 +272,8 @@ static void cull_workers(sv_master_t *m)
             if (h->stopping || h->superseded || (m->rt->cfg.fork_worker && h->index == 0))
                 continue;
             bool oldest = m->rt->cfg.worker_culling_strategy == SV_CULL_OLDEST;
-            if (!pick || (oldest ? h->spawned_ms < pick->spawned_ms : h->spawned_ms > pick->spawned_ms))
+            /* by creation order: spawn times on the coarse clock tie within a few ms */
+            if (!pick || (oldest ? h->seq < pick->seq : h->seq > pick->seq))
                 pick = h;
         }
         if (!pick)

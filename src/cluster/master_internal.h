@@ -56,6 +56,7 @@ typedef struct sv_whandle {
     pid_t forked_from;       /* master pid, or the mold's */
     unsigned generation;     /* mold generation it was forked from (0 = from the master) */
     int64_t spawned_ms, booted_ms, checkin_ms, stop_ms, chan_closed_ms;
+    uint64_t seq;             /* creation order among the master's handles (culling) */
     time_t started_wall, checkin_wall;
     bool has_status;
     sv_wstatus_t st;
@@ -102,6 +103,7 @@ struct sv_master {
     int64_t respawn_at[SV_MAX_INDEX];
     unsigned long deaths[SV_DEATH_CAUSES];
     unsigned long spawned_total;
+    uint64_t handle_seq;      /* last sv_whandle_t.seq handed out */
     int64_t next_mem_ms;
     /* restart state machines (phased.c, hot_cluster.c, refork.c) */
     struct phased_state {

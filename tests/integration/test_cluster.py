@@ -145,6 +145,20 @@ def test_ttin_ttou_change_worker_count(servers, testapp, port):
     wait_until(lambda: stats(s.cport)["workers"] == 2, timeout=5, what="stats: 2 workers")
 
 
+def test_ttou_culls_the_oldest_when_told(servers, testapp, port, tmp_path):
+    """Right after boot every worker was spawned within the same few ms: the
+    order of creation decides, not the (coarse) spawn time."""
+    conf = tmp_path / "c.rb"
+    conf.write_text("worker_culling_strategy :oldest\n")
+    s = boot(servers, testapp, port, workers=2, extra=("-C", str(conf)))
+    s.wait_workers(2)
+    s.send(signal.SIGTTIN)
+    s.wait_log(r"- Worker 2 \(PID: \d+\) booted")
+    s.send(signal.SIGTTOU)
+    s.wait_log(r"Worker 0 \(PID: \d+\) terminating")
+    assert s.count(r"Worker [12] \(PID: \d+\) terminating") == 0
+
+
 def test_checkin_status_reaches_stats(servers, testapp, port, tmp_path):
     conf = tmp_path / "c.rb"
     conf.write_text("worker_check_interval 1\nworker_timeout 6\n")
