@@ -507,24 +507,41 @@ static int conn_run(sv_conn_t *c, sv_thread_t *t)
     }
 }
 
-void sv_conn_on_event(sv_server_t *s, sv_thread_t *t, uint64_t data)
+/*
+ * Take the connection an event (data: fd and generation) is for. NULL when
+ * the event is stale (that connection is closed) or another thread owns it:
+ * then C_PENDING tells the owner to run it again. Otherwise it is ours and
+ * *st is its state from before we took it.
+ */
+static sv_conn_t *take_for_event(sv_server_t *s, uint64_t data, uint64_t *st)
 {
     sv_conn_t *c = sv_conn_slot(s, (int)(uint32_t)data, false);
     uint32_t gen = (uint32_t)(data >> 32);
     if (!c)
-        return;
-    uint64_t st = atomic_load(&c->state);
+        return NULL;
+    uint64_t cur = atomic_load(&c->state);
     for (;;) {
-        if (C_GEN(st) != gen || !(st & C_OPEN))
-            return; /* stale event for a closed connection */
-        if (st & C_OWNED) {
-            if ((st & C_PENDING) || atomic_compare_exchange_weak(&c->state, &st, st | C_PENDING))
-                return; /* the owner will run again */
+        if (C_GEN(cur) != gen || !(cur & C_OPEN))
+            return NULL;
+        if (cur & C_OWNED) {
+            if ((cur & C_PENDING) || atomic_compare_exchange_weak(&c->state, &cur, cur | C_PENDING))
+                return NULL;
             continue;
         }
-        if (atomic_compare_exchange_weak(&c->state, &st, st | C_OWNED))
-            break;
+        if (atomic_compare_exchange_weak(&c->state, &cur, cur | C_OWNED)) {
+            *st = cur;
+            return c;
+        }
     }
+}
+
+void sv_conn_on_event(sv_server_t *s, sv_thread_t *t, uint64_t data)
+{
+    uint64_t st;
+    sv_conn_t *c = take_for_event(s, data, &st);
+    if (!c)
+        return;
+    uint32_t gen = C_GEN(st);
     for (;;) {
         atomic_fetch_and(&c->state, ~(uint64_t)C_PENDING);
         c->drained = false;
@@ -570,23 +587,10 @@ static void release_requeue(sv_server_t *s, sv_conn_t *c, uint64_t st, bool requ
 
 void sv_conn_hand_back(sv_server_t *s, uint64_t data)
 {
-    sv_conn_t *c = sv_conn_slot(s, (int)(uint32_t)data, false);
-    uint32_t gen = (uint32_t)(data >> 32);
-    if (!c)
-        return;
-    uint64_t st = atomic_load(&c->state);
-    for (;;) {
-        if (C_GEN(st) != gen || !(st & C_OPEN))
-            return; /* closed meanwhile */
-        if (st & C_OWNED) {
-            if ((st & C_PENDING) || atomic_compare_exchange_weak(&c->state, &st, st | C_PENDING))
-                return; /* its owner runs it again */
-            continue;
-        }
-        if (atomic_compare_exchange_weak(&c->state, &st, st | C_OWNED))
-            break;
-    }
-    release_requeue(s, c, st, true);
+    uint64_t st;
+    sv_conn_t *c = take_for_event(s, data, &st);
+    if (c)
+        release_requeue(s, c, st, true);
 }
 
 /*

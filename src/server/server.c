@@ -206,7 +206,18 @@ static void gate_wait(sv_server_t *s, sv_thread_t *t)
     }
 }
 
-/* Join the threads that trimmed themselves; their slots become free. */
+/* Join the threads that trimmed themselves (they have returned: the joins are immediate); grow_mu held. */
+static void reap_exited_locked(sv_server_t *s)
+{
+    for (int i = 0; i < s->o.max_threads; i++) {
+        sv_thread_t *t = &s->threads[i];
+        if (atomic_load(&t->in_use) == SV_SLOT_EXITED) {
+            pthread_join(t->tid, NULL);
+            atomic_store(&t->in_use, SV_SLOT_FREE);
+        }
+    }
+}
+
 static void reap_exited(sv_server_t *s)
 {
     bool any = false;
@@ -215,13 +226,7 @@ static void reap_exited(sv_server_t *s)
     if (!any)
         return;
     pthread_mutex_lock(&s->grow_mu);
-    for (int i = 0; i < s->o.max_threads; i++) {
-        sv_thread_t *t = &s->threads[i];
-        if (atomic_load(&t->in_use) == SV_SLOT_EXITED) {
-            pthread_join(t->tid, NULL);
-            atomic_store(&t->in_use, SV_SLOT_FREE);
-        }
-    }
+    reap_exited_locked(s);
     pthread_mutex_unlock(&s->grow_mu);
 }
 
@@ -390,17 +395,13 @@ static int start_thread(sv_server_t *s)
         pthread_mutex_unlock(&s->grow_mu);
         return -ECANCELED;
     }
+    reap_exited_locked(s);
     int rc = 0;
     int n = atomic_load(&s->n_threads);
     sv_thread_t *t = NULL;
-    for (int i = 0; s->threads && i < s->o.max_threads && n < s->o.max_threads && !t; i++) {
-        sv_thread_t *cand = &s->threads[i];
-        int slot = atomic_load(&cand->in_use);
-        if (slot == SV_SLOT_EXITED) /* it has returned: the join is immediate */
-            pthread_join(cand->tid, NULL);
-        if (slot != SV_SLOT_RUNNING)
-            t = cand;
-    }
+    for (int i = 0; s->threads && i < s->o.max_threads && n < s->o.max_threads && !t; i++)
+        if (atomic_load(&s->threads[i].in_use) == SV_SLOT_FREE)
+            t = &s->threads[i];
     if (t) {
         /* active until it first waits: a quiesce must not fork while it is still starting */
         atomic_store(&t->active, 1);
