@@ -155,9 +155,10 @@ static void balance_accepts(sv_server_t *s, int idx)
 /*
  * A drain must not miss a connection a thread has just accepted: the thread
  * counts itself in (in_accept) before it looks at `accepting`, and counts the
- * fd (n_conns) before it counts itself out. sv_server_stop_accepting waits
- * for in_accept to reach 0 before it closes the listeners, and
- * sv_server_connections reads in_accept before n_conns.
+ * fd (n_conns) before it counts itself out; it touches the listener only in
+ * between. sv_server_stop_accepting waits for in_accept to reach 0 before it
+ * unregisters and closes the listeners, and sv_server_connections reads
+ * in_accept before n_conns.
  */
 static void on_listener(sv_server_t *s, sv_thread_t *t, int idx)
 {
@@ -180,15 +181,16 @@ static void on_listener(sv_server_t *s, sv_thread_t *t, int idx)
         fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         err = errno;
     }
-    if (fd >= 0)
+    if (fd >= 0) {
         atomic_fetch_add(&s->n_conns, 1);
+        balance_accepts(s, idx); /* epoll_ctl on the listener: inside the window, before it may close */
+    }
     atomic_fetch_sub(&s->in_accept, 1);
     if (fd < 0) {
         if (err == EMFILE || err == ENFILE)
             sv_log_error("! accept: %s (raise the open file limit)", strerror(err));
         return;
     }
-    balance_accepts(s, idx);
     sv_conn_accept(s, t, fd, l->bind.kind == SV_BIND_UNIX, sv_now_ms());
 }
 
@@ -464,11 +466,12 @@ int sv_server_start(sv_server_t *s)
 
 void sv_server_stop_accepting(sv_server_t *s, bool close_listeners)
 {
-    if (s->epfd >= 0)
-        listen_ctl(s, EPOLL_CTL_DEL);
     atomic_store(&s->accepting, false);
     while (atomic_load(&s->in_accept) > 0) /* a few instructions: see on_listener */
         sched_yield();
+    /* after the wait: balance_accepts (inside the window) may have re-added a listener */
+    if (s->epfd >= 0)
+        listen_ctl(s, EPOLL_CTL_DEL);
     /* whatever the kernel queued for us is served, not dropped */
     int64_t now = sv_now_ms();
     for (int i = 0; i < s->o.n_listeners && close_listeners; i++) {
