@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "core/buf.h"
@@ -107,6 +108,9 @@ typedef struct sv_thread {
     sv_server_t *srv;
     int index;
     _Atomic int os_tid;
+    /* parking (server.c): futex word, PARK_* */
+    _Atomic int wake;
+    bool poller;                     /* holds the poll role (only this thread reads or writes it) */
 } sv_thread_t;
 
 #define SV_CONN_CHUNK 256
@@ -139,6 +143,26 @@ struct sv_server {
     uint64_t progress_seen;
     int64_t drain_started_ms;
     int64_t last_sweep_ms;
+
+    /*
+     * Leader/followers (server.c, "The serving model" in docs/architecture.md).
+     * One thread at a time holds the poll role: it alone calls epoll_wait and
+     * takes events from the batch below, which belongs to the role (handed
+     * over with release/acquire on poll_owner). The others park, last in
+     * first out; the first parked one is the standby that takes over a role
+     * left free too long.
+     */
+    _Atomic int poll_owner;          /* thread index, -1 = free */
+    _Atomic int64_t poll_released_ns; /* when the role was last let go */
+    struct epoll_event *batch;       /* BATCH_MAX events, owned by the poll role */
+    int batch_n, batch_next;
+    pthread_mutex_t park_mu;
+    int *parked;                     /* stack of thread indices, [0] = the standby */
+    _Atomic int n_parked;
+    _Atomic int deep_standby;        /* standby sleeping without a timeout: index, -1 none */
+    pthread_mutex_t listen_mu;       /* registering or removing the listeners */
+    _Atomic bool listening;          /* the listeners are in the epoll set */
+    _Atomic int load_end;            /* slots past this one are unused (tick, from the shared table) */
 };
 
 /* conn.c */

@@ -32,6 +32,10 @@ typedef struct sv_load_slot {
     _Alignas(64) int busy;  /* app calls running */
     int max;                /* max_threads; 0 = slot unused */
     uint64_t accepted;      /* connections accepted */
+    int conns;              /* open connections */
+    int listening;          /* 1: its listeners are in its epoll set (it takes new connections) */
+    int recheck;            /* set by a peer: look again whether to take new connections */
+    int64_t beat_ms;        /* monotonic ms of the worker's last tick; stale = ignore the slot */
 } sv_load_slot_t;
 
 typedef struct sv_server_opts {
@@ -64,6 +68,7 @@ typedef struct sv_server_stats {
     int connections;         /* open client connections */
     int connections_max;     /* most open since the previous read */
     uint64_t app_ns_total;   /* time spent in the app */
+    int parked_threads;      /* threads parked (neither polling nor serving) */
 } sv_server_stats_t;
 
 /* Allocate; nothing started. Returns NULL on allocation failure. */
