@@ -205,5 +205,14 @@ void sv_server_app_enter(sv_server_t *s, sv_thread_t *t);
 void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns);
 void sv_server_requeue(sv_server_t *s, sv_conn_t *c);
 int64_t sv_server_now_ms(void);
+/*
+ * Buffers of idle connections. sv_server_idle_buffers: the connection has
+ * nothing buffered and nothing to write; its buffers and header array go to
+ * the calling thread's cache (or are freed). sv_server_lend_buffers: before
+ * a read, give back whatever it lacks from the cache (or a fresh header
+ * array); -ENOMEM when that fails.
+ */
+void sv_server_idle_buffers(sv_conn_t *c);
+int sv_server_lend_buffers(sv_conn_t *c);
 
 #endif

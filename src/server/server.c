@@ -394,6 +394,90 @@ void sv_server_unquiesce(sv_server_t *s)
     pthread_mutex_unlock(&s->gate_mu);
 }
 
+/* ---- buffers of idle connections ----------------------------------------- */
+
+/*
+ * A keep-alive connection waiting for its next request holds no buffer: at
+ * that point (nothing buffered, nothing to write) its buffers go to a cache
+ * of one set per serving thread, and the next read takes a set from the
+ * cache of whichever thread reads it. A thread serving connection after
+ * connection so reuses one set and never calls malloc, and 10,000 idle
+ * connections cost their slots only.
+ */
+#define CACHE_BUF_MAX 65536 /* larger buffers are freed, not cached */
+
+typedef struct buf_cache {
+    sv_buf_t rbuf, body, out, scratch, res_headers;
+    sv_http_header_t *headers;
+} buf_cache_t;
+
+static _Thread_local buf_cache_t cache;
+
+static void stash(sv_buf_t *slot, sv_buf_t *b)
+{
+    if (!slot->data && b->data && b->cap <= CACHE_BUF_MAX) {
+        *slot = *b;
+        slot->len = 0;
+        *b = (sv_buf_t)SV_BUF_INIT;
+    } else {
+        sv_buf_free(b);
+    }
+}
+
+static void lend(sv_buf_t *b, sv_buf_t *slot)
+{
+    if (!b->data && slot->data) {
+        *b = *slot;
+        sv_buf_reset(b);
+        *slot = (sv_buf_t)SV_BUF_INIT;
+    }
+}
+
+void sv_server_idle_buffers(sv_conn_t *c)
+{
+    stash(&cache.rbuf, &c->rbuf);
+    stash(&cache.body, &c->body);
+    stash(&cache.out, &c->out);
+    stash(&cache.scratch, &c->scratch);
+    stash(&cache.res_headers, &c->res_headers);
+    c->rpos = c->out_off = c->body_off = 0;
+    if (!cache.headers)
+        cache.headers = c->headers;
+    else
+        free(c->headers);
+    c->headers = NULL;
+    c->req.headers = NULL;
+}
+
+int sv_server_lend_buffers(sv_conn_t *c)
+{
+    lend(&c->rbuf, &cache.rbuf);
+    lend(&c->body, &cache.body);
+    lend(&c->out, &cache.out);
+    lend(&c->scratch, &cache.scratch);
+    lend(&c->res_headers, &cache.res_headers);
+    if (!c->headers) {
+        c->headers = cache.headers ? cache.headers
+                                   : calloc((size_t)c->srv->o.limits.max_headers, sizeof(sv_http_header_t));
+        cache.headers = NULL;
+        if (!c->headers)
+            return -ENOMEM;
+    }
+    c->req.headers = c->headers;
+    return 0;
+}
+
+static void free_cache(void)
+{
+    sv_buf_free(&cache.rbuf);
+    sv_buf_free(&cache.body);
+    sv_buf_free(&cache.out);
+    sv_buf_free(&cache.scratch);
+    sv_buf_free(&cache.res_headers);
+    free(cache.headers);
+    cache.headers = NULL;
+}
+
 /* ---- threads: leader/followers ------------------------------------------ */
 
 static int start_thread(sv_server_t *s);
@@ -704,6 +788,7 @@ static void *thread_main(void *arg)
             break;
         if (!t->poller && !take_poll_role(s, t)) {
             if (park(s, t, idle_since) == PARK_TRIM) {
+                free_cache();
                 /* EXITED before inactive: a quiesce never sees this thread quiet and not leaving */
                 atomic_store(&t->in_use, SV_SLOT_EXITED);
                 atomic_store(&t->active, 0);
@@ -736,6 +821,7 @@ static void *thread_main(void *arg)
         t->poller = false;
         atomic_store(&s->poll_owner, -1);
     }
+    free_cache();
     atomic_store(&t->active, 0);
     return NULL;
 }
