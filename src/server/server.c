@@ -625,6 +625,12 @@ void sv_server_app_enter(sv_server_t *s, sv_thread_t *t)
 
 void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
 {
+    /*
+     * Take the role straight back if nobody did: it is free only while the
+     * app runs, so a thread preempted while writing its response is not
+     * mistaken by the standby for one stuck in a slow call.
+     */
+    take_poll_role(s, t);
     atomic_store_explicit(&t->app_since_ns, 0, memory_order_relaxed);
     int busy = atomic_fetch_sub(&s->n_busy, 1) - 1;
     publish_load(s, busy);
