@@ -503,6 +503,9 @@ static int start_thread(sv_server_t *s);
  */
 #define STANDBY_NS 3000000
 #define TAKEOVER_NS 500000
+/* Within this long of a takeover (an app with slow calls among fast ones) the standby looks every ms. */
+#define STANDBY_ALERT_MS 1000
+#define STANDBY_ALERT_NS 1000000
 /* The standby sleeps without a timeout after this many looks found no call running. */
 #define STANDBY_QUIET_LOOKS 10
 /* Nobody has polled for this long and nobody is parked: add a thread (see sv_server_tick). */
@@ -750,7 +753,9 @@ static int park(sv_server_t *s, sv_thread_t *t, int64_t idle_since)
         }
         bool standby = is_standby(s, t);
         bool deep = standby && quiet_looks >= STANDBY_QUIET_LOOKS && go_deep(s, t);
-        int64_t timeout = standby && !deep ? (role_free ? TAKEOVER_NS : STANDBY_NS) : atomic_load(&s->n_threads) > floor ? 1000000000 : -1;
+        bool alert = sv_now_ms() - atomic_load_explicit(&s->last_takeover_ms, memory_order_relaxed) < STANDBY_ALERT_MS;
+        int64_t look = alert ? STANDBY_ALERT_NS : STANDBY_NS;
+        int64_t timeout = standby && !deep ? (role_free ? TAKEOVER_NS : look) : atomic_load(&s->n_threads) > floor ? 1000000000 : -1;
         atomic_store(&t->active, 0);
         futex_wait(&t->wake, PARK_WAITING, timeout);
         atomic_store(&t->active, 1);
@@ -776,6 +781,8 @@ static int park(sv_server_t *s, sv_thread_t *t, int64_t idle_since)
                 atomic_fetch_add(&s->n_threads, 1);
             return PARK_GO;
         }
+        if (leave && !atomic_load(&s->stop))
+            atomic_store_explicit(&s->last_takeover_ms, sv_now_ms(), memory_order_relaxed);
         return trim ? PARK_TRIM : PARK_GO;
     }
 }
