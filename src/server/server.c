@@ -650,6 +650,8 @@ void sv_server_stats(sv_server_t *s, sv_server_stats_t *out)
     out->connections_max = atomic_exchange(&s->conns_max, out->connections);
     for (int i = 0; i < s->o.max_threads; i++)
         out->app_ns_total += atomic_load_explicit(&s->threads[i].app_ns, memory_order_relaxed);
+    out->body_memory = atomic_load_explicit(&s->body_mem, memory_order_relaxed);
+    out->bodies_spooled = atomic_load_explicit(&s->bodies_spooled, memory_order_relaxed);
     for (int i = 0; i < s->o.n_listeners; i++) {
         int q = sv_listener_queue_len(&s->o.listeners[i]);
         if (q > 0)
