@@ -84,6 +84,7 @@ static void init_conn(sv_server_t *s, sv_conn_t *c, int fd, bool is_unix, int64_
     sv_buf_reset(&c->out);
     c->out_off = 0;
     c->out_blocked = false;
+    c->reset_on_close = false;
     c->bytes_sent = c->bytes_recv = 0;
     c->last_recv_ms = now_ms;
     reset_request(c);
@@ -168,6 +169,12 @@ static int conn_close(sv_conn_t *c)
     c->file_fd = -1;
     c->res_pending = false;
     sv_body_release(c);
+    if (c->reset_on_close) {
+        /* a client cut for reading too slowly: drop what the kernel still queues for it (RST), not keep it for minutes */
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        c->reset_on_close = false;
+    }
     if (c->rbuf.cap > RBUF_KEEP_MAX)
         sv_buf_free(&c->rbuf);
     if (c->out.cap > RBUF_KEEP_MAX)
@@ -737,5 +744,7 @@ void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
             return;
         }
     }
+    if (ph == PH_WRITE)
+        c->reset_on_close = true;
     conn_close(c);
 }

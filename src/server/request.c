@@ -383,8 +383,10 @@ int serval_response_write(serval_response_t *res, const void *data, size_t len)
     int64_t keep = c->srv->o.max_response_buffer;
     if (rc == 0)
         rc = sv_conn_flush_wait(c, keep > 0 ? keep : 0);
-    if (rc < 0)
+    if (rc < 0) {
         c->res_failed = true; /* the body is cut: it must not be ended as if whole */
+        c->reset_on_close = rc == -ETIMEDOUT;
+    }
     return rc;
 }
 
