@@ -98,7 +98,7 @@ typedef struct sv_config {
     int64_t max_body_size;       /* 100 MiB -> 413; 0 = unlimited */
     size_t body_buffer_size;     /* 1 MiB: larger bodies wait in a temp file */
     size_t body_memory_limit;    /* 32 MiB: request bodies in memory per process; past it, temp files */
-    int64_t max_response_buffer; /* 64 MiB: streamed output queued for a slow client; 0 = the app waits */
+    int64_t max_response_buffer; /* 256 MiB: streamed output in temp files, per process; 0 = the app waits */
     int64_t min_request_data_rate;  /* 240 B/s; 0 = off */
     int64_t min_response_data_rate; /* 240 B/s; 0 = off */
 

@@ -1103,7 +1103,7 @@ static const sv_directive_t table[] = {
     {"body_memory_limit", set_int, show_field, SV_F_SIZE, F(body_memory_limit), 0, 64 * GIB, SV_D_BYTES, "SIZE",
      NULL, "request bodies held in memory per process; past it they go to temp files"},
     {"max_response_buffer", set_int, show_field, SV_F_I64, F(max_response_buffer), 0, NOLIM, SV_D_BYTES, "SIZE",
-     NULL, "streamed output queued for a slow client before the app's write waits (0 = it always waits)"},
+     NULL, "streamed output waiting in temp files for slow clients, per process; past it the app's write waits"},
     /* restarts */
     {"phased_restart_batch", set_int, show_field, SV_F_INT, F(phased_restart_batch), 1, 1024, 0, "N", NULL,
      "workers replaced at a time in a phased restart"},
@@ -1289,7 +1289,7 @@ void sv_config_defaults(sv_config_t *c)
     c->max_body_size = 100 * 1024 * 1024;
     c->body_buffer_size = 1024 * 1024;
     c->body_memory_limit = 32 * 1024 * 1024;
-    c->max_response_buffer = 64 * 1024 * 1024;
+    c->max_response_buffer = 256 * 1024 * 1024;
     c->min_request_data_rate = 240;
     c->min_response_data_rate = 240;
     c->data_rate_grace_period = 5;

@@ -25,6 +25,8 @@
 /* A drain closes keep-alive connections only once they have been idle this long. */
 #define DRAIN_GRACE_MS 1000
 #define NO_DEADLINE INT64_MAX
+/* While output waits for a slow reader, an app's writes try the socket again only every this many spooled bytes. */
+#define SPOOL_RETRY_BYTES 262144
 
 /* ---- slots ------------------------------------------------------------ */
 
@@ -273,6 +275,8 @@ int sv_conn_flush(sv_conn_t *c)
             return -EIO; /* the file shrank under us */
         c->file_off += n;
         c->file_left -= n;
+        if (c->spill)
+            sv_out_spool_sent(c, n);
         sent(c, n);
     }
     sv_buf_reset(&c->out);
@@ -300,6 +304,7 @@ static void note_blocked(sv_conn_t *c, int64_t now)
     if (c->out_blocked)
         return;
     c->out_blocked = true;
+    c->spool_at_try = c->file_left;
     c->wr_rate = (sv_rate_t){.ms = now, .bytes = c->bytes_sent};
 }
 
@@ -340,19 +345,33 @@ static int64_t write_deadline(const sv_conn_t *c)
     return a < b ? a : b;
 }
 
+/* Blocked, and the spool grew little since the last try: another send would only say EAGAIN again. */
+static bool flush_pointless(sv_conn_t *c, int64_t keep)
+{
+    if (keep != INT64_MAX || !c->out_blocked || !c->spill)
+        return false;
+    if (c->file_left - c->spool_at_try < SPOOL_RETRY_BYTES)
+        return true;
+    c->spool_at_try = c->file_left;
+    return false;
+}
+
 int sv_conn_flush_wait(sv_conn_t *c, int64_t keep)
 {
-    c->last_progress_ms = sv_now_ms();
+    if (!c->out_blocked)
+        c->last_progress_ms = sv_now_ms(); /* the no-progress clock runs from the first wait, not each write */
     for (;;) {
-        int r = sv_conn_flush(c);
+        int r = flush_pointless(c, keep) ? 0 : sv_conn_flush(c);
         if (r < 0)
             return r == -ECONNRESET ? -EPIPE : r;
-        if (r > 0 || sv_conn_pending(c) <= keep)
+        if (r > 0)
             return 0;
         int64_t now = sv_now_ms();
         note_blocked(c, now);
         if (write_too_slow(c, now))
             return -ETIMEDOUT;
+        if (sv_conn_pending(c) <= keep)
+            return 0;
         int64_t left = write_deadline(c) - now;
         struct pollfd p = {.fd = c->fd, .events = POLLOUT};
         poll(&p, 1, (int)(left > 1000 ? 1000 : left < 1 ? 1 : left));

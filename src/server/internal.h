@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "core/buf.h"
 #include "http/response.h"
@@ -97,6 +98,8 @@ typedef struct sv_conn {
     size_t out_off;
     int file_fd;             /* a file response, or the spool of a streamed one (spill) */
     bool spill;              /* file_fd is our spool: appended to, kept open until the response is done */
+    int64_t spool_charged;   /* bytes of the spool counted in the process's spool_bytes */
+    int64_t spool_at_try;    /* file_left at the last send tried while blocked */
     int64_t file_off, file_left;
     int64_t last_progress_ms;
     int64_t bytes_sent;      /* to the client, this connection */
@@ -157,6 +160,7 @@ struct sv_server {
     _Atomic int conns_max;
     _Atomic int64_t body_mem;  /* bytes of request bodies held in memory (body_memory_limit) */
     _Atomic uint64_t bodies_spooled; /* request bodies written to a temp file */
+    _Atomic int64_t spool_bytes; /* streamed output waiting in temp files (max_response_buffer) */
     _Atomic int64_t app_ewma_ns; /* recent app call duration, all threads */
     _Atomic uint64_t progress; /* bumped whenever a thread leaves epoll_wait or the app */
     uint64_t progress_seen;
@@ -199,10 +203,17 @@ int sv_conn_read(sv_conn_t *c);
 int sv_body_put(void *conn, const char *data, size_t len);
 /* Give back the body's memory and file (request done or connection closed). */
 void sv_body_release(sv_conn_t *c);
-/* Queue response bytes: memory up to a small bound, then the spool file. */
+/* Queue response bytes: memory up to a small bound, then the spool file; -ENOBUFS when that is full. */
 int sv_out_emit(sv_conn_t *c, const void *data, size_t len);
+int sv_out_emitv(sv_conn_t *c, const struct iovec *iov, int n);
 /* The response is done: close its spool. */
 void sv_out_release(sv_conn_t *c);
+/* n bytes of the spool went out. */
+void sv_out_spool_sent(sv_conn_t *c, int64_t n);
+/* The process's spooled output has reached max_response_buffer. */
+bool sv_out_spool_full(const sv_server_t *s);
+/* Pending output an app's write leaves behind without waiting for its client. */
+int64_t sv_out_wait_limit(const sv_conn_t *c);
 
 /* request.c: the serval_request_* / serval_response_* implementation */
 void sv_res_begin(sv_conn_t *c);

@@ -349,6 +349,19 @@ int serval_response_send(serval_response_t *res, int status, const char *content
     return rc ? rc : serval_response_body(res, body, len);
 }
 
+/* Said at most once a minute: under a slow-read attack it would be said for every cut. */
+static void spool_full_warning(sv_conn_t *c)
+{
+    static _Atomic int64_t last_ms;
+    int64_t now = sv_now_ms(), prev = atomic_load(&last_ms);
+    if (now - prev < 60000 || !atomic_compare_exchange_strong(&last_ms, &prev, now))
+        return;
+    sv_log_error("! %s %s: cut a streamed response to a slow client: max_response_buffer (%lld bytes of spooled "
+                 "output) is full",
+                 serval_request_method((serval_request_t *)c), serval_request_target((serval_request_t *)c),
+                 (long long)c->srv->o.max_response_buffer);
+}
+
 /* Streamed body bytes, framed as the head said. */
 static int emit_body(sv_conn_t *c, const void *data, size_t len)
 {
@@ -356,10 +369,10 @@ static int emit_body(sv_conn_t *c, const void *data, size_t len)
         return sv_out_emit(c, data, len);
     char size[24];
     int n = snprintf(size, sizeof(size), "%zx\r\n", len);
-    int rc = sv_out_emit(c, size, (size_t)n);
-    if (rc == 0)
-        rc = sv_out_emit(c, data, len);
-    return rc ? rc : sv_out_emit(c, "\r\n", 2);
+    struct iovec iov[3] = {{.iov_base = size, .iov_len = (size_t)n},
+                           {.iov_base = (void *)data, .iov_len = len},
+                           {.iov_base = "\r\n", .iov_len = 2}};
+    return sv_out_emitv(c, iov, 3);
 }
 
 int serval_response_write(serval_response_t *res, const void *data, size_t len)
@@ -379,13 +392,14 @@ int serval_response_write(serval_response_t *res, const void *data, size_t len)
         rc = emit_body(c, data, len);
         c->res_bytes += (int64_t)len;
     }
-    /* a slow reader's backlog waits in the spool; past max_response_buffer the app waits too */
-    int64_t keep = c->srv->o.max_response_buffer;
+    /* a slow reader's backlog waits in the spool, not in this thread (spool.c) */
     if (rc == 0)
-        rc = sv_conn_flush_wait(c, keep > 0 ? keep : 0);
+        rc = sv_conn_flush_wait(c, sv_out_wait_limit(c));
     if (rc < 0) {
         c->res_failed = true; /* the body is cut: it must not be ended as if whole */
-        c->reset_on_close = rc == -ETIMEDOUT;
+        c->reset_on_close = rc == -ETIMEDOUT || rc == -ENOBUFS;
+        if (rc == -ENOBUFS)
+            spool_full_warning(c);
     }
     return rc;
 }

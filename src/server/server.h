@@ -41,7 +41,7 @@ typedef struct sv_server_opts {
     sv_http_limits_t limits;
     size_t body_buffer_size;     /* a body up to this is held in memory, larger ones in a temp file */
     size_t body_memory_limit;    /* all bodies in memory in this process; past it they go to temp files */
-    int64_t max_response_buffer; /* streamed output queued for a slow client before the app's write blocks */
+    int64_t max_response_buffer; /* streamed output in temp files, per process, before apps' writes wait */
     int64_t min_request_data_rate;  /* bytes/s a body must keep up once past the grace; 0 = off */
     int64_t min_response_data_rate; /* bytes/s a client must read pending output at; 0 = off */
     int64_t data_rate_grace_ms;  /* the window over which both rates are measured */

@@ -12,13 +12,20 @@
  * memory; beyond that, while the client reads slower than the app writes, it
  * is appended to an unlinked temp file the reactor sends from with sendfile,
  * so the app returns and its thread is free while a slow reader drains the
- * rest. Past max_response_buffer the app's write waits for the client.
+ * rest. When the spools of all connections of the process hold
+ * max_response_buffer, nothing more is spooled: a write that fits neither
+ * the socket nor OUT_MEM_MAX fails with -ENOBUFS and the response is cut
+ * (the connection reset), so slow readers can neither fill the disk nor,
+ * by making writes wait, take the app's threads. With max_response_buffer
+ * 0 there is no spool and a write waits for its client (within the write
+ * bounds) until at most OUT_MEM_MAX is pending: Puma's behaviour.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -151,11 +158,62 @@ void sv_body_release(sv_conn_t *c)
 
 /* ---- streamed output ------------------------------------------------------ */
 
-int sv_out_emit(sv_conn_t *c, const void *data, size_t len)
+static bool fits_in_memory(const sv_conn_t *c, size_t len)
 {
     bool spool_pending = c->spill && c->file_left > 0;
-    if (!spool_pending && (c->out.len - c->out_off) + len <= OUT_MEM_MAX)
-        return sv_buf_append(&c->out, data, len);
+    return !spool_pending && (c->out.len - c->out_off) + len <= OUT_MEM_MAX;
+}
+
+static int append_all(sv_conn_t *c, const struct iovec *iov, int n, size_t total)
+{
+    int rc = sv_buf_reserve(&c->out, total);
+    for (int i = 0; rc == 0 && i < n; i++)
+        rc = sv_buf_append(&c->out, iov[i].iov_base, iov[i].iov_len);
+    return rc;
+}
+
+/* One pwritev for the pieces (a chunk's size line, data and CRLF); the rest piece by piece if it comes up short. */
+static int spool_write(sv_conn_t *c, const struct iovec *iov, int n, size_t total)
+{
+    int64_t at = c->file_off + c->file_left;
+    ssize_t w;
+    do {
+        w = pwritev(c->file_fd, iov, n, (off_t)at);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0)
+        return SV_ERRNO();
+    size_t before = 0;
+    for (int i = 0; i < n && (size_t)w < total; i++) {
+        size_t len = iov[i].iov_len;
+        if ((size_t)w < before + len) {
+            size_t off = (size_t)w > before ? (size_t)w - before : 0;
+            int rc = pwrite_all(c->file_fd, (const char *)iov[i].iov_base + off, len - off,
+                                at + (int64_t)(before + off));
+            if (rc < 0)
+                return rc;
+        }
+        before += len;
+    }
+    c->file_left += (int64_t)total;
+    c->spool_charged += (int64_t)total;
+    atomic_fetch_add_explicit(&c->srv->spool_bytes, (int64_t)total, memory_order_relaxed);
+    return 0;
+}
+
+int sv_out_emitv(sv_conn_t *c, const struct iovec *iov, int n)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    /* max_response_buffer 0: no spool; the writer waits for the client instead (sv_out_wait_limit) */
+    if (fits_in_memory(c, total) || c->srv->o.max_response_buffer <= 0)
+        return append_all(c, iov, n, total);
+    if (sv_out_spool_full(c->srv)) {
+        /* no room for more slow readers' backlog: this client takes what it can now, or is cut */
+        if (sv_conn_flush(c) < 0 || !fits_in_memory(c, total))
+            return -ENOBUFS;
+        return append_all(c, iov, n, total);
+    }
     if (!c->spill) {
         int fd = spool_open();
         if (fd < 0)
@@ -164,14 +222,37 @@ int sv_out_emit(sv_conn_t *c, const void *data, size_t len)
         c->file_off = c->file_left = 0;
         c->spill = true;
     }
-    int rc = pwrite_all(c->file_fd, data, len, c->file_off + c->file_left);
-    if (rc == 0)
-        c->file_left += (int64_t)len;
-    return rc;
+    return spool_write(c, iov, n, total);
+}
+
+int sv_out_emit(sv_conn_t *c, const void *data, size_t len)
+{
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    return sv_out_emitv(c, &iov, 1);
+}
+
+void sv_out_spool_sent(sv_conn_t *c, int64_t n)
+{
+    if (n > c->spool_charged)
+        n = c->spool_charged;
+    c->spool_charged -= n;
+    atomic_fetch_sub_explicit(&c->srv->spool_bytes, n, memory_order_relaxed);
+}
+
+bool sv_out_spool_full(const sv_server_t *s)
+{
+    sv_server_t *m = (sv_server_t *)s;
+    return atomic_load_explicit(&m->spool_bytes, memory_order_relaxed) >= s->o.max_response_buffer;
+}
+
+int64_t sv_out_wait_limit(const sv_conn_t *c)
+{
+    return c->srv->o.max_response_buffer > 0 ? INT64_MAX : OUT_MEM_MAX;
 }
 
 void sv_out_release(sv_conn_t *c)
 {
+    sv_out_spool_sent(c, c->spool_charged);
     if (c->spill && c->file_fd >= 0)
         close(c->file_fd);
     if (c->spill)

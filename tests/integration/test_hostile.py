@@ -351,7 +351,7 @@ class Probe:
     """GET / every 0.5 s on a fresh connection; counts answers."""
 
     def __init__(self, port):
-        self.port, self.ok, self.failed = port, 0, []
+        self.port, self.ok, self.failed, self.latencies = port, 0, [], []
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -362,6 +362,7 @@ class Probe:
                 r = get(self.port, "/", timeout=3)
                 if r.status == 200 and r.body == b"Hello World":
                     self.ok += 1
+                    self.latencies.append(time.monotonic() - t0)
                 else:
                     self.failed.append(f"status {r.status}")
             except Exception as e:  # noqa: BLE001 - counted
@@ -393,7 +394,8 @@ ATTACKS = {
     # slowloris: a header line every 2 s
     "loris": ["-H", "-c", "200", "-r", "100", "-i", "2", "-x", "10"],
 }
-ROUTES = {"streamed": "/stream?bytes=300000", "buffered": "/echo"}
+# the stream is larger than the socket buffers, so a slow reader's backlog must wait somewhere
+ROUTES = {"streamed": "/stream?bytes=10000000", "buffered": "/echo"}
 
 
 @pytest.mark.skipif(not SLOW, reason="slowhttptest not installed (scripts/deps.sh)")
@@ -413,6 +415,7 @@ def test_slowhttptest_leaves_the_service_available(cluster, tmp_path, attack, ro
             p.wait(timeout=5)
     log.close()
     total = probe.ok + len(probe.failed)
-    assert total >= 10, f"only {total} probes ran"
+    worst = max(probe.latencies, default=0)
+    assert total >= 8, f"only {total} probes ran ({probe.ok} ok, slowest {worst:.2f}s): {probe.failed[:5]}"
     assert probe.ok >= 0.95 * total, f"{probe.ok}/{total} probes answered: {probe.failed[:5]}"
     assert cluster.alive()
