@@ -590,9 +590,17 @@ void sv_server_forget_in_child(sv_server_t *s)
 {
     for (size_t ci = 0; ci < s->n_chunks; ci++) {
         sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
-        for (int k = 0; chunk && k < SV_CONN_CHUNK; k++)
-            if (atomic_load(&chunk[k].state) & C_OPEN)
-                close(chunk[k].fd);
+        for (int k = 0; chunk && k < SV_CONN_CHUNK; k++) {
+            sv_conn_t *c = &chunk[k];
+            if (!(atomic_load(&c->state) & C_OPEN))
+                continue;
+            close(c->fd);
+            /* a body or a response backlog in a temp file, a file being sent: the parent's */
+            if (c->body_fd >= 0)
+                close(c->body_fd);
+            if (c->file_fd >= 0)
+                close(c->file_fd);
+        }
     }
     if (s->epfd >= 0)
         close(s->epfd);
