@@ -722,6 +722,14 @@ static bool drain_but_readable(const sv_conn_t *c, int64_t now)
  */
 static bool still_in_time(sv_conn_t *c, int ph, int64_t now)
 {
+    char b;
+    if (ph == PH_BODY && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+        /* bytes wait unread: our threads are busy, the client is not slow; the window starts over */
+        c->last_recv_ms = now;
+        c->rd_rate = (sv_rate_t){.ms = now, .bytes = c->bytes_recv};
+        sv_conn_set_phase(c, PH_BODY, body_deadline(c), now);
+        return true;
+    }
     if (ph == PH_BODY && !body_too_slow(c, now)) {
         sv_conn_set_phase(c, PH_BODY, body_deadline(c), now);
         return true;
@@ -746,7 +754,7 @@ void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
     }
     int ph = atomic_load(&c->phase);
     if (still_in_time(c, ph, now)) {
-        release_requeue(s, c, st, false);
+        release_requeue(s, c, st, true);
         return;
     }
     if ((ph == PH_HEAD || ph == PH_BODY) && c->rbuf.len > 0) {

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import BUILD
-from helpers import Server, free_port, get, raw, request, wait_until
+from helpers import SANITIZED, Server, free_port, get, raw, request, wait_until
 
 TESTAPP = os.path.join(BUILD, "examples", "testapp.so")
 
@@ -244,7 +244,8 @@ def test_f15_bodies_in_memory_are_bounded(tmp_path):
             socks.append(c)
         assert get(s.port, "/").status == 200  # all bodies are in: the reactor has read them
         grown = rss_kb(s.pid) - before
-        assert grown < 30 * 1024, f"RSS grew by {grown} kB for 54 MB of pending bodies"
+        # (under ASan freed memory stays resident in its quarantine: only the normal build is measured)
+        assert SANITIZED or grown < 30 * 1024, f"RSS grew by {grown} kB for 54 MB of pending bodies"
         for c in socks[:5]:
             c.sendall(b"b" * 100000)
             data = b""
@@ -366,10 +367,11 @@ class Probe:
                 else:
                     self.failed.append(f"status {r.status}")
             except Exception as e:  # noqa: BLE001 - counted
-                self.failed.append(f"{type(e).__name__}: {e}")
+                self.failed.append(f"{type(e).__name__} at +{t0 - self.t_start:.1f}s: {e}")
             self._stop.wait(max(0.0, 0.5 - (time.monotonic() - t0)))
 
     def __enter__(self):
+        self.t_start = time.monotonic()
         self._t.start()
         return self
 
@@ -386,16 +388,20 @@ def cluster(tmp_path_factory):
     assert not s.sanitizer_reports()
 
 
+CONNS = "100" if SANITIZED else "200"
 ATTACKS = {
     # slow body: bodies announced large, sent 10 bytes at a time every 2 s (F5)
-    "body": ["-B", "-c", "200", "-r", "100", "-i", "2", "-s", "2000000", "-t", "POST", "-x", "10"],
+    "body": ["-B", "-c", CONNS, "-r", "100", "-i", "2", "-s", "2000000", "-t", "POST", "-x", "10"],
     # slow read: a tiny window, 32 bytes read every 5 s (F6)
-    "read": ["-X", "-c", "200", "-r", "100", "-w", "512", "-y", "1024", "-n", "5", "-z", "32", "-k", "2"],
+    "read": ["-X", "-c", CONNS, "-r", "100", "-w", "512", "-y", "1024", "-n", "5", "-z", "32", "-k", "2"],
     # slowloris: a header line every 2 s
-    "loris": ["-H", "-c", "200", "-r", "100", "-i", "2", "-x", "10"],
+    "loris": ["-H", "-c", CONNS, "-r", "100", "-i", "2", "-x", "10"],
 }
-# the stream is larger than the socket buffers, so a slow reader's backlog must wait somewhere
-ROUTES = {"streamed": "/stream?bytes=10000000", "buffered": "/echo"}
+# The stream is larger than a loopback socket's send buffer (up to 4 MB), so a slow
+# reader's backlog must wait somewhere: before, in the app's thread. Each such request
+# costs the server the whole stream's CPU (spooled), so on a loaded 2-core machine the
+# runs stay modest, and smaller under ASan; bench/slowclients runs the audit's sizes.
+ROUTES = {"streamed": "/stream?bytes=6000000", "buffered": "/echo"}
 
 
 @pytest.mark.skipif(not SLOW, reason="slowhttptest not installed (scripts/deps.sh)")
