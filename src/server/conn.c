@@ -585,6 +585,11 @@ static int conn_run(sv_conn_t *c, sv_thread_t *t)
                 sv_conn_set_phase(c, PH_WRITE, write_deadline(c), now);
                 return KEEP;
             }
+            if (!c->res_pending && atomic_load_explicit(&c->phase, memory_order_relaxed) == PH_WRITE) {
+                /* a 100 Continue that had to wait is out: back to waiting for the body */
+                int64_t now = sv_now_ms();
+                sv_conn_set_phase(c, PH_BODY, body_deadline(c), now);
+            }
         }
         if (c->res_pending) {
             int r = response_done(c);
