@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -298,6 +300,19 @@ int64_t sv_conn_pending(const sv_conn_t *c)
     return (int64_t)(c->out.len - c->out_off) + (c->file_fd >= 0 ? c->file_left : 0);
 }
 
+/*
+ * Bytes the client has acknowledged: what we wrote minus what still sits in
+ * the socket's send queue. The socket's own buffer can hold megabytes, so
+ * bytes written say nothing of a client's pace while it drains them.
+ */
+static int64_t delivered(const sv_conn_t *c)
+{
+    int queued = 0;
+    if (ioctl(c->fd, SIOCOUTQ, &queued) < 0 || queued < 0)
+        queued = 0;
+    return c->bytes_sent - queued;
+}
+
 /* Output waits for the client from now on: the rate window starts here. */
 static void note_blocked(sv_conn_t *c, int64_t now)
 {
@@ -305,7 +320,8 @@ static void note_blocked(sv_conn_t *c, int64_t now)
         return;
     c->out_blocked = true;
     c->spool_at_try = c->file_left;
-    c->wr_rate = (sv_rate_t){.ms = now, .bytes = c->bytes_sent};
+    c->delivered_seen = delivered(c);
+    c->wr_rate = (sv_rate_t){.ms = now, .bytes = c->delivered_seen};
 }
 
 /*
@@ -328,13 +344,18 @@ static int64_t rate_check_at(const sv_rate_t *r, int64_t rate, int64_t window_ms
     return rate > 0 ? r->ms + window_ms : NO_DEADLINE;
 }
 
-/* The client reads the pending output too slowly: no progress for write_timeout, or below the rate. */
+/* The client reads the pending output too slowly: nothing acknowledged for write_timeout, or below the rate. */
 static bool write_too_slow(sv_conn_t *c, int64_t now)
 {
     const sv_server_opts_t *o = &c->srv->o;
+    int64_t d = delivered(c);
+    if (d > c->delivered_seen) {
+        c->delivered_seen = d;
+        c->last_progress_ms = now;
+    }
     if (now - c->last_progress_ms >= o->write_timeout_ms)
         return true;
-    return rate_failed(&c->wr_rate, c->bytes_sent, now, o->min_response_data_rate, o->data_rate_grace_ms);
+    return rate_failed(&c->wr_rate, d, now, o->min_response_data_rate, o->data_rate_grace_ms);
 }
 
 static int64_t write_deadline(const sv_conn_t *c)
@@ -361,17 +382,21 @@ int sv_conn_flush_wait(sv_conn_t *c, int64_t keep)
     if (!c->out_blocked)
         c->last_progress_ms = sv_now_ms(); /* the no-progress clock runs from the first wait, not each write */
     for (;;) {
-        int r = flush_pointless(c, keep) ? 0 : sv_conn_flush(c);
+        bool tried = !flush_pointless(c, keep);
+        int r = tried ? sv_conn_flush(c) : 0;
         if (r < 0)
             return r == -ECONNRESET ? -EPIPE : r;
         if (r > 0)
             return 0;
-        int64_t now = sv_now_ms();
-        note_blocked(c, now);
-        if (write_too_slow(c, now))
-            return -ETIMEDOUT;
+        if (tried) {
+            int64_t now = sv_now_ms();
+            note_blocked(c, now);
+            if (write_too_slow(c, now))
+                return -ETIMEDOUT;
+        }
         if (sv_conn_pending(c) <= keep)
             return 0;
+        int64_t now = sv_now_ms();
         int64_t left = write_deadline(c) - now;
         struct pollfd p = {.fd = c->fd, .events = POLLOUT};
         poll(&p, 1, (int)(left > 1000 ? 1000 : left < 1 ? 1 : left));

@@ -104,6 +104,7 @@ typedef struct sv_conn {
     int64_t last_progress_ms;
     int64_t bytes_sent;      /* to the client, this connection */
     bool reset_on_close;     /* closing drops unsent output with a reset (a client cut for being slow) */
+    int64_t delivered_seen;  /* bytes the client had acknowledged at the last look */
     bool out_blocked;        /* output is waiting for the client since wr_rate.ms */
     sv_rate_t wr_rate;       /* for min_response_data_rate */
     int64_t app_start_ns;
