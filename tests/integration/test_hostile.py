@@ -403,7 +403,7 @@ SLOW = shutil.which("slowhttptest")
 
 
 class Probe:
-    """GET / every 0.5 s on a fresh connection; counts answers."""
+    """GET / every 0.5 s on a fresh connection; counts answers (within 5 s: the machine is shared)."""
 
     def __init__(self, port):
         self.port, self.ok, self.failed, self.latencies = port, 0, [], []
@@ -414,7 +414,7 @@ class Probe:
         while not self._stop.is_set():
             t0 = time.monotonic()
             try:
-                r = get(self.port, "/", timeout=3)
+                r = get(self.port, "/", timeout=5)
                 if r.status == 200 and r.body == b"Hello World":
                     self.ok += 1
                     self.latencies.append(time.monotonic() - t0)
@@ -455,7 +455,7 @@ ATTACKS = {
 # reader's backlog must wait somewhere: before, in the app's thread. Each such request
 # costs the server the whole stream's CPU (spooled), so on a loaded 2-core machine the
 # runs stay modest, and smaller under ASan; bench/slowclients runs the audit's sizes.
-ROUTES = {"streamed": "/stream?bytes=6000000", "buffered": "/echo"}
+ROUTES = {"streamed": "/stream?bytes=5000000", "buffered": "/echo"}
 
 
 @pytest.mark.skipif(not SLOW, reason="slowhttptest not installed (scripts/deps.sh)")
@@ -463,7 +463,7 @@ ROUTES = {"streamed": "/stream?bytes=6000000", "buffered": "/echo"}
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_slowhttptest_leaves_the_service_available(cluster, tmp_path, attack, route):
     url = f"http://127.0.0.1:{cluster.port}{ROUTES[route]}"
-    argv = [SLOW] + ATTACKS[attack] + ["-l", "10", "-p", "3", "-u", url]
+    argv = [SLOW] + ATTACKS[attack] + ["-l", "12", "-p", "3", "-u", url]
     log = open(tmp_path / "slowhttptest.log", "wb")
     with Probe(cluster.port) as probe:
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
