@@ -811,7 +811,8 @@ static void *thread_main(void *arg)
         }
         if (s->batch_next >= s->batch_n) {
             /* left new connections to a peer: look again soon whether to take them back */
-            int timeout = atomic_load_explicit(&s->listening, memory_order_relaxed) || !s->o.load ? -1 : STEER_MS;
+            bool stepped_aside = s->o.load && atomic_load(&s->accepting) && !atomic_load(&s->listening);
+            int timeout = stepped_aside ? STEER_MS : -1;
             atomic_store(&t->active, 0);
             int n = epoll_wait(s->epfd, s->batch, BATCH_MAX, timeout);
             atomic_store(&t->active, 1);
