@@ -15,6 +15,7 @@
 #include "core/time.h"
 #include "os/chan.h"
 #include "os/fd.h"
+#include "os/sig.h"
 
 #define PREFLIGHT_TIMEOUT_MS 20000
 
@@ -187,8 +188,11 @@ int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_f
     /* stdio is ours; nothing buffered may be lost or duplicated */
     fflush(stdout);
     fflush(stderr);
+    sigset_t saved;
+    sv_sig_hold_for_exec(&saved);
     execve(rt->exe, rt->argv, envp);
     int rc = SV_ERRNO();
+    sv_sig_release_after_failed_exec(&saved);
     sv_log_error("! hot restart: cannot execute %s: %s", rt->exe, strerror(-rc));
     for (int i = 0; i < n_keep; i++)
         sv_fd_cloexec(keep_fds[i], true);

@@ -722,6 +722,7 @@ static void setup_signals(sv_master_t *m)
         sv_sig_catch(caught[i]);
     sv_sig_ignore(SIGPIPE);
     sv_loop_watch(m->loop, sv_sig_fd(), POLLIN, on_signal_cb, m);
+    sv_sig_ready(); /* after a hot restart: what arrived during the exec is in the pipe now */
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */

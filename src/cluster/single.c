@@ -220,6 +220,7 @@ static void setup_signals(single_t *s)
     sv_sig_ignore(SIGTTOU);
     sv_sig_ignore(SIGURG);
     sv_loop_watch(s->loop, sv_sig_fd(), POLLIN, on_signal_cb, s);
+    sv_sig_ready(); /* after a hot restart: what arrived during the exec is in the pipe now */
 }
 
 int sv_single_run(sv_runtime_t *rt)

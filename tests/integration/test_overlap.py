@@ -1,0 +1,208 @@
+"""Operations that overlap: a signal during a hot restart's exec, TTIN/TTOU
+during every kind of restart, a failed restart followed by a dead worker.
+Each ends with the cluster settled: the target count of workers, all of the
+current phase and booted, no operation running or queued, and the operation
+finished with a true done/total."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from helpers import get, stats, wait_until
+from test_restart import TOKEN, boot, control, make_release, point_current, wait_op
+
+
+def settled(s, target):
+    """The cluster serves exactly target workers of its current phase, nothing runs."""
+
+    def ok():
+        try:
+            j = stats(s.cport)
+        except OSError:
+            return None  # the control server is being handed over
+        r = j["restart"]
+        ws = j["worker_status"]
+        want = j["target_workers"] if target is None else target
+        if r["current"] or r["queued"] or len(ws) != want or j["old_workers"]:
+            return None
+        if not all(w["booted"] and w["phase"] == j["phase"] for w in ws):
+            return None
+        if len(s.workers()) != want:  # the stopped ones have exited
+            return None
+        return j
+
+    try:
+        return wait_until(ok, 60, interval=0.1, what=f"a settled cluster of {target}")
+    except AssertionError as e:
+        try:
+            j = stats(s.cport)
+        except OSError as e2:
+            j = e2
+        raise AssertionError(f"{e}\nlast stats: {j}\nworkers: {s.workers()}\n{s.logs()[-4000:]}") from None
+
+
+def spam(s, sig, until, period=0.002, limit=3.0):
+    """Send sig every period seconds until until() holds (or limit)."""
+    deadline = time.monotonic() + limit
+    n = 0
+    while time.monotonic() < deadline and not until():
+        try:
+            os.kill(s.pid, sig)
+        except ProcessLookupError:
+            break
+        n += 1
+        time.sleep(period)
+    return n
+
+
+def new_image_started(s, before):
+    # the new image prints its banner again
+    return lambda: s.count(r"Use Ctrl-C to stop") > before
+
+
+# ---- a second signal while the master execs ---------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGUSR2, signal.SIGUSR1, signal.SIGPWR, signal.SIGTTIN])
+def test_signal_during_hot_restart_exec_never_kills_the_master(servers, testapp, port, sig):
+    """The signal is sent every 2 ms from before the exec until the new image is up,
+    so some arrive while execve runs and before the new image has handlers."""
+    s = boot(servers, testapp, port, workers=2)
+    s.wait_workers(2)
+    master = s.pid
+    banners = s.count(r"Use Ctrl-C to stop")
+    s.send(signal.SIGUSR2)
+    n = spam(s, sig, new_image_started(s, banners))
+    assert n > 0
+    assert s.alive() and s.pid == master, f"master died ({s.proc.returncode})\n{s.logs()[-3000:]}"
+    # TTINs that arrive together count once (standard signals do not queue)
+    j = settled(s, None if sig == signal.SIGTTIN else 2)
+    assert j["target_workers"] >= 2
+    assert j["restart"]["last"]["state"] == "succeeded", j["restart"]
+    assert get(port, "/").status == 200
+    assert s.stop() == 0
+    assert "Goodbye" in s.stdout()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_stop_signal_during_hot_restart_exec_still_stops_gracefully(servers, testapp, port, tmp_path, sig):
+    s = boot(servers, testapp, port, workers=2, extra=("--pidfile", str(tmp_path / "p.pid")))
+    s.wait_workers(2)
+    workers = s.workers()
+    banners = s.count(r"Use Ctrl-C to stop")
+    s.send(signal.SIGUSR2)
+    # a burst that spans the exec (a second TERM only skips a shutdown delay)
+    spam(s, sig, lambda: not s.alive() or s.count(r"Use Ctrl-C to stop") > banners, period=0.003)
+    rc = s.wait_exit(30)
+    assert rc == 0, f"master exited with {rc}\n{s.logs()[-3000:]}"
+    assert "Goodbye" in s.stdout()
+    assert not (tmp_path / "p.pid").exists()
+    wait_until(lambda: not any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z"
+                               for p in workers), 10, what="old workers gone")
+
+
+# ---- TTIN / TTOU change the target, never a booting replacement --------------
+
+
+def test_ttou_during_phased_restart_of_a_slow_app(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2, env={"TESTAPP_BOOT_MS": "1000"})
+    s.wait_workers(2)
+    op = control(s, "phased-restart")
+    time.sleep(0.05)
+    s.send(signal.SIGTTOU)
+    st = wait_op(s, op, timeout=30)
+    assert st["state"] == "succeeded", st
+    assert st["done"] == st["total"] and st["total"] >= 1, st
+    j = settled(s, 1)
+    assert j["target_workers"] == 1
+    # a later restart is not stuck behind anything
+    op2 = control(s, "phased-restart")
+    assert wait_op(s, op2, timeout=30)["state"] == "succeeded"
+    settled(s, 1)
+
+
+def test_ttin_ttou_storm_during_phased_restart(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2, env={"TESTAPP_BOOT_MS": "300"})
+    s.wait_workers(2)
+    op = control(s, "phased-restart")
+    for sig in (signal.SIGTTIN, signal.SIGTTOU, signal.SIGTTOU, signal.SIGTTIN, signal.SIGTTIN, signal.SIGTTOU):
+        s.send(sig)
+        time.sleep(0.07)
+    st = wait_op(s, op, timeout=30)
+    assert st["state"] == "succeeded", st
+    assert st["done"] == st["total"], st
+    settled(s, 2)
+
+
+def test_ttou_during_refork(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=3, extra=("--fork-worker", "0"))
+    s.wait_workers(3)
+    op = control(s, "refork")
+    s.send(signal.SIGTTOU)
+    st = wait_op(s, op, timeout=30)
+    assert st["state"] == "succeeded", st
+    assert st["done"] == st["total"], st
+    settled(s, 2)
+
+
+def test_ttou_during_fork_worker_phased_restart(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2, extra=("--fork-worker", "0"), env={"TESTAPP_BOOT_MS": "1000"})
+    s.wait_workers(2)
+    op = control(s, "phased-restart")
+    time.sleep(0.05)
+    s.send(signal.SIGTTOU)
+    st = wait_op(s, op, timeout=30)
+    assert st["state"] == "succeeded", st
+    assert st["done"] == st["total"], st
+    settled(s, 1)
+
+
+def test_ttin_ttou_during_hot_restart(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2, env={"TESTAPP_BOOT_MS": "300"})
+    s.wait_workers(2)
+    op = control(s, "restart")
+    for sig in (signal.SIGTTIN, signal.SIGTTOU, signal.SIGTTOU):
+        time.sleep(0.1)
+        try:
+            s.send(sig)
+        except ProcessLookupError:
+            pass
+    st = wait_op(s, op, timeout=30)
+    assert st["state"] == "succeeded", st
+    settled(s, 1)
+
+
+# ---- a failed restart leaves exactly the old generation ------------------------
+
+
+def test_failed_fork_worker_phased_restart_then_killed_worker(servers, testapp, port, tmp_path):
+    """The new release hangs in init (boot timeout): the old generation keeps
+    serving at full count, labelled with the old phase, and a worker killed
+    afterwards is replaced at once (no crash-loop back-off) from the old mold."""
+    r1 = make_release(tmp_path, "1", "v1")
+    r2 = make_release(tmp_path, "2", "v2")
+    (r2 / "BOOT_MS").write_text("60000\n")
+    point_current(tmp_path, r1)
+    conf = tmp_path / "serval.rb"
+    conf.write_text("worker_boot_timeout 3\n")
+    s = boot(servers, testapp, port, workers=3,
+             extra=("-C", str(conf), "--fork-worker", "0", "--dir", str(tmp_path / "current")))
+    old = set(s.wait_workers(3))
+    j0 = stats(s.cport)
+    point_current(tmp_path, r2)
+    op = control(s, "phased-restart")
+    st = wait_op(s, op, timeout=60)
+    assert st["state"] == "failed", st
+    j = settled(s, 3)
+    assert {w["pid"] for w in j["worker_status"]} == old
+    assert j["phase"] == j0["phase"], "a failed restart leaves the old phase"
+    # a dead old worker comes back at once, from the old code
+    victim = [w["pid"] for w in j["worker_status"] if w["index"] == 1][0]
+    os.kill(victim, signal.SIGKILL)
+    t0 = time.monotonic()
+    j = settled(s, 3)
+    assert time.monotonic() - t0 < 8, "the respawn waited out a back-off"
+    assert {get(port, "/version").body for _ in range(10)} == {b"v1"}
+    assert all(w["phase"] == j0["phase"] for w in j["worker_status"])
