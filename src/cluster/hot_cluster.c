@@ -95,6 +95,7 @@ static void exec_new_image(sv_master_t *m)
 void sv_hot_cluster_start(sv_master_t *m)
 {
     sv_runtime_t *rt = m->rt;
+    sv_oplog_progress(&m->ops, 0, m->target);
     sv_log("* Restarting... (hot restart: the workers keep serving until the new ones have booted)");
     if (!rt->cfg.hot_restart_preflight) {
         exec_new_image(m);
@@ -186,6 +187,10 @@ bool sv_hot_cluster_step(sv_master_t *m, int64_t now_ms)
         return preflight_step(m);
     if (!m->hot.adopting) /* the old image's side failed before exec */
         return true;
+    int booted = 0;
+    for (int i = 0; i < m->nw; i++)
+        booted += !m->w[i]->old_image && m->w[i]->booted && !m->w[i]->stopping;
+    sv_oplog_progress(&m->ops, booted < m->target ? booted : m->target, m->target);
     if (!sv_master_all_current_booted(m))
         return false;
     int old = 0;
@@ -211,6 +216,7 @@ void sv_hot_cluster_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char 
     char err[400];
     snprintf(err, sizeof(err), "new worker %d could not boot: %s", h->index, reason);
     m->hot.adopting = false;
+    h->op_failure = true;
     bool have_old = false;
     for (int i = 0; i < m->nw; i++)
         have_old |= m->w[i]->old_image && !m->w[i]->stopping;
@@ -228,6 +234,5 @@ void sv_hot_cluster_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char 
         } else if (w != h)
             sv_master_stop_worker(m, w, "hot restart failed");
     }
-    /* the old workers fill the target; do not keep booting the broken release */
-    m->respawn_at[h->index] = sv_now_ms() + 30000;
+    /* the old workers fill the target: nothing respawns unless one of them dies */
 }

@@ -262,9 +262,16 @@ static void ensure_workers(sv_master_t *m, int64_t now)
     }
 }
 
-/* Cull above the target: youngest (or oldest) first; worker 0 stays with fork_worker. */
+/*
+ * Cull above the target: youngest (or oldest) first; worker 0 stays with
+ * fork_worker. Not while an operation runs: its workers (a booting
+ * replacement, an old worker waiting for its replacement) are the
+ * operation's to stop; a lower target applies when it has finished.
+ */
 static void cull_workers(sv_master_t *m)
 {
+    if (m->ops.current)
+        return;
     while (sv_master_active_count(m) > m->target) {
         sv_whandle_t *pick = NULL;
         for (int i = 0; i < m->nw; i++) {
@@ -307,6 +314,10 @@ void sv_master_kill_worker(sv_master_t *m, sv_whandle_t *h, sv_death_t cause)
     if (!h->kill_sent)
         h->kill_cause = cause;
     h->kill_sent = true;
+    if (!h->stopping) { /* on its way out: no longer a worker to count, cull or replace */
+        h->stopping = true;
+        h->stop_ms = sv_now_ms();
+    }
     if (h->pid > 0)
         kill(h->pid, SIGKILL);
     if (h->pid <= 0) { /* never reported (or never forked): drop it, it dies of the closed channel */
@@ -441,7 +452,10 @@ static void log_death(sv_master_t *m, sv_whandle_t *h, sv_death_t cause, int sta
     char desc[96];
     sv_proc_describe_status(status, desc, sizeof(desc));
     int64_t now = sv_now_ms();
-    if (cause == SV_DEATH_BOOT) {
+    if (cause == SV_DEATH_BOOT && h->op_failure) {
+        /* an operation took this failure and stopped: it is no crash loop of the respawns */
+        sv_log_error("! Worker %d (PID: %d) failed to boot (%s)", h->index, (int)h->pid, desc);
+    } else if (cause == SV_DEATH_BOOT) {
         int fails = ++m->boot_failures[h->index];
         int64_t delay = fails <= 1 ? 0 : 500LL << (fails - 2 < 6 ? fails - 2 : 6);
         if (delay > RESPAWN_BACKOFF_MAX_MS)
@@ -665,10 +679,16 @@ static void halt(sv_master_t *m)
 
 static void worker_count(sv_master_t *m, int delta)
 {
-    if (delta < 0 && m->target <= 1)
+    if (delta < 0 && m->target <= 1) {
+        sv_log("* Worker count stays at 1 (TTOU refused: a cluster keeps at least one worker)");
         return;
+    }
     m->target += delta;
-    sv_log("- Worker count %s to %d", delta > 0 ? "increased" : "decreased", m->target);
+    if (delta < 0 && m->ops.current)
+        sv_log("- Worker count decreased to %d (applied when the running %s has finished)", m->target,
+               sv_op_kind_name(m->ops.current->kind));
+    else
+        sv_log("- Worker count %s to %d", delta > 0 ? "increased" : "decreased", m->target);
 }
 
 static void on_signal(sv_master_t *m, int sig)

@@ -67,6 +67,7 @@ typedef struct sv_whandle {
     int child_fd;            /* the worker's channel end while it waits for the mold, else -1 */
     bool mold_pending;       /* waits for a mold to fork it */
     bool sent_to_mold;       /* the mold was asked to fork it */
+    bool op_failure;         /* its boot failure ended an operation (no respawn back-off) */
 } sv_whandle_t;
 
 typedef enum master_state { M_RUN = 0, M_STOP, M_EXEC } master_state_t;
@@ -113,6 +114,7 @@ struct sv_master {
         int total;
         bool fork_worker;    /* new worker 0 first, the rest from its mold */
         bool refork;         /* a refork: same code, workers 1.. from a fresh mold */
+        unsigned prev_phase; /* the phase a failure returns to */
     } phased;
     struct hot_state {
         bool adopting;       /* this image was exec'd and old workers are superseded */

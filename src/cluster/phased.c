@@ -38,12 +38,22 @@ static int count_old(const sv_master_t *m)
     return n;
 }
 
+/* done/total: replaced so far, and those plus the old workers still serving (one that died meanwhile drops out). */
+static void progress(sv_master_t *m)
+{
+    m->phased.total = m->phased.replaced + count_old(m);
+    sv_oplog_progress(&m->ops, m->phased.replaced, m->phased.total);
+}
+
 void sv_phased_start(sv_master_t *m)
 {
+    m->phased = (struct phased_state){.active = true, .total = count_old(m),
+                                      .fork_worker = m->rt->cfg.fork_worker, .prev_phase = m->phase};
     m->phase++;
     sv_app_set_phase(m->phase);
-    m->phased = (struct phased_state){.active = true, .total = count_old(m),
-                                      .fork_worker = m->rt->cfg.fork_worker};
+    /* a new release gets a fresh start: earlier boot failures were another release's */
+    memset(m->boot_failures, 0, sizeof(m->boot_failures));
+    memset(m->respawn_at, 0, sizeof(m->respawn_at));
     m->booted_announced = false;
     sv_log("- Starting phased worker restart, phase: %u", m->phase);
     sv_rt_chdir_restart_dir(m->rt);
@@ -96,7 +106,7 @@ static void retire_replaced(sv_master_t *m)
             sv_log("- Stopping %d for %s...", (int)old->pid, m->phased.refork ? "refork" : "phased upgrade");
             sv_master_stop_worker(m, old, m->phased.refork ? "refork" : "phased restart");
             m->phased.replaced++;
-            sv_oplog_progress(&m->ops, m->phased.replaced, m->phased.total);
+            progress(m);
         }
     }
 }
@@ -132,7 +142,7 @@ static void stop_first_step(sv_master_t *m)
         sv_log("- Stopping %d for phased upgrade...", (int)old->pid);
         sv_master_stop_worker(m, old, "phased restart");
         m->phased.replaced++;
-        sv_oplog_progress(&m->ops, m->phased.replaced, m->phased.total);
+        progress(m);
         in_flight++;
         if (m->phased.fork_worker && old->index == 0)
             return;
@@ -152,6 +162,7 @@ bool sv_phased_step(sv_master_t *m, int64_t now_ms)
     } else {
         stop_first_step(m);
     }
+    progress(m);
     if (count_old(m) == 0 && sv_master_all_current_booted(m)) {
         sv_log("- %s complete, phase: %u", m->phased.refork ? "Refork" : "Phased restart", m->phase);
         m->phased.active = false;
@@ -171,15 +182,39 @@ void sv_phased_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reas
     sv_log_error("! %s failed: %s; the old workers keep serving", m->phased.refork ? "Refork" : "Phased restart",
                  err);
     m->phased.failed = true;
+    m->phased.active = false; /* the operation is over: step_operations no longer steps it */
+    h->op_failure = true;
     sv_oplog_finish_current(&m->ops, false, err);
-    /* replacements still booting would only fail the same way */
+    /*
+     * Exactly the old generation serves on: replacements still booting would
+     * only fail the same way; the old workers count as the workers again; the
+     * phase goes back, so a worker respawned for capacity (from the old mold
+     * with fork_worker) is labelled as what it is.
+     */
+    unsigned failed_phase = m->phase;
     for (int i = 0; i < m->nw; i++) {
         sv_whandle_t *w = m->w[i];
-        if (w->phase == m->phase && !w->booted && w != h)
+        if (w->phase == failed_phase && !w->booted && w != h)
             sv_master_stop_worker(m, w, "phased restart failed");
-        if (w->phase < m->phase)
-            w->superseded = false; /* old workers count as the workers again */
+        if (w->phase < failed_phase)
+            w->superseded = false;
     }
-    if (!m->rt->cfg.phased_restart_surge) /* stop-first lost a worker: do not hammer the broken release */
-        m->respawn_at[h->index] = sv_now_ms() + 5000;
+    /*
+     * When a replacement had booted (and its old worker stopped: batch > 1),
+     * the cluster now mixes both and keeps the new phase, labels true. A
+     * refork's worker 0 joined the new phase without being replaced.
+     */
+    bool mixed = false;
+    for (int i = 0; i < m->nw; i++) {
+        const sv_whandle_t *w = m->w[i];
+        if (w->phase == failed_phase && w->booted && !w->stopping && !(m->phased.refork && w->index == 0))
+            mixed = true;
+    }
+    if (!mixed) {
+        m->phase = m->phased.prev_phase;
+        for (int i = 0; i < m->nw; i++)
+            if (m->w[i]->phase == failed_phase && !m->w[i]->stopping)
+                m->w[i]->phase = m->phase;
+        sv_app_set_phase(m->phase);
+    }
 }

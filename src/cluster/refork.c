@@ -350,6 +350,7 @@ void sv_refork_start(sv_master_t *m)
 static void begin_roll(sv_master_t *m)
 {
     m->refork.waiting_mold = false;
+    unsigned prev = m->phase;
     m->phase++;
     sv_app_set_phase(m->phase);
     int total = 0;
@@ -360,7 +361,7 @@ static void begin_roll(sv_master_t *m)
         else if (!h->stopping)
             total++;
     }
-    m->phased = (struct phased_state){.active = true, .total = total, .refork = true};
+    m->phased = (struct phased_state){.active = true, .total = total, .refork = true, .prev_phase = prev};
     m->booted_announced = false;
     sv_log("- Starting worker refork, phase: %u (mold %u)", m->phase, m->mold.generation);
     sv_oplog_progress(&m->ops, 0, total);
