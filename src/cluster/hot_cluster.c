@@ -77,8 +77,13 @@ static void exec_new_image(sv_master_t *m)
     sv_refork_kill_mold(m);
     sv_control_settle(m->control, SV_CONTROL_SETTLE_MS);
     sv_buf_t env = SV_BUF_INIT;
-    int keep[SV_CONFIG_MAX_BINDS + 1 + 1024];
+    /* every listener, the control listener, every worker's channel: sized to the table */
+    int *keep = malloc(sizeof(int) * (size_t)(rt->n_listeners + 1 + m->nw));
     int nkeep = 0;
+    if (!keep) {
+        fail(m, "out of memory");
+        return;
+    }
     sv_hot_restart_common_records(rt, m->control, &m->ops, &env);
     for (int i = 0; i < rt->n_listeners; i++)
         if (rt->listeners[i].fd >= 0)
@@ -88,6 +93,7 @@ static void exec_new_image(sv_master_t *m)
     worker_records(m, &env, keep, &nkeep);
     int rc = sv_hot_restart_exec(rt, &env, keep, nkeep);
     sv_buf_free(&env);
+    free(keep);
     snprintf(err, sizeof(err), "cannot execute %.300s: %s", rt->exe, strerror(-rc));
     fail(m, err);
 }
@@ -138,14 +144,15 @@ static void adopt_worker(sv_master_t *m, const char *rec, bool supersede)
 
 void sv_hot_cluster_adopt(sv_master_t *m)
 {
-    char *recs[1024];
-    int n = sv_rt_take_handover(m->rt, "worker", recs, 1024);
     bool running = m->ops.current && m->ops.current->kind == SV_OP_HOT;
     if (running) /* its start step ran in the image before the exec */
         m->started_op = m->ops.current->id;
-    for (int i = 0; i < n; i++) {
-        adopt_worker(m, recs[i], running);
-        free(recs[i]);
+    int n = 0;
+    char *rec;
+    while ((rec = sv_rt_take_handover_next(m->rt, "worker")) != NULL) {
+        adopt_worker(m, rec, running);
+        free(rec);
+        n++;
     }
     char *mrec = NULL;
     if (sv_rt_take_handover(m->rt, "master", &mrec, 1) == 1) {

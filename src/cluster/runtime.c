@@ -28,18 +28,44 @@ static char **copy_strings(char **src, int n, const char *skip_prefix)
     return dst;
 }
 
-/* Records are sv_msg lines separated by ';'. */
+/*
+ * Records are sv_msg lines separated by ';'. A handover too large for one
+ * environment string (a kernel limit of 128 KiB: about a thousand workers)
+ * comes in an inherited memfd instead: SERVAL_INHERIT=@FD.
+ */
+static char *read_handover_fd(int fd)
+{
+    sv_buf_t b = SV_BUF_INIT;
+    char chunk[65536];
+    ssize_t r;
+    lseek(fd, 0, SEEK_SET);
+    while ((r = read(fd, chunk, sizeof(chunk))) > 0)
+        sv_buf_append(&b, chunk, (size_t)r);
+    close(fd);
+    char *out = strdup(b.data ? b.data : "");
+    sv_buf_free(&b);
+    return out;
+}
+
 static void parse_handover(sv_runtime_t *rt)
 {
     const char *v = getenv(SV_HANDOVER_ENV);
     if (!v)
         return;
     rt->hot_restarted = true;
-    char *copy = strdup(v);
+    char *copy = v[0] == '@' ? read_handover_fd(atoi(v + 1)) : strdup(v);
     char *save = NULL;
-    for (char *rec = strtok_r(copy, ";", &save); rec && rt->n_handover < SV_HANDOVER_MAX;
-         rec = strtok_r(NULL, ";", &save))
+    for (char *rec = strtok_r(copy, ";", &save); rec; rec = strtok_r(NULL, ";", &save)) {
+        if (rt->n_handover == rt->cap_handover) {
+            int cap = rt->cap_handover ? rt->cap_handover * 2 : 64;
+            char **h = realloc(rt->handover, (size_t)cap * sizeof(char *));
+            if (!h)
+                break;
+            rt->handover = h;
+            rt->cap_handover = cap;
+        }
         rt->handover[rt->n_handover++] = strdup(rec);
+    }
     free(copy);
     unsetenv(SV_HANDOVER_ENV);
 }
@@ -56,19 +82,30 @@ void sv_rt_drop_handover(sv_runtime_t *rt)
         free(r);
         rt->handover[i] = NULL;
     }
+    free(rt->handover);
+    rt->handover = NULL;
+    rt->n_handover = rt->cap_handover = 0;
+}
+
+char *sv_rt_take_handover_next(sv_runtime_t *rt, const char *kind)
+{
+    size_t kl = strlen(kind);
+    for (int i = 0; i < rt->n_handover; i++) {
+        char *r = rt->handover[i];
+        if (r && !strncmp(r, kind, kl) && (r[kl] == ' ' || r[kl] == '\0')) {
+            rt->handover[i] = NULL;
+            return r;
+        }
+    }
+    return NULL;
 }
 
 int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max)
 {
     int n = 0;
-    size_t kl = strlen(kind);
-    for (int i = 0; i < rt->n_handover; i++) {
-        char *r = rt->handover[i];
-        if (r && !strncmp(r, kind, kl) && (r[kl] == ' ' || r[kl] == '\0') && n < max) {
-            out[n++] = r;
-            rt->handover[i] = NULL;
-        }
-    }
+    char *r;
+    while (n < max && (r = sv_rt_take_handover_next(rt, kind)) != NULL)
+        out[n++] = r;
     return n;
 }
 
