@@ -153,15 +153,10 @@ bool sv_master_all_current_booted(const sv_master_t *m)
 
 void sv_master_child_setup(sv_master_t *m, int keep_fd)
 {
-    int fds[1024];
-    int n = sv_loop_fds(m->loop, fds, 1024);
-    for (int i = 0; i < n; i++)
-        if (fds[i] != keep_fd)
-            close(fds[i]);
-    sv_control_forget(m->control);
-    sv_sig_reset();
+    sv_sig_reset(); /* closes the parent's self-pipe */
     sv_log_after_fork();
     sv_notify_forget();
+    sv_rt_keep_only(m->rt, keep_fd);
 }
 
 static void on_chan(sv_loop_t *loop, int fd, short revents, void *arg);

@@ -44,8 +44,8 @@ static void spawn_worker(const sv_worker_args_t *tmpl, int mold_chan, const char
         malloc_trim(0);
     pid_t pid = sv_proc_fork_detached();
     if (pid == 0) {
-        close(mold_chan);
         sv_log_after_fork();
+        sv_rt_keep_only(rt, worker_chan); /* the mold's channel and anything else of the mold's go */
         sv_worker_args_t a = *tmpl;
         a.index = index;
         a.phase = (unsigned)sv_msg_int(msg, "phase", 0);
@@ -119,9 +119,9 @@ void sv_mold_fork_from_worker(const sv_worker_args_t *a, sv_server_t *srv, const
     if (pid == 0) {
         /* the mold: only this thread exists; drop worker 0's connections and fds */
         sv_server_forget_in_child(srv);
-        close(a->chan);
         sv_sig_reset();
         sv_log_after_fork();
+        sv_rt_keep_only(a->rt, mold_chan); /* worker 0's channel, self-pipe, anything else of its own go */
         mold_main(a, mold_chan, gen);
     }
     sv_server_unquiesce(srv);

@@ -462,3 +462,22 @@ bool sv_rt_tmp_restart_touched(sv_runtime_t *rt, int64_t now_ms)
     rt->tmp_restart_mtime = mt;
     return touched;
 }
+
+void sv_rt_keep_only(const sv_runtime_t *rt, int chan)
+{
+    const int *app;
+    int n_app = sv_app_fds(&app);
+    int *keep = malloc(sizeof(int) * (size_t)(rt->n_listeners + 1 + n_app));
+    if (!keep)
+        return; /* CLOEXEC still guards an exec; nothing better to do in a fresh child */
+    int n = 0;
+    for (int i = 0; i < rt->n_listeners; i++)
+        if (rt->listeners[i].fd >= 0)
+            keep[n++] = rt->listeners[i].fd;
+    if (chan >= 0)
+        keep[n++] = chan;
+    for (int i = 0; i < n_app; i++)
+        keep[n++] = app[i];
+    sv_fd_close_all_except(keep, n);
+    free(keep);
+}

@@ -70,6 +70,12 @@ char *sv_rt_take_handover_next(sv_runtime_t *rt, const char *kind);
 bool sv_rt_tmp_restart_touched(sv_runtime_t *rt, int64_t now_ms);
 /* Close the fds of handover records nobody took (they must not leak into workers). */
 void sv_rt_drop_handover(sv_runtime_t *rt);
+/*
+ * In a forked child (worker, mold): the fd keep list. stdio, the listeners,
+ * chan (its channel to the master, -1 for none) and the app's fds (opened
+ * in init or a hook) stay; every other fd closes, whoever opened it.
+ */
+void sv_rt_keep_only(const sv_runtime_t *rt, int chan);
 /* Set the serval_context() for this process's role. */
 void sv_rt_set_context(const sv_runtime_t *rt, serval_role_t role, int index, unsigned phase);
 
