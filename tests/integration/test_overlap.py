@@ -206,3 +206,58 @@ def test_failed_fork_worker_phased_restart_then_killed_worker(servers, testapp, 
     assert time.monotonic() - t0 < 8, "the respawn waited out a back-off"
     assert {get(port, "/version").body for _ in range(10)} == {b"v1"}
     assert all(w["phase"] == j0["phase"] for w in j["worker_status"])
+
+
+# ---- a refork beside a slow reader -----------------------------------------------
+
+
+def test_refork_does_not_stall_worker_0_behind_a_slow_reader(servers, testapp, port):
+    """A client slowly reads a 500 MB stream from worker 0 (the only worker):
+    a refork waits for a quiet moment, but the other clients of worker 0 are
+    never held at the fork gate for long, and the refork ends either way."""
+    import socket
+    import threading
+
+    s = boot(servers, testapp, port, workers=1, extra=("--fork-worker", "0", "-t", "2:4"))
+    s.wait_workers(1)
+    stop = threading.Event()
+    slow = socket.create_connection(("127.0.0.1", port))
+    slow.sendall(b"GET /stream?bytes=500000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+
+    def trickle():
+        while not stop.is_set():
+            try:
+                slow.recv(2048)
+            except OSError:
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    try:
+        from helpers import connection
+        conn = connection(port, 15)
+        conn.request("GET", "/")
+        assert conn.getresponse().read() == b"Hello World"
+        op = control(s, "refork")
+        worst = 0.0
+        t_end = time.monotonic() + 4
+        while time.monotonic() < t_end:
+            t0 = time.monotonic()
+            conn.request("GET", "/")
+            r = conn.getresponse()
+            assert r.read() == b"Hello World" and r.status == 200
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.02)
+        assert worst < 1.0, f"a keep-alive request on worker 0 waited {worst:.1f} s"
+        st = wait_op(s, op, timeout=30)
+        assert st["state"] in ("succeeded", "failed"), st
+        if st["state"] == "failed":
+            assert "busy" in st["error"], st
+        conn.close()
+    finally:
+        stop.set()
+        slow.close()
+        t.join(5)
+    settled(s, 1)
