@@ -22,6 +22,7 @@
 #include "cluster/master_internal.h"
 #include "cluster/state.h"
 #include "cluster/worker.h"
+#include "cluster/proto.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "os/chan.h"
@@ -297,7 +298,7 @@ void sv_master_stop_worker(sv_master_t *m, sv_whandle_t *h, const char *reason)
         sv_master_kill_worker(m, h, SV_DEATH_STOPPED);
         return;
     }
-    if (h->chan < 0 || sv_chan_send(h->chan, "stop", -1, 0) < 0) {
+    if (h->chan < 0 || sv_chan_send(h->chan, sv_proto_name(SV_PROTO_STOP), -1, 0) < 0) {
         if (h->pid > 0)
             kill(h->pid, SIGTERM);
     }
@@ -360,26 +361,26 @@ static void on_booted(sv_master_t *m, sv_whandle_t *h, const char *msg)
     double secs = (double)(h->booted_ms - h->spawned_ms) / 1000.0;
     sv_log("- Worker %d (PID: %d) booted in %.2fs, phase: %u", h->index, (int)h->pid, secs, h->phase);
     if (h->stopping) /* told to stop while it booted */
-        sv_chan_send(h->chan, "stop", -1, 0);
+        sv_chan_send(h->chan, sv_proto_name(SV_PROTO_STOP), -1, 0);
     sv_refork_on_worker0_booted(m, h);
 }
 
 static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
 {
-    char verb[32];
-    sv_msg_verb(msg, verb, sizeof(verb));
-    if (!strcmp(verb, "ping")) {
+    switch (sv_proto_verb(msg)) {
+    case SV_PROTO_PING:
         sv_master_parse_ping(h, msg);
         h->checkin_ms = sv_now_ms();
         h->checkin_wall = time(NULL);
         sv_refork_check_auto(m, h);
-    } else if (!strcmp(verb, "hello")) {
+        break;
+    case SV_PROTO_HELLO:
         if (h->pid <= 0)
             h->pid = (pid_t)sv_msg_int(msg, "pid", 0);
         sv_refork_on_worker_hello(m, h, msg);
-    } else if (!strcmp(verb, "booted")) {
-        on_booted(m, h, msg);
-    } else if (!strcmp(verb, "boot-failed")) {
+        break;
+    case SV_PROTO_BOOTED: on_booted(m, h, msg); break;
+    case SV_PROTO_BOOT_FAILED: {
         char reason[300] = "";
         sv_msg_get(msg, "reason", reason, sizeof(reason));
         h->kill_cause = SV_DEATH_BOOT;
@@ -388,14 +389,17 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
         h->stop_ms = sv_now_ms();
         snprintf(h->stop_reason, sizeof(h->stop_reason), "boot failed");
         sv_master_on_boot_failure(m, h, reason);
-    } else if (!strcmp(verb, "stopping")) {
+        break;
+    }
+    case SV_PROTO_STOPPING:
         if (!h->stopping) {
             h->stopping = true;
             h->stop_ms = sv_now_ms();
             snprintf(h->stop_reason, sizeof(h->stop_reason), "external TERM");
         }
-    } else if (!strcmp(verb, "mold-failed")) {
-        sv_refork_on_mold_msg(m, msg, -1);
+        break;
+    case SV_PROTO_MOLD_FAILED: sv_refork_on_mold_msg(m, msg, -1); break;
+    default: break; /* a verb of a newer version, or not for the master: ignored */
     }
 }
 
@@ -705,7 +709,7 @@ static void on_signal(sv_master_t *m, int sig)
                 if (m->w[i]->pid > 0)
                     kill(m->w[i]->pid, SIGHUP);
             if (m->mold.chan >= 0) /* workers it forks later write to the new files */
-                sv_chan_send(m->mold.chan, "reopen-logs", -1, 0);
+                sv_chan_send(m->mold.chan, sv_proto_name(SV_PROTO_REOPEN_LOGS), -1, 0);
         } else {
             sv_master_begin_stop(m, "SIGHUP");
         }

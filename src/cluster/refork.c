@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cluster/master_internal.h"
+#include "cluster/proto.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "os/chan.h"
@@ -91,7 +92,8 @@ void sv_refork_kill_mold(sv_master_t *m)
 static void send_spawn(sv_master_t *m, sv_whandle_t *h)
 {
     char msg[200];
-    snprintf(msg, sizeof(msg), "spawn index=%d phase=%u gen=%u", h->index, h->phase, m->mold.generation);
+    snprintf(msg, sizeof(msg), "%s index=%d phase=%u gen=%u", sv_proto_name(SV_PROTO_SPAWN), h->index, h->phase,
+             m->mold.generation);
     int fd = h->child_fd;
     h->child_fd = -1;
     h->mold_pending = false;
@@ -137,7 +139,7 @@ static bool request_mold(sv_master_t *m, bool refork)
         return false;
     unsigned gen = ++m->mold_generation;
     char msg[96];
-    snprintf(msg, sizeof(msg), "make-mold gen=%u refork=%d", gen, refork);
+    snprintf(msg, sizeof(msg), "%s gen=%u refork=%d", sv_proto_name(SV_PROTO_MAKE_MOLD), gen, refork);
     if (sv_chan_send(w0->chan, msg, fds[1], 1000) < 0) {
         close(fds[0]);
         close(fds[1]);
@@ -241,7 +243,7 @@ static void mold_lost(sv_master_t *m, const char *why)
 static void on_mold_chan(sv_loop_t *loop, int fd, short revents, void *arg)
 {
     sv_master_t *m = arg;
-    char msg[SV_CHAN_MSG_MAX], verb[32];
+    char msg[SV_CHAN_MSG_MAX];
     (void)revents;
     for (int k = 0; k < 32; k++) {
         int rfd;
@@ -266,13 +268,12 @@ static void on_mold_chan(sv_loop_t *loop, int fd, short revents, void *arg)
             }
             return;
         }
-        sv_msg_verb(msg, verb, sizeof(verb));
-        if (!strcmp(verb, "mold-ready"))
-            mold_ready_msg(m, fd, msg);
-        else if (!strcmp(verb, "spawned"))
-            spawned_msg(m, msg, false);
-        else if (!strcmp(verb, "spawn-failed"))
-            spawned_msg(m, msg, true);
+        switch (sv_proto_verb(msg)) {
+        case SV_PROTO_MOLD_READY: mold_ready_msg(m, fd, msg); break;
+        case SV_PROTO_SPAWNED: spawned_msg(m, msg, false); break;
+        case SV_PROTO_SPAWN_FAILED: spawned_msg(m, msg, true); break;
+        default: break;
+        }
     }
 }
 

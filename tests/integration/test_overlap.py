@@ -162,13 +162,13 @@ def test_ttou_during_fork_worker_phased_restart(servers, testapp, port):
 def test_ttin_ttou_during_hot_restart(servers, testapp, port):
     s = boot(servers, testapp, port, workers=2, env={"TESTAPP_BOOT_MS": "300"})
     s.wait_workers(2)
+    banners = s.count(r"Use Ctrl-C to stop")
     op = control(s, "restart")
+    # while the new image's workers boot (two TTOUs during the exec itself would count once)
+    wait_until(new_image_started(s, banners), 20, what="the new image")
     for sig in (signal.SIGTTIN, signal.SIGTTOU, signal.SIGTTOU):
-        time.sleep(0.1)
-        try:
-            s.send(sig)
-        except ProcessLookupError:
-            pass
+        s.send(sig)
+        time.sleep(0.05)
     st = wait_op(s, op, timeout=30)
     assert st["state"] == "succeeded", st
     settled(s, 1)
@@ -253,11 +253,83 @@ def test_refork_does_not_stall_worker_0_behind_a_slow_reader(servers, testapp, p
         assert worst < 1.0, f"a keep-alive request on worker 0 waited {worst:.1f} s"
         st = wait_op(s, op, timeout=30)
         assert st["state"] in ("succeeded", "failed"), st
-        if st["state"] == "failed":
-            assert "busy" in st["error"], st
+        if st["state"] == "failed":  # worker 0 found no quiet moment (or answered too late on a loaded machine)
+            assert "no mold" in st["error"], st
         conn.close()
     finally:
         stop.set()
         slow.close()
         t.join(5)
     settled(s, 1)
+
+
+# ---- no request hangs after a phased restart of a slow-booting app ---------------
+
+
+def _close_request(port, deadline):
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", port), timeout=deadline)
+    try:
+        s.settimeout(deadline)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return data
+            data += d
+    finally:
+        s.close()
+
+
+def test_phased_restart_of_a_slow_booting_app_hangs_no_request(servers, testapp, port, tmp_path):
+    """The siege scenario of issue 15: 2 s app boot, -w 2 -t 4:4, a flipped
+    `current` symlink, 25 Connection: close clients, USR1 2 s in; every
+    request has a 10 s deadline. SERVAL_HANG_RUNS=12 repeats it enough to
+    catch a 1-in-4 failure (97 %); the suite runs it twice."""
+    import socket
+    import threading
+
+    runs = int(os.environ.get("SERVAL_HANG_RUNS", "2"))
+    r1 = make_release(tmp_path, "1", "v1")
+    r2 = make_release(tmp_path, "2", "v2")
+    for run in range(runs):
+        point_current(tmp_path, r1 if run % 2 == 0 else r2)
+        p = port if run == 0 else __import__("helpers").free_port()
+        s = boot(servers, testapp, p, workers=2, extra=("-t", "4:4", "--dir", str(tmp_path / "current")),
+                 env={"TESTAPP_BOOT_MS": "2000"})
+        s.wait_workers(2)
+        point_current(tmp_path, r2 if run % 2 == 0 else r1)
+        stop_at = time.monotonic() + 8
+        hung, errors, ok = [], [], [0]
+        lock = threading.Lock()
+
+        def client():
+            while time.monotonic() < stop_at:
+                try:
+                    d = _close_request(p, 10)
+                    with lock:
+                        if d.startswith(b"HTTP/1.1 200"):
+                            ok[0] += 1
+                        else:
+                            errors.append(d[:60])
+                except socket.timeout:
+                    with lock:
+                        hung.append(time.monotonic())
+                except OSError as e:
+                    with lock:
+                        errors.append(repr(e))
+
+        threads = [threading.Thread(target=client, daemon=True) for _ in range(25)]
+        for t in threads:
+            t.start()
+        time.sleep(2)
+        s.send(signal.SIGUSR1)
+        for t in threads:
+            t.join(30)
+        assert not hung, f"run {run}: {len(hung)} requests hung (of {ok[0]})\n{s.logs()[-3000:]}"
+        assert not errors, f"run {run}: {errors[:5]}"
+        assert ok[0] > 100
+        settled(s, 2)
+        assert s.stop() == 0
