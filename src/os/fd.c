@@ -19,15 +19,6 @@ int sv_fd_cloexec(int fd, bool on)
     return fcntl(fd, F_SETFD, fl) < 0 ? SV_ERRNO() : 0;
 }
 
-int sv_fd_nonblock(int fd, bool on)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return SV_ERRNO();
-    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-    return fcntl(fd, F_SETFL, fl) < 0 ? SV_ERRNO() : 0;
-}
-
 static int cmp_int(const void *a, const void *b)
 {
     return *(const int *)a - *(const int *)b;
@@ -83,20 +74,6 @@ int sv_fd_list(int **out)
         qsort(v, (size_t)n, sizeof(int), cmp_int);
     *out = v;
     return n;
-}
-
-int sv_fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own fd */
 }
 
 void sv_fd_close(int *fd)

@@ -145,8 +145,3 @@ void sv_proc_raise_nofile(void)
     }
 }
 
-int sv_proc_ncpu(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}

@@ -139,13 +139,6 @@ void sv_sig_reset(void)
     pipe_rd = -1;
 }
 
-void sv_sig_block_all(void)
-{
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-}
-
 const char *sv_sig_name(int sig)
 {
     const char *n = sigabbrev_np(sig);

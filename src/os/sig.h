@@ -46,8 +46,6 @@ void sv_sig_post(int sig);
  * the inherited self-pipe closed (it belongs to the parent).
  */
 void sv_sig_reset(void);
-/* Block all signals in the calling thread (for threads that must never run handlers). */
-void sv_sig_block_all(void);
 /* The name without SIG: "TERM". */
 const char *sv_sig_name(int sig);
 
