@@ -690,38 +690,58 @@ static void worker_count(sv_master_t *m, int delta)
         sv_log("- Worker count %s to %d", delta > 0 ? "increased" : "decreased", m->target);
 }
 
-static void on_signal(sv_master_t *m, int sig)
+/*
+ * The one place where an operator's command becomes an action, whether it
+ * came as a signal (the command table's signal column) or as a control
+ * request (master_stats.c answers the data-only ones). trigger names the
+ * source in the operation log. Returns the operation's id for a restart
+ * command (0: refused, reason in err), else 0.
+ */
+int sv_master_act(sv_master_t *m, sv_control_cmd_t cmd, const char *trigger, char *err, size_t errlen)
 {
-    char err[128];
-    switch (sig) {
-    case SIGTERM:
-    case SIGINT: sv_master_begin_stop(m, sv_sig_name(sig)); break;
-    case SIGQUIT: m->halting = true; break;
-    case SIGUSR2: sv_master_request(m, SV_OP_HOT, "SIGUSR2", err, sizeof(err)); break;
-    case SIGUSR1: sv_master_request(m, SV_OP_PHASED, "SIGUSR1", err, sizeof(err)); break;
-    case SIGURG: sv_master_request(m, SV_OP_REFORK, "SIGURG", err, sizeof(err)); break;
-    case SIGTTIN: worker_count(m, 1); break;
-    case SIGTTOU: worker_count(m, -1); break;
-    case SIGHUP:
-        if (m->rt->cfg.stdout_redirect || m->rt->cfg.stderr_redirect) {
-            sv_rt_reopen_logs(m->rt);
-            for (int i = 0; i < m->nw; i++)
-                if (m->w[i]->pid > 0)
-                    kill(m->w[i]->pid, SIGHUP);
-            if (m->mold.chan >= 0) /* workers it forks later write to the new files */
-                sv_chan_send(m->mold.chan, sv_proto_name(SV_PROTO_REOPEN_LOGS), -1, 0);
-        } else {
-            sv_master_begin_stop(m, "SIGHUP");
+    switch (cmd) {
+    case SV_CMD_STOP: sv_master_begin_stop(m, trigger); return 0;
+    case SV_CMD_HALT: m->halting = true; return 0;
+    case SV_CMD_RESTART: return sv_master_request(m, SV_OP_HOT, trigger, err, errlen);
+    case SV_CMD_PHASED_RESTART: return sv_master_request(m, SV_OP_PHASED, trigger, err, errlen);
+    case SV_CMD_REFORK: return sv_master_request(m, SV_OP_REFORK, trigger, err, errlen);
+    case SV_CMD_RELOAD_WORKER_DIRECTORY: sv_rt_chdir_restart_dir(m->rt); return 0;
+    case SV_CMD_WORKER_COUNT_UP: worker_count(m, 1); return 0;
+    case SV_CMD_WORKER_COUNT_DOWN: worker_count(m, -1); return 0;
+    case SV_CMD_REOPEN_LOG:
+        if (!m->rt->cfg.stdout_redirect && !m->rt->cfg.stderr_redirect) {
+            sv_master_begin_stop(m, trigger); /* Puma: HUP without a log file stops */
+            return 0;
         }
-        break;
-    case SIGPWR:
+        sv_rt_reopen_logs(m->rt);
+        for (int i = 0; i < m->nw; i++)
+            if (m->w[i]->pid > 0)
+                kill(m->w[i]->pid, SIGHUP);
+        if (m->mold.chan >= 0) /* workers it forks later write to the new files */
+            sv_chan_send(m->mold.chan, sv_proto_name(SV_PROTO_REOPEN_LOGS), -1, 0);
+        return 0;
+    case SV_CMD_INFO:
         sv_state_log_backtrace("master");
         for (int i = 0; i < m->nw; i++)
             if (m->w[i]->pid > 0)
                 kill(m->w[i]->pid, SIGPWR);
-        break;
-    default: break; /* SIGCHLD: the loop reaps after every poll */
+        return 0;
+    default: return 0;
     }
+}
+
+static void on_signal(sv_master_t *m, int sig)
+{
+    char err[128], trigger[16];
+    const sv_command_t *c = sv_command_by_signal(sig);
+    if (!c)
+        return; /* SIGCHLD: the loop reaps after every poll */
+    snprintf(trigger, sizeof(trigger), "SIG%s", sv_sig_name(sig));
+    /* a stop says which signal; the log and operations name it SIGUSR2 etc. */
+    if (c->cmd == SV_CMD_STOP)
+        snprintf(trigger, sizeof(trigger), "%s", sv_sig_name(sig));
+    if (!sv_master_act(m, c->cmd, trigger, err, sizeof(err)) && c->operation)
+        sv_log("* %s refused: %s", trigger, err);
 }
 
 static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)

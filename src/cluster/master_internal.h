@@ -160,6 +160,9 @@ void sv_master_begin_stop(sv_master_t *m, const char *why);
 /* Called when a worker booted / failed to boot / died; operations watch these. */
 void sv_master_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
 
+/* Act on an operator command (from a signal or the control server); see master.c. */
+int sv_master_act(sv_master_t *m, sv_control_cmd_t cmd, const char *trigger, char *err, size_t errlen);
+
 /* master_stats.c */
 int sv_master_control(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf_t *out, int *op_id);
 void sv_master_stats_json(sv_master_t *m, sv_buf_t *out);

@@ -321,7 +321,8 @@ static int health(sv_master_t *m, sv_buf_t *out, bool ready)
 static int request_op(sv_master_t *m, sv_op_kind_t kind, sv_buf_t *out, int *op_id)
 {
     char err[128] = "";
-    int id = sv_master_request(m, kind, "control", err, sizeof(err));
+    static const sv_control_cmd_t by_kind[SV_OP_KINDS] = {SV_CMD_RESTART, SV_CMD_PHASED_RESTART, SV_CMD_REFORK};
+    int id = sv_master_act(m, by_kind[kind], "control", err, sizeof(err));
     if (!id) {
         sv_buf_printf(out, "{ \"error\": \"%s\" }", err);
         return kind == SV_OP_REFORK ? 404 : 503;
@@ -334,12 +335,12 @@ int sv_master_control(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
 {
     sv_master_t *m = arg;
     switch (cmd) {
-    case SV_CMD_STOP: sv_master_begin_stop(m, "control"); return 200;
-    case SV_CMD_HALT: m->halting = true; return 200;
+    case SV_CMD_STOP:
+    case SV_CMD_HALT:
+    case SV_CMD_RELOAD_WORKER_DIRECTORY: sv_master_act(m, cmd, "control", NULL, 0); return 200;
     case SV_CMD_RESTART: return request_op(m, SV_OP_HOT, out, op_id);
     case SV_CMD_PHASED_RESTART: return request_op(m, SV_OP_PHASED, out, op_id);
     case SV_CMD_REFORK: return request_op(m, SV_OP_REFORK, out, op_id);
-    case SV_CMD_RELOAD_WORKER_DIRECTORY: sv_rt_chdir_restart_dir(m->rt); return 200;
     case SV_CMD_STATS: sv_master_stats_json(m, out); return 200;
     case SV_CMD_METRICS: sv_master_metrics(m, out); return 200;
     case SV_CMD_GC: return 200;
