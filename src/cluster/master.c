@@ -10,6 +10,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,15 +340,15 @@ void sv_master_fire_booted(sv_master_t *m)
     sv_notify("READY=1\nMAINPID=%d", (int)getpid());
 }
 
+static const sv_machine_t *const machines[SV_OP_KINDS];
+
 /* ---- worker messages ------------------------------------------------------------ */
 
 void sv_master_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
 {
-    if (m->hot.adopting)
-        sv_hot_cluster_on_boot_failure(m, h, reason);
-    else if (m->phased.active)
-        sv_phased_on_boot_failure(m, h, reason);
-    sv_refork_on_boot_failure(m, h, reason);
+    if (m->ops.current && m->ops.current->id == m->started_op && machines[m->ops.current->kind]->boot_failure)
+        machines[m->ops.current->kind]->boot_failure(m, h, reason);
+    sv_refork_on_boot_failure(m, h, reason); /* the mold's side: workers waiting for worker 0 */
 }
 
 static void on_booted(sv_master_t *m, sv_whandle_t *h, const char *msg)
@@ -538,88 +539,44 @@ static void enforce_timeouts(sv_master_t *m, int64_t now)
     }
 }
 
-/* Replace workers over max_requests or max_worker_memory, one at a time, surge-style. */
-static void recycle(sv_master_t *m)
-{
-    const sv_config_t *c = &m->rt->cfg;
-    if (m->ops.current || (c->max_requests <= 0 && c->max_worker_memory <= 0))
-        return;
-    for (int i = 0; i < m->nw; i++) {
-        sv_whandle_t *h = m->w[i];
-        if (h->stopping || h->superseded || !h->booted || !h->has_status)
-            continue;
-        if (c->fork_worker && h->index == 0)
-            continue; /* worker 0 is the mold's source; refork renews the others */
-        bool by_req = h->recycle_after > 0 && (int64_t)h->st.requests_count >= h->recycle_after;
-        bool by_mem = c->max_worker_memory > 0 && (int64_t)h->mem.pss > c->max_worker_memory;
-        if (!by_req && !by_mem)
-            continue;
-        sv_log("- Recycling worker %d (PID: %d): %s", h->index, (int)h->pid,
-               by_req ? "max_requests reached" : "over max_worker_memory");
-        int id = sv_oplog_begin(&m->ops, SV_OP_RECYCLE, by_req ? "max_requests" : "max_worker_memory");
-        (void)id;
-        h->superseded = true; /* the replacement is spawned now; h stops once it booted */
-        snprintf(h->stop_reason, sizeof(h->stop_reason), "recycle");
-        return;
-    }
-}
-
-/* Recycle operation: the superseded worker stops once its replacement booted. */
-static bool recycle_step(sv_master_t *m)
-{
-    for (int i = 0; i < m->nw; i++) {
-        sv_whandle_t *h = m->w[i];
-        if (!h->superseded || h->stopping)
-            continue;
-        sv_whandle_t *r = sv_master_find_index(m, h->index, true);
-        if (r) {
-            sv_master_stop_worker(m, h, "recycled");
-            return true;
-        }
-        if (m->boot_failures[h->index] > 0) { /* the replacement cannot boot: keep the old one */
-            h->superseded = false;
-            sv_oplog_finish_current(&m->ops, false, "replacement failed to boot");
-            return false;
-        }
-        return false;
-    }
-    return true;
-}
-
 /* ---- operations ---------------------------------------------------------------- */
 
+static const sv_machine_t *const machines[SV_OP_KINDS] = {
+    [SV_OP_HOT] = &sv_hot_machine,
+    [SV_OP_PHASED] = &sv_phased_machine,
+    [SV_OP_REFORK] = &sv_refork_machine,
+    [SV_OP_RECYCLE] = &sv_recycle_machine,
+};
+
+sv_step_t sv_master_op_failed(sv_master_t *m, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->op_error, sizeof(m->op_error), fmt, ap);
+    va_end(ap);
+    return SV_STEP_FAILED;
+}
+
+/* Start the next operation, step the running one, and end it on its machine's result. */
 static void step_operations(sv_master_t *m, int64_t now)
 {
     if (!m->ops.current && !sv_oplog_next(&m->ops))
         return;
     sv_op_t *op = m->ops.current;
+    const sv_machine_t *mc = machines[op->kind];
     if (!m->notified_reloading) {
         sv_notify_reloading();
         m->notified_reloading = true;
     }
     if (op->id != m->started_op) {
         m->started_op = op->id;
-        switch (op->kind) {
-        case SV_OP_HOT: sv_hot_cluster_start(m); break;
-        case SV_OP_PHASED: sv_phased_start(m); break;
-        case SV_OP_REFORK: sv_refork_start(m); break;
-        default: break;
-        }
-        if (!m->ops.current)
-            return;
+        m->op_error[0] = '\0';
+        mc->start(m); /* a hot restart's start may exec: this image ends there */
     }
-    bool done = false;
-    switch (m->ops.current->kind) {
-    case SV_OP_HOT: done = sv_hot_cluster_step(m, now); break;
-    case SV_OP_PHASED: done = sv_phased_step(m, now); break;
-    case SV_OP_REFORK: done = sv_refork_step(m, now); break;
-    case SV_OP_RECYCLE:
-        if (recycle_step(m))
-            sv_oplog_finish_current(&m->ops, true, NULL);
-        break;
-    default: done = true;
-    }
-    (void)done;
+    sv_step_t r = mc->step(m, now);
+    if (r != SV_STEP_RUNNING && m->ops.current == op)
+        sv_oplog_finish_current(&m->ops, r == SV_STEP_SUCCEEDED,
+                                r == SV_STEP_FAILED && m->op_error[0] ? m->op_error : NULL);
 }
 
 int sv_master_request(sv_master_t *m, sv_op_kind_t kind, const char *trigger, char *err, size_t errlen)
@@ -860,7 +817,7 @@ int sv_master_run(sv_runtime_t *rt)
         reap(m);
         if (m->state == M_RUN) {
             step_operations(m, now);
-            recycle(m);
+            sv_recycle_check(m);
             cull_workers(m);
             ensure_workers(m, now);
             char err[64];
