@@ -1,3 +1,9 @@
+/*
+ * hot_restart.c: the exec of a hot restart, shared by single mode and the
+ * cluster: the preflight (`serval --check` of the new release), the common
+ * SERVAL_INHERIT records (listeners, control, operations log), the memfd for a
+ * large handover, and the exec itself with the handled signals held.
+ */
 #include "cluster/hot_restart.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* ops.c: the restart operations log (ops.h): ids, states, merging and queueing, its JSON and handover. */
 #include "cluster/ops.h"
 
 #include <stdio.h>

@@ -1,3 +1,10 @@
+/*
+ * runtime.c: a process's setup before it becomes single mode or a master
+ * (runtime.h): command line, environment, configuration, log redirects,
+ * listeners, the app, pid file, banner; the SERVAL_INHERIT records a hot
+ * restart handed over (parsed here, taken by their owners); and a forked
+ * child's fd keep list (sv_rt_keep_only).
+ */
 #include "cluster/runtime.h"
 
 #include <errno.h>

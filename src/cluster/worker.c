@@ -1,3 +1,8 @@
+/*
+ * worker.c: a cluster worker's main thread: boot (app, on_worker_boot,
+ * serving threads), then a loop over its self-pipe and its channel to the
+ * master (check-ins, stop, make-mold), until its drain is done.
+ */
 #include "cluster/worker.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* commands.c: the one table of operator commands (commands.h): name, control path, signal. */
 #include "control/commands.h"
 
 #include <signal.h>

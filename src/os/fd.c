@@ -1,3 +1,4 @@
+/* fd.c: fd helpers (fd.h): CLOEXEC, closing all but a keep list, listing a process's fds. */
 #include "os/fd.h"
 
 #include <dirent.h>

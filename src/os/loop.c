@@ -1,3 +1,4 @@
+/* loop.c: the poll(2) loop of the single-threaded supervisors (loop.h): fd watchers and callbacks. */
 #include "os/loop.h"
 
 #include <errno.h>

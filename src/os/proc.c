@@ -1,3 +1,4 @@
+/* proc.c: process helpers (proc.h): titles, subreaper, memory, exit status text, detached forks. */
 #include "os/proc.h"
 
 #include <errno.h>

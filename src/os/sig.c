@@ -1,3 +1,7 @@
+/*
+ * sig.c: signals through a self-pipe (sig.h): the handler, the pipe, and
+ * holding the handled signals across a hot restart's exec.
+ */
 #include "os/sig.h"
 
 #include <errno.h>
