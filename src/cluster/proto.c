@@ -7,7 +7,7 @@
 
 static const char *const names[SV_PROTO_COUNT] = {
     [SV_PROTO_UNKNOWN] = "?",
-#define SV_PROTO_NAME(name, wire, doc) [SV_PROTO_##name] = wire,
+#define SV_PROTO_NAME(name, wire, doc) [SV_PROTO_##name] = (wire),
     SV_PROTO_VERBS(SV_PROTO_NAME)
 #undef SV_PROTO_NAME
 };

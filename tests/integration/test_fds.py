@@ -189,7 +189,7 @@ def test_a_worker_forked_during_a_preflight_does_not_hold_its_pipe(servers, test
     """preload_app: the preflight inits the app (1.5 s here); a worker that
     dies meanwhile is forked again by the master, which then holds the
     preflight's pipe: the new worker must not."""
-    s = boot(servers, testapp, port, workers=2, extra=("--preload",), env={"TESTAPP_BOOT_MS": "1500"})
+    s = boot(servers, testapp, port, workers=2, extra=("--preload",), env={"TESTAPP_BOOT_MS": "3000"})
     s.wait_workers(2)
     settled(s, 2)
     victim = s.workers()[1]
@@ -198,6 +198,17 @@ def test_a_worker_forked_during_a_preflight_does_not_hold_its_pipe(servers, test
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: len([p for p in s.workers() if p != victim]) == 2, 5, what="the replacement")
     problems = check_fds(s, port, s.cport, preflight=True)
-    assert s.count(r"Use Ctrl-C to stop") == 1, "the preflight ended before the check: too fast a machine"
+
+    def preflight_running():
+        for p in children_of(s.pid):
+            try:
+                if b"--check" in open(f"/proc/{p}/cmdline", "rb").read():
+                    return True
+            except OSError:
+                pass
+        return False
+
+    if not preflight_running() or s.count(r"Use Ctrl-C to stop") != 1:
+        pytest.skip("the preflight ended before the check (a very slow machine)")
     assert not problems, "\n".join(problems)
     settled(s, 2)
