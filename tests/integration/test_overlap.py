@@ -333,3 +333,27 @@ def test_phased_restart_of_a_slow_booting_app_hangs_no_request(servers, testapp,
         assert ok[0] > 100
         settled(s, 2)
         assert s.stop() == 0
+
+
+# ---- operation records stay true -------------------------------------------------
+
+
+def test_operation_records_stay_true_across_hot_restarts(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=2)
+    s.wait_workers(2)
+    ph = control(s, "phased-restart")
+    st = wait_op(s, ph)
+    assert st["state"] == "succeeded" and st["done"] == st["total"] == 2, st
+    # the moment it reports succeeded, stats count the serving workers only
+    j = stats(s.cport)
+    assert j["old_workers"] == 0 and j["workers"] == 2 and j["booted_workers"] == 2, j
+    hot = control(s, "restart")
+    hst = wait_op(s, hot)
+    assert hst["state"] == "succeeded" and hst["done"] == hst["total"] == 2, hst
+    j = stats(s.cport)
+    assert j["old_workers"] == 0 and j["workers"] == 2, j
+    again = wait_op(s, ph)  # handed over with the log: counts and timestamps kept
+    assert (again["done"], again["total"]) == (2, 2), again
+    assert again["started_at"] == pytest.approx(st["started_at"], abs=0.01)
+    assert again["finished_at"] == pytest.approx(st["finished_at"], abs=0.01)
+    settled(s, 2)
