@@ -357,3 +357,17 @@ def test_operation_records_stay_true_across_hot_restarts(servers, testapp, port)
     assert again["started_at"] == pytest.approx(st["started_at"], abs=0.01)
     assert again["finished_at"] == pytest.approx(st["finished_at"], abs=0.01)
     settled(s, 2)
+
+
+def test_ttin_ttou_storm_during_refork(servers, testapp, port):
+    s = boot(servers, testapp, port, workers=3, extra=("--fork-worker", "0"))
+    s.wait_workers(3)
+    op = control(s, "refork")
+    for sig in (signal.SIGTTIN, signal.SIGTTOU, signal.SIGTTOU, signal.SIGTTIN):
+        s.send(sig)
+        time.sleep(0.03)
+    st = wait_op(s, op, timeout=30)
+    assert st["state"] == "succeeded", st
+    assert st["done"] == st["total"], st
+    settled(s, 3)
+    assert (stats(s.cport)["mold"] or {}).get("ready")
