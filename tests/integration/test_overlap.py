@@ -123,40 +123,30 @@ def test_ttou_during_phased_restart_of_a_slow_app(servers, testapp, port):
     settled(s, 1)
 
 
-def test_ttin_ttou_storm_during_phased_restart(servers, testapp, port):
-    s = boot(servers, testapp, port, workers=2, env={"TESTAPP_BOOT_MS": "300"})
-    s.wait_workers(2)
-    op = control(s, "phased-restart")
-    for sig in (signal.SIGTTIN, signal.SIGTTOU, signal.SIGTTOU, signal.SIGTTIN, signal.SIGTTIN, signal.SIGTTOU):
+FW = ("--fork-worker", "0")
+TTIN, TTOU = signal.SIGTTIN, signal.SIGTTOU
+
+
+@pytest.mark.parametrize("path,workers,extra,boot_ms,sigs,target", [
+    ("phased-restart", 2, (), "300", (TTIN, TTOU, TTOU, TTIN, TTIN, TTOU), 2),
+    ("phased-restart", 2, FW, "1000", (TTOU,), 1),
+    ("refork", 3, FW, None, (TTOU,), 2),
+    ("refork", 3, FW, None, (TTIN, TTOU, TTOU, TTIN), 3),
+], ids=["phased-storm", "fork-worker-phased-ttou", "refork-ttou", "refork-storm"])
+def test_ttin_ttou_during_an_operation(servers, testapp, port, path, workers, extra, boot_ms, sigs, target):
+    env = {"TESTAPP_BOOT_MS": boot_ms} if boot_ms else None
+    s = boot(servers, testapp, port, workers=workers, extra=extra, env=env)
+    s.wait_workers(workers)
+    op = control(s, path)
+    for sig in sigs:
+        time.sleep(0.05)
         s.send(sig)
-        time.sleep(0.07)
     st = wait_op(s, op, timeout=30)
     assert st["state"] == "succeeded", st
     assert st["done"] == st["total"], st
-    settled(s, 2)
-
-
-def test_ttou_during_refork(servers, testapp, port):
-    s = boot(servers, testapp, port, workers=3, extra=("--fork-worker", "0"))
-    s.wait_workers(3)
-    op = control(s, "refork")
-    s.send(signal.SIGTTOU)
-    st = wait_op(s, op, timeout=30)
-    assert st["state"] == "succeeded", st
-    assert st["done"] == st["total"], st
-    settled(s, 2)
-
-
-def test_ttou_during_fork_worker_phased_restart(servers, testapp, port):
-    s = boot(servers, testapp, port, workers=2, extra=("--fork-worker", "0"), env={"TESTAPP_BOOT_MS": "1000"})
-    s.wait_workers(2)
-    op = control(s, "phased-restart")
-    time.sleep(0.05)
-    s.send(signal.SIGTTOU)
-    st = wait_op(s, op, timeout=30)
-    assert st["state"] == "succeeded", st
-    assert st["done"] == st["total"], st
-    settled(s, 1)
+    settled(s, target)
+    if extra:
+        assert (stats(s.cport)["mold"] or {}).get("ready")
 
 
 def test_ttin_ttou_during_hot_restart(servers, testapp, port):
@@ -358,16 +348,3 @@ def test_operation_records_stay_true_across_hot_restarts(servers, testapp, port)
     assert again["finished_at"] == pytest.approx(st["finished_at"], abs=0.01)
     settled(s, 2)
 
-
-def test_ttin_ttou_storm_during_refork(servers, testapp, port):
-    s = boot(servers, testapp, port, workers=3, extra=("--fork-worker", "0"))
-    s.wait_workers(3)
-    op = control(s, "refork")
-    for sig in (signal.SIGTTIN, signal.SIGTTOU, signal.SIGTTOU, signal.SIGTTIN):
-        s.send(sig)
-        time.sleep(0.03)
-    st = wait_op(s, op, timeout=30)
-    assert st["state"] == "succeeded", st
-    assert st["done"] == st["total"], st
-    settled(s, 3)
-    assert (stats(s.cport)["mold"] or {}).get("ready")
