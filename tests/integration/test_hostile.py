@@ -363,6 +363,26 @@ def test_slow_reader_holds_no_thread_and_is_cut(tmp_path):
         s.kill_group()
 
 
+def test_full_spool_cuts_slow_readers_not_threads(tmp_path):
+    """max_response_buffer reached: a further slow reader's stream is cut (and said so
+    once), the one thread stays free."""
+    s = start(tmp_path, conf='max_response_buffer "1MB"\n', threads="1:1")
+    socks = []
+    try:
+        for _ in range(3):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.sendall(b"GET /stream?bytes=20000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(c)
+            assert get(s.port, "/", timeout=5).status == 200
+        s.wait_log(r"cut a streamed response to a slow client: max_response_buffer", stream="stderr", timeout=10)
+        assert s.count(r"cut a streamed response", stream="stderr") == 1, "said once, not for every cut"
+    finally:
+        for c in socks:
+            c.close()
+        s.kill_group()
+
+
 # ---- issue 15: a drain loses no keep-alive request --------------------------------------
 
 
