@@ -39,13 +39,14 @@ typedef struct sv_command {
     int signal;         /* signal to the master pid, 0 = none */
     bool returns_data;  /* servalctl prints the body */
     bool operation;     /* starts a restart operation (supports --wait) */
+    bool read_only;     /* served by a data_only control app (changes nothing, reveals no secret) */
 } sv_command_t;
 
 extern const sv_command_t sv_commands[SV_CMD_COUNT];
 
 /* By servalctl name, or NULL. */
 const sv_command_t *sv_command_by_name(const char *name);
-/* By the last segment of a control path ("/x/stats" -> stats), or NULL. */
+/* By exact control path ("/stats"), or NULL. */
 const sv_command_t *sv_command_by_path(const char *path);
 
 #endif
