@@ -296,7 +296,7 @@ static void on_accept(sv_loop_t *loop, int fd, short revents, void *arg)
     (void)revents;
     int which = fd == c->ls[L_DATA].l.fd ? L_DATA : L_MAIN;
     for (int k = 0; k < 16; k++) {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0};
         socklen_t sl = sizeof(ss);
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0)
