@@ -82,7 +82,7 @@ static void judge(const sv_control_policy_t *p, const char *in, size_t n)
         abort();
     if (p->token && !has_token(in + r.query_off, r.query_len))
         abort();
-    if (p->data_only && !r.cmd->read_only)
+    if (p->data_only && !sv_command_read_only(r.cmd->cmd))
         abort();
     size_t plen = strlen(r.cmd->path);
     if (r.target_len < plen || memcmp(in + r.target_off, r.cmd->path, plen) != 0 ||

@@ -39,7 +39,6 @@ typedef struct sv_command {
     int signal;         /* signal to the master pid, 0 = none */
     bool returns_data;  /* servalctl prints the body */
     bool operation;     /* starts a restart operation (supports --wait) */
-    bool read_only;     /* served by a data_only control app (changes nothing, reveals no secret) */
 } sv_command_t;
 
 extern const sv_command_t sv_commands[SV_CMD_COUNT];
@@ -48,5 +47,7 @@ extern const sv_command_t sv_commands[SV_CMD_COUNT];
 const sv_command_t *sv_command_by_name(const char *name);
 /* By exact control path ("/stats"), or NULL. */
 const sv_command_t *sv_command_by_path(const char *path);
+/* Served by a data_only control app: changes nothing and reveals no secret. */
+bool sv_command_read_only(sv_control_cmd_t cmd);
 
 #endif

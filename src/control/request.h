@@ -23,7 +23,7 @@
 
 typedef struct sv_control_policy {
     const char *token;  /* NULL or "" = no authentication */
-    bool data_only;     /* only read_only commands */
+    bool data_only;     /* only sv_command_read_only() commands */
     bool check_origin;  /* Host and Origin, when present, must name this server (token-less full app) */
     int port;           /* the listener's TCP port a Host/Origin port must equal; 0 = any (unix socket) */
 } sv_control_policy_t;
