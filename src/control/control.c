@@ -58,6 +58,7 @@ struct sv_control {
     client_t clients[MAX_CLIENTS];
     /* refused requests since the last log line (rate-limited) */
     unsigned refused_auth, refused_origin, evicted;
+    int64_t first_ms;    /* the first refusal counted since the last line */
     int64_t last_log_ms;
     char last_refused[160];
 };
@@ -81,10 +82,11 @@ static void log_refusals(sv_control_t *c, int64_t now, bool force)
     if (!total || (!force && now - c->last_log_ms < LOG_EVERY_MS))
         return;
     sv_log_error("! control: %u failed authentication(s), %u foreign Host/Origin, %u idle client(s) dropped "
-                 "in the last %.1fs; last refused: %s",
-                 c->refused_auth, c->refused_origin, c->evicted,
-                 c->last_log_ms ? (double)(now - c->last_log_ms) / 1000.0 : 0.0, c->last_refused);
+                 "in %.1fs; last refused: %s",
+                 c->refused_auth, c->refused_origin, c->evicted, (double)(now - c->first_ms) / 1000.0,
+                 c->last_refused[0] ? c->last_refused : "none");
     c->refused_auth = c->refused_origin = c->evicted = 0;
+    c->last_refused[0] = '\0';
     c->last_log_ms = now;
 }
 
@@ -155,6 +157,8 @@ static void perform(sv_control_t *c, client_t *cl, const sv_control_req_t *r)
 static void note_refusal(sv_control_t *c, client_t *cl, const sv_control_req_t *r)
 {
     int64_t now = sv_now_ms();
+    if (!c->refused_auth && !c->refused_origin && !c->evicted)
+        c->first_ms = now;
     if (r->auth_failed)
         c->refused_auth++;
     else
@@ -269,6 +273,8 @@ static client_t *take_slot(sv_control_t *c)
     }
     if (oldest) {
         client_close(c, oldest);
+        if (!c->refused_auth && !c->refused_origin && !c->evicted)
+            c->first_ms = sv_now_ms();
         c->evicted++;
     }
     return oldest;
