@@ -1011,13 +1011,14 @@ static void show_control(const sv_config_t *c, const sv_directive_t *d, sv_json_
     sv_json_str(w, c->control_url);
     sv_json_key(w, "auth");
     sv_json_str(w, c->control_no_token ? "none" : c->control_token ? "token" : "random");
-    sv_json_key(w, "data_only");
-    sv_json_bool(w, c->control_data_only);
-    sv_json_key(w, "data_url");
-    if (c->control_data_url)
+    if (c->control_data_only) {
+        sv_json_key(w, "data_only");
+        sv_json_bool(w, true);
+    }
+    if (c->control_data_url) {
+        sv_json_key(w, "data_url");
         sv_json_str(w, c->control_data_url);
-    else
-        sv_json_null(w);
+    }
     sv_json_obj_end(w);
 }
 
