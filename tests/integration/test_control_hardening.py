@@ -323,6 +323,9 @@ def test_data_url_beside_the_full_control_app(servers, testapp, port, tmp_path):
     assert get(cport, "/stats").status == 403
     assert get(cport, f"/stats?token={TOKEN}").status == 200
     assert s.count(r"Starting data-only control server on http://127\.0\.0\.1:%d" % dport) == 1
+    # only the master holds it: no worker inherits the probe listener
+    ss = subprocess.run(["ss", "-Htlnp", f"sport = :{dport}"], capture_output=True, text=True, timeout=10).stdout
+    assert set(re.findall(r"pid=(\d+)", ss)) == {str(s.pid)}, ss
     # it comes back after a hot restart, and the workers hold no copy of it
     s.send(12)
     s.wait_log(r"Hot restart complete")
