@@ -1105,8 +1105,8 @@ static const sv_directive_t table[] = {
      "name shown in the process title"},
     /* control, state */
     {"activate_control_app", set_control, show_control, SV_F_NONE, 0, 0, 0, 0,
-     "\"URL\"[, { auth_token: \"T\", no_token: true }]", "off",
-     "control server for servalctl and pumactl (random token unless given)"},
+     "\"URL\"[, { auth_token: \"T\", no_token: true, data_only: true, data_url: \"URL\" }]", "off",
+     "control server for servalctl and pumactl (random token unless given; docs/control.md)"},
     {"state_path", set_str, show_field, SV_F_STR, F(state_path), 0, 0, 0, "\"PATH\"", "none",
      "state file (YAML) for servalctl/pumactl -S"},
     {"pidfile", set_str, show_field, SV_F_STR, F(pidfile), 0, 0, 0, "\"PATH\"", "none",
