@@ -72,6 +72,8 @@ static void judge(const sv_control_policy_t *p, const char *in, size_t n)
     if (r.status != 0) {
         if (!r.why || !r.why[0] || r.cmd)
             abort();
+        if (r.read_only_refused && (!p->data_only || sv_command_read_only(r.read_only_refused->cmd)))
+            abort();
         return;
     }
     if (!r.cmd || r.query_off + r.query_len > n || r.target_off + r.target_len > n || n < 4)

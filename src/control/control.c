@@ -128,12 +128,16 @@ static void respond(client_t *cl, bool http10, int status, const char *ctype, co
     sv_buf_append(&cl->out, body, len);
 }
 
-static void json_error(sv_buf_t *b, const char *cmd)
+/* Puma's words: { "error": "refork not available" }, with a reason when there is one. */
+static void json_error(sv_buf_t *b, const char *cmd, const char *why)
 {
     sv_buf_puts(b, "{ \"error\": \"");
     for (const char *p = cmd; *p; p++)
         sv_buf_putc(b, *p == '-' ? '_' : *p);
-    sv_buf_puts(b, " not available\" }");
+    sv_buf_puts(b, " not available");
+    if (why)
+        sv_buf_printf(b, " (%s)", why);
+    sv_buf_puts(b, "\" }");
 }
 
 static void perform(sv_control_t *c, client_t *cl, const sv_control_req_t *r)
@@ -146,7 +150,7 @@ static void perform(sv_control_t *c, client_t *cl, const sv_control_req_t *r)
     int op_id = 0;
     int status = c->cb(c->arg, cmd->cmd, query, &body, &op_id);
     if (status == 404 && body.len == 0)
-        json_error(&body, cmd->name);
+        json_error(&body, cmd->name, NULL);
     if (body.len == 0 && !cmd->returns_data)
         sv_buf_puts(&body, "{ \"status\": \"ok\" }");
     const char *ctype = cmd->cmd == SV_CMD_METRICS ? "text/plain; version=0.0.4" : "application/json";
@@ -200,7 +204,14 @@ static void handle_request(sv_control_t *c, client_t *cl, const sv_control_req_t
         client_write(c, cl);
         return;
     }
-    respond(cl, r->http10, r->status, "text/plain", r->why, strlen(r->why), 0);
+    if (r->read_only_refused) {
+        sv_buf_t body = SV_BUF_INIT;
+        json_error(&body, r->read_only_refused->name, "data_only: a read-only control server");
+        respond(cl, r->http10, r->status, "application/json", body.data, body.len, 0);
+        sv_buf_free(&body);
+    } else {
+        respond(cl, r->http10, r->status, "text/plain", r->why, strlen(r->why), 0);
+    }
     if (r->auth_failed || r->foreign)
         note_refusal(c, cl, r);
     if (!r->auth_failed) {

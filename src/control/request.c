@@ -238,8 +238,10 @@ int sv_control_request(const sv_control_policy_t *p, const char *in, size_t len,
     }
     if (!cmd)
         return fail(r, 404, "Unsupported action");
-    if (p->data_only && !sv_command_read_only(cmd->cmd))
-        return fail(r, 403, "Read-only control server (data_only): this action needs the full control app");
+    if (p->data_only && !sv_command_read_only(cmd->cmd)) {
+        r->read_only_refused = cmd;
+        return fail(r, 404, "not available on a read-only (data_only) control server");
+    }
     r->cmd = cmd;
     return 1;
 }

@@ -11,7 +11,8 @@
  *     a Content-Length other than 0 is 400);
  *   - the path is one of the table's paths exactly (else 404).
  * Then, in this order: Host/Origin (when the policy checks them), token
- * (403, auth_failed), path (404), read-only (403 on a data_only server).
+ * (403, auth_failed), path (404), read-only (404 "not available" on a
+ * data_only server, in Puma's JSON shape).
  */
 #ifndef SV_CONTROL_REQUEST_H
 #define SV_CONTROL_REQUEST_H
@@ -33,6 +34,7 @@ typedef struct sv_control_req {
     const char *why;          /* static text for an error status */
     bool auth_failed;         /* wrong or missing token: logged and answered late */
     bool foreign;             /* refused for its Host or Origin: logged */
+    const sv_command_t *read_only_refused; /* 404: this command on a data_only server */
     bool http10;
     const sv_command_t *cmd;  /* status 0 */
     size_t query_off, query_len; /* the query string (without '?') inside the input */

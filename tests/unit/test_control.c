@@ -130,7 +130,8 @@ static void test_data_only(void **state)
     }
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
         snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\n\r\n", no[i]);
-        assert_int_equal(judge(&data_only, req, &r), 403);
+        assert_int_equal(judge(&data_only, req, &r), 404);
+        assert_non_null(r.read_only_refused);
         assert_false(r.auth_failed);
     }
 }
