@@ -312,6 +312,24 @@ def test_data_only_flag(servers, testapp, port):
     assert get(cport, "/halt").status == 404
 
 
+def test_servalctl_against_data_url(servers, testapp, port, tmp_path, servalctl_bin):
+    cport, dport = free_port(), free_port()
+    cfg = write_config(tmp_path, f'activate_control_app "tcp://127.0.0.1:{cport}", '
+                                 f'{{ data_url: "tcp://127.0.0.1:{dport}" }}\n')
+    s = servers("-C", cfg, "-b", f"tcp://127.0.0.1:{port}", testapp)
+
+    def ctl(*args):
+        return subprocess.run([servalctl_bin, "-C", f"tcp://127.0.0.1:{dport}", *args], capture_output=True,
+                              text=True, timeout=30)
+
+    r = ctl("readyz")
+    assert r.returncode == 0 and '"ok"' in r.stdout
+    assert ctl("stats").returncode == 0
+    r = ctl("stop")
+    assert r.returncode != 0 and "stop not available (data_only" in r.stdout + r.stderr
+    assert s.alive()
+
+
 def test_data_url_beside_the_full_control_app(servers, testapp, port, tmp_path):
     cport, dport = free_port(), free_port()
     cfg = write_config(tmp_path, f'activate_control_app "tcp://127.0.0.1:{cport}", '
