@@ -267,21 +267,32 @@ static void on_client(sv_loop_t *loop, int fd, short revents, void *arg)
 }
 
 /*
- * A free slot, or the one of the oldest client still waiting for its request
- * head (idle or trickling), closed. NULL when every slot is answering or
+ * A slot for a client of listener which: a free one while that listener holds
+ * fewer than its share (all 64 alone, half each beside a data_url listener,
+ * so a flood on the public probe port never takes the operator's slots), or
+ * the slot of the listener's oldest client still waiting for its request head
+ * (idle or trickling), closed. NULL when each of its slots is answering or
  * holding a delayed 403: then the new client is refused, so that parallel
  * token guesses stay bounded by the slots and the delay.
  */
-static client_t *take_slot(sv_control_t *c)
+static client_t *take_slot(sv_control_t *c, int which)
 {
-    client_t *oldest = NULL;
+    client_t *oldest = NULL, *free_slot = NULL;
+    int held = 0, share = MAX_CLIENTS / c->nls;
     for (int i = 0; i < MAX_CLIENTS; i++) {
         client_t *cl = &c->clients[i];
-        if (cl->fd < 0)
-            return cl;
+        if (cl->fd < 0) {
+            free_slot = free_slot ? free_slot : cl;
+            continue;
+        }
+        if (cl->listener != which)
+            continue;
+        held++;
         if (cl->state == C_READING && (!oldest || cl->accepted_ms < oldest->accepted_ms))
             oldest = cl;
     }
+    if (free_slot && held < share)
+        return free_slot;
     if (oldest) {
         client_close(c, oldest);
         if (!c->refused_auth && !c->refused_origin && !c->evicted)
@@ -318,7 +329,7 @@ static void on_accept(sv_loop_t *loop, int fd, short revents, void *arg)
         int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0)
             return;
-        client_t *cl = take_slot(c);
+        client_t *cl = take_slot(c, which);
         if (!cl) { /* full of answers in flight: the owner's loop must stay responsive */
             close(cfd);
             continue;

@@ -353,6 +353,36 @@ def test_data_url_beside_the_full_control_app(servers, testapp, port, tmp_path):
     assert get(cport, f"/health?token={TOKEN}").status == 200
 
 
+def test_flood_on_data_url_leaves_the_full_app_alone(servers, testapp, port, tmp_path):
+    """Beside a data_url listener each listener holds at most 32 clients and evicts only its own."""
+    path = str(tmp_path / "ctl.sock")
+    dport = free_port()
+    cfg = write_config(tmp_path, f'activate_control_app "unix://{path}", '
+                                 f'{{ auth_token: "{TOKEN}", data_url: "tcp://127.0.0.1:{dport}" }}\n')
+    servers("-C", cfg, "-b", f"tcp://127.0.0.1:{port}", testapp)
+    flood = [socket.create_connection(("127.0.0.1", dport)) for _ in range(70)]
+    try:
+        for c in flood:
+            c.sendall(b"GET /hea")
+        # the operator's slots are untouched: a request trickling on the unix socket survives the flood
+        slow = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        slow.connect(path)
+        slow.sendall(b"GET /health?token=tok HTTP/1.0\r\n")
+        more = [socket.create_connection(("127.0.0.1", dport)) for _ in range(70)]
+        for c in more:
+            c.sendall(b"G")
+        flood += more
+        slow.sendall(b"\r\n")
+        slow.settimeout(10)
+        assert status_of(slow.recv(100)) == 200
+        slow.close()
+        assert health_ok(path, 20) == 20
+        assert sum(get(dport, "/health", timeout=10).status == 200 for _ in range(20)) == 20
+    finally:
+        for c in flood:
+            c.close()
+
+
 def test_data_url_needs_a_control_app(serval_bin, testapp):
     r = run_check(serval_bin, "--control-data-url", "tcp://127.0.0.1:9294", testapp)
     assert r.returncode != 0 and "data_url needs a control server" in r.stderr
