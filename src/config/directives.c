@@ -1449,8 +1449,9 @@ static int validate_process(const sv_config_t *c, sv_diag_t *diag)
     if (c->control_url && c->control_no_token && !c->control_data_only && !c->control_allow_remote &&
         !local_url(c->control_url))
         return vfail(c, diag, "a control app without a token can stop the server: it binds only loopback or a "
-                              "unix socket (hint: add a token, data_only: true for read-only endpoints, or "
-                              "allow_remote: true if a firewall guards %s)", c->control_url);
+                              "unix socket (hint: add a token; data_only: true or --control-data-only for "
+                              "read-only endpoints; allow_remote: true or --control-allow-remote if a firewall "
+                              "guards %s)", c->control_url);
     return 0;
 }
 
