@@ -1448,10 +1448,9 @@ static int validate_process(const sv_config_t *c, sv_diag_t *diag)
                               "{ data_url: \"tcp://0.0.0.0:9294\" }, or a data_only control app alone)");
     if (c->control_url && c->control_no_token && !c->control_data_only && !c->control_allow_remote &&
         !local_url(c->control_url))
-        return vfail(c, diag, "a control app without a token can stop the server: it binds only loopback or a "
-                              "unix socket (hint: add a token; data_only: true or --control-data-only for "
-                              "read-only endpoints; allow_remote: true or --control-allow-remote if a firewall "
-                              "guards %s)", c->control_url);
+        return vfail(c, diag, "control app %.60s has no token and can stop the server: bind loopback or a unix "
+                              "socket (hint: add a token; data_only: true / --control-data-only; allow_remote: "
+                              "true / --control-allow-remote behind a firewall)", c->control_url);
     return 0;
 }
 
