@@ -21,6 +21,7 @@
 #include "core/time.h"
 #include "os/chan.h"
 #include "os/fd.h"
+#include "os/file.h"
 #include "os/proc.h"
 
 extern char **environ;
@@ -394,14 +395,11 @@ void sv_rt_write_pidfile(const sv_runtime_t *rt)
 {
     if (!rt->cfg.pidfile)
         return;
-    char tmp[4200], pid[32];
-    snprintf(tmp, sizeof(tmp), "%s.tmp%d", rt->cfg.pidfile, (int)getpid());
+    char pid[32];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || sv_fd_write_all(fd, pid, strlen(pid)) < 0 || rename(tmp, rt->cfg.pidfile) < 0)
-        sv_log_error("! cannot write pidfile %s: %s", rt->cfg.pidfile, strerror(errno));
-    if (fd >= 0)
-        close(fd);
+    int rc = sv_file_write_atomic(rt->cfg.pidfile, pid, strlen(pid), 0644);
+    if (rc < 0)
+        sv_log_error("! cannot write pidfile %s: %s", rt->cfg.pidfile, sv_strerror(rc));
 }
 
 void sv_rt_remove_pidfile(const sv_runtime_t *rt)

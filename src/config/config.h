@@ -27,6 +27,8 @@
 #include "core/json.h"
 
 #define SV_CONFIG_MAX_BINDS 16
+/* The longest control token (bytes); a longer one is a config error, never cut. */
+#define SV_CONTROL_TOKEN_MAX 127
 #define SV_CONFIG_MAX_THRESHOLDS 16
 #define SV_DIAG_MAX 512
 
@@ -62,10 +64,13 @@ typedef struct sv_config {
     char *environment;     /* environment / -e; default from APP_ENV, RACK_ENV, else "development" */
     char *tag;             /* tag / --tag; NULL = basename of the directory */
 
-    /* Control, state */
+    /* Control, state (docs/control.md); a token is at most SV_CONTROL_TOKEN_MAX bytes */
     char *control_url;     /* activate_control_app URL, { auth_token: T, no_token: true } / --control-url */
     char *control_token;   /* NULL = generate a random one at boot */
     bool control_no_token; /* no_token: true -> no authentication */
+    bool control_data_only; /* data_only: true -> read-only endpoints only */
+    bool control_allow_remote; /* allow_remote: true -> token-less full control app on any address */
+    char *control_data_url; /* data_url: URL / --control-data-url: a second, data_only listener */
     char *state_path;      /* state_path / -S */
     char *pidfile;         /* pidfile / --pidfile */
 
