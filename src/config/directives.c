@@ -414,14 +414,17 @@ static int want_nargs(const sv_directive_t *d, int n, int lo, int hi, const sv_s
     return sv_cfg_fail(s, "%s expects at most %d argument%s, got %d", d->name, hi, hi == 1 ? "" : "s", n);
 }
 
-/* ENV values are strings, so "8080" counts as a whole number; a float is cut, as Puma's Integer()/to_i do. */
+/*
+ * ENV values are strings, so "8080" counts as a whole number; so does a
+ * whole Float (Concurrent.available_processor_count returns 2.0).
+ */
 static int want_int(const sv_directive_t *d, const sv_value_t *v, const sv_site_t *s, int64_t *out)
 {
     if (v->type == SV_V_INT) {
         *out = v->i;
         return 0;
     }
-    if (v->type == SV_V_FLOAT && isfinite(v->f) && fabs(v->f) < 9e15) {
+    if (v->type == SV_V_FLOAT && isfinite(v->f) && fabs(v->f) < 9e15 && v->f == floor(v->f)) {
         *out = (int64_t)v->f;
         return 0;
     }
@@ -598,7 +601,7 @@ static int set_workers(sv_config_t *c, const sv_directive_t *d, const sv_value_t
         c->workers = cpus > (int)d->hi ? (int)d->hi : cpus;
         return 0;
     }
-    if (a[0].type != SV_V_INT && a[0].type != SV_V_FLOAT &&
+    if (a[0].type != SV_V_INT && !(a[0].type == SV_V_FLOAT && a[0].f == floor(a[0].f)) &&
         !(a[0].type == SV_V_STR && sv_cfg_parse_whole(a[0].s, &(int64_t){0}) == 0))
         return type_error(d, &a[0], s->raw ? "a whole number" : "a whole number or :auto", s);
     return set_int(c, d, a, n, s);
@@ -1273,12 +1276,12 @@ static const struct {
                                                             "condition before starting serval"},
     {"abort", "serval does not run Ruby code"}, {"exit", "serval does not run Ruby code"},
     /* Ruby-only Puma directives */
-    {"prune_bundler", "Ruby-only (Bundler), not needed by serval: delete the line"},
-    {"extra_runtime_dependencies", "Ruby-only (Bundler), not needed by serval: delete the line"},
+    {"prune_bundler", "Ruby-only, for Bundler; serval does not need it: delete the line"},
+    {"extra_runtime_dependencies", "Ruby-only, for Bundler; serval does not need it: delete the line"},
     {"rackup", "serval loads a shared object, not a Rack app: use app \"path.so\""},
     {"lowlevel_error_handler", "serval answers 500 itself when the app fails; handle errors in the app"},
-    {"log_formatter", "a Ruby block: serval writes its own log lines (see docs/logging.md)"},
-    {"custom_logger", "a Ruby object: serval writes its own log lines (see docs/logging.md)"},
+    {"log_formatter", "it takes a Ruby block; serval writes its own log lines"},
+    {"custom_logger", "it takes a Ruby object; serval writes its own log lines"},
     {"clean_thread_locals", "Ruby thread locals: serval apps keep per-thread state themselves"},
     {"io_selector_backend", "nio4r's backend: serval uses epoll"},
     {"mutate_stdout_and_stderr_to_sync_on_write", "Ruby IO buffering: serval's log writes are unbuffered"},

@@ -891,7 +891,6 @@ static int parse_ternary(parser_t *P, node_t **out)
     sv_skip_newlines(P);
     rc = sv_enter(P);
     if (rc == 0 && (rc = parse_ternary(P, &n->b)) == 0) {
-        sv_skip_newlines(P);
         if (P->tok.type == T_COLON || P->tok.type == T_LABEL)
             rc = sv_expect(P, T_COLON, "':' of the ?: operator");
         else

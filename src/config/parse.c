@@ -51,7 +51,7 @@ static int soften(parser_t *P, int line, const char *skipped)
     if (P->err != SOFT_FAIL)
         return P->err;
     P->err = 0;
-    warn_at(P, line, "%s skipped: %s (serval evaluates a subset of Ruby, see docs/configuration.md)", skipped,
+    warn_at(P, line, "'%s' skipped: %s (serval evaluates a subset of Ruby, see docs/configuration.md)", skipped,
             P->soft);
     return 0;
 }
@@ -100,7 +100,7 @@ static int parse_arglist(parser_t *P, call_t *c)
         else if (P->tok.type == T_LBRACE)
             rc = sv_parse_hash(P, &n, true);
         else
-            rc = sv_parse_arg(P, &n);
+            rc = sv_parse_expr(P, &n); /* `quiet false or nil` reads as quiet(false or nil) */
         if (rc || (rc = push_arg(P, c, n)))
             return rc;
         if (P->tok.type != T_COMMA)
@@ -296,7 +296,7 @@ static int parse_assign(parser_t *P, bool active)
     c.nargs = rc == 0;
     bool run = false, soft = false;
     char what[160];
-    snprintf(what, sizeof(what), "%s =", name);
+    snprintf(what, sizeof(what), "%s = ...", name);
     if (rc == 0)
         rc = finish_stmt(P, &c, active, &run, what, line);
     if (rc == 0 && run && sv_eval(P, c.args[0], &v) == SOFT_FAIL) {
@@ -342,7 +342,7 @@ static int parse_env_assign(parser_t *P, bool active)
     }
     bool run = false;
     if (rc == 0)
-        rc = finish_stmt(P, &c, active, &run, "ENV[...] =", line);
+        rc = finish_stmt(P, &c, active, &run, "ENV[...] = ...", line);
     sv_value_t k = {0}, v = {0};
     if (rc == 0 && run && sv_eval(P, c.args[0], &k) == 0 && k.type != SV_V_STR)
         sv_perr(P, line, "ENV keys are strings");
@@ -354,7 +354,7 @@ static int parse_env_assign(parser_t *P, bool active)
             sv_poom(P);
         free(s);
     }
-    rc = soften(P, line, "ENV[...] =");
+    rc = soften(P, line, "ENV[...] = ...");
     sv_cfg_value_free(&k);
     sv_cfg_value_free(&v);
     call_free(&c);
@@ -387,7 +387,7 @@ static int branch_cond(parser_t *P, const node_t *cond, bool unless, bool active
 {
     if (cond_holds(P, cond, unless, active && !*dead, run) == SOFT_FAIL) {
         char what[64];
-        snprintf(what, sizeof(what), "this %s (all its branches)", opener);
+        snprintf(what, sizeof(what), "%s (all its branches)", opener);
         *dead = true;
         *run = false;
         return soften(P, line, what);
@@ -460,7 +460,7 @@ static int when_matches(parser_t *P, const sv_value_t *subject, bool active, boo
     }
     if (P->err == SOFT_FAIL) {
         *dead = true;
-        soften(P, line, "this case (all its branches)");
+        soften(P, line, "case (all its branches)");
     }
     if (sv_tok_is(&P->tok, "then"))
         sv_next(P);
@@ -478,7 +478,7 @@ static int parse_case(parser_t *P, bool active)
     int rc = P->tok.type == T_NL || P->tok.type == T_SEMI ? 0 : sv_parse_expr(P, &subj_node);
     if (rc == 0 && active && subj_node && sv_eval(P, subj_node, &subject) == SOFT_FAIL) {
         dead = true;
-        rc = soften(P, line, "this case (all its branches)");
+        rc = soften(P, line, "case (all its branches)");
     }
     sv_node_free(subj_node);
     while (P->tok.type == T_NL || P->tok.type == T_SEMI)
@@ -565,10 +565,12 @@ static int parse_statement(parser_t *P, bool active)
             return parse_expr_stmt(P, active);
         return parse_directive(P, active);
     }
-    if (t->type == T_LBRACE || t->type == T_OTHER || t->type == T_RPAREN || t->type == T_RBRACE ||
-        t->type == T_RBRACK || sv_tok_is_kw(t))
-        return sv_unexpected(P, "a directive");
-    return parse_expr_stmt(P, active);
+    static const tok_type_t value_starts[] = {T_INT, T_FLOAT, T_DSTR, T_SSTR, T_SYM, T_WORDS, T_LPAREN,
+                                              T_LBRACK, T_BANG, T_MINUS};
+    for (size_t i = 0; i < sizeof(value_starts) / sizeof(value_starts[0]); i++)
+        if (t->type == value_starts[i] && !sv_tok_is_kw(t))
+            return parse_expr_stmt(P, active);
+    return sv_unexpected(P, "a directive");
 }
 
 /* Statements until end of file, or until end/else/elsif/when when opener is set. */
