@@ -161,14 +161,14 @@ void sv_rt_reopen_logs(const sv_runtime_t *rt)
 static int check_only(sv_runtime_t *rt)
 {
     sv_diag_t diag;
+    if (sv_rt_load_app(rt) < 0)
+        return SV_ECONFIG;
     /* a hot restart's preflight (SERVAL_CHECK_INIT set) runs while the old image holds the binds */
     const char *with_init = getenv("SERVAL_CHECK_INIT");
     if (!with_init && sv_config_check_binds(&rt->cfg, &diag) < 0) {
         fprintf(stderr, "%s\n", diag.msg);
         return SV_ECONFIG;
     }
-    if (sv_rt_load_app(rt) < 0)
-        return SV_ECONFIG;
     /* a hot restart's preflight: the new image will init the app itself (single mode, preload) */
     if (with_init && !strcmp(with_init, "1")) {
         char err[600];
