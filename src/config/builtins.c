@@ -427,9 +427,11 @@ static int f_file(call_ctx_t *x, sv_value_t *out)
         while (l > 1 && s[l - 1] == '/')
             s[--l] = '\0';
         char *slash = s ? strrchr(s, '/') : NULL;
-        if (s && fn[5] == 'd')
-            snprintf(s, l + 1, "%s", !slash ? "." : slash == s ? "/" : (*slash = '\0', s));
-        else if (s && slash)
+        if (s && fn[5] == 'd' && !slash)
+            snprintf(s, l + 1, "%s", l ? "." : "");
+        else if (s && fn[5] == 'd')
+            slash[slash == s] = '\0'; /* "/x" -> "/", "/a/b" -> "/a" */
+        else if (s && slash && l > 1)
             memmove(s, slash + 1, strlen(slash));
         return give_str(x->P, out, s);
     }

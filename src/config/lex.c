@@ -250,8 +250,10 @@ static int lex_string(parser_t *P, tok_t *t)
         }
         if (q == '"' && s[0] == '#' && s[1] == '{') {
             const char *e = interp_end(s + 2, &line);
-            if (!e)
+            if (!e) {
+                s += strlen(s); /* an unclosed #{ runs to the end: the string is unterminated */
                 break;
+            }
             s = e + 1;
             continue;
         }

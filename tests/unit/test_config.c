@@ -772,6 +772,312 @@ static void test_syntax_errors(void **state)
     expect_error("workers (1 + )\n", "puma.rb:1: syntax error: unexpected ')' (expected a value)");
 }
 
+
+/* ---- the Ruby subset ------------------------------------------------- */
+
+static void test_ruby_comparisons_and_arithmetic(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    clear_env();
+    assert_int_equal(parse(&c, "n = 4\nworkers n if n > 1\nmax_headers 10 if n >= 4 && n <= 4 && n < 5\n"
+                               "max_keep_alive n * 3 + 1 - 6 / 4\nphased_restart_batch (n - 10) / 4 + 5\n"
+                               "max_requests -7 % 3 + 10\npersistent_timeout 1.5 * 2\n"
+                               "tag \"a\" + \"b\" if \"abc\" < \"abd\" and not n == 3\n"
+                               "preload_app! n > 3 ? true : false\nquiet n.zero? ? true : n.even?\n",
+                           &d),
+                     0);
+    assert_int_equal(c.workers, 4);
+    assert_int_equal(c.max_headers, 10);
+    assert_int_equal(c.max_keep_alive, 12);
+    assert_int_equal(c.phased_restart_batch, 3); /* -6 / 4 is -2, as Ruby floors */
+    assert_int_equal(c.max_requests, 12);        /* -7 % 3 is 2 */
+    assert_true(c.persistent_timeout == 3.0);
+    assert_string_equal(c.tag, "ab");
+    assert_true(c.preload);
+    assert_true(c.quiet);
+    sv_config_free(&c);
+    /* ENV values are strings: comparing one with a number is Ruby's error too */
+    setenv("SV_TEST_A", "3", 1);
+    expect_error("workers 2 if ENV[\"SV_TEST_A\"] > 1\n",
+                 "puma.rb:1: comparison of \"3\" with 1 failed (hint: ENV values are strings: convert with .to_i "
+                 "or Integer())");
+    expect_error("workers 1 / 0\n", "puma.rb:1: divided by 0");
+    expect_error("workers \"a\" + 1\n", "puma.rb:1: cannot compute \"a\" + 1 (hint: ENV values are strings: "
+                                        "convert with .to_i or Integer())");
+    clear_env();
+}
+
+static void test_ruby_case_when(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    const char *text = "case ENV.fetch(\"RAILS_ENV\", \"development\")\n"
+                       "when \"production\", \"staging\"\n  workers 4\n  preload_app!\n"
+                       "when \"development\" then worker_timeout 3600\n"
+                       "else\n  workers 1\nend\n"
+                       "case n = Integer(ENV.fetch(\"SV_TEST_A\", 2))\nwhen 0..1 then max_headers 1\n"
+                       "when (2..)\n  max_headers n * 10\nend\n"
+                       "case :x\nwhen :y then tag \"y\"\nwhen :x then tag \"x\"\nend\n"
+                       "case\nwhen false then quiet false\nwhen 1 == 1 then log_requests\nend\n"
+                       "case 5\nwhen 1...5 then max_keep_alive 1\nwhen [5] then max_keep_alive 2\n"
+                       "else max_keep_alive 3\nend\n";
+    clear_env();
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.workers, 0);
+    assert_true(c.worker_timeout == 3600);
+    assert_int_equal(c.max_headers, 20);
+    assert_string_equal(c.tag, "x");
+    assert_true(c.log_requests);
+    assert_int_equal(c.max_keep_alive, 3);
+    sv_config_free(&c);
+    setenv("RAILS_ENV", "staging", 1);
+    setenv("SV_TEST_A", "1", 1);
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.workers, 4);
+    assert_true(c.preload);
+    assert_true(c.worker_timeout == 60);
+    assert_int_equal(c.max_headers, 1);
+    sv_config_free(&c);
+    setenv("RAILS_ENV", "test", 1);
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.workers, 1);
+    sv_config_free(&c);
+    clear_env();
+    expect_error("case 1\nworkers 2\nend\n", "puma.rb:2: syntax error: unexpected 'workers' (expected 'when')");
+    expect_error("case 1\nwhen 1\n  workers 2\n", "puma.rb:1: 'case' has no matching 'end'");
+    expect_error("case 1\nwhen 1\n  wokers 2\nend\n", "puma.rb:3: unknown directive 'wokers' (did you mean "
+                                                    "'workers'?)");
+}
+
+static void test_ruby_strings_and_interpolation(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    clear_env();
+    setenv("SV_TEST_A", "10.0.0.1", 1);
+    assert_int_equal(parse(&c, "host = ENV.fetch('SV_TEST_A', '127.0.0.1')\nport = 3000\n"
+                               "bind \"tcp://#{host}:#{port + 1}\"\n"
+                               "bind \"unix://#{ENV.fetch(\"SV_TEST_B\", \"/tmp\")}/#{:s}.sock\"\n"
+                               "tag \"#{nil}x\\#{y}#{'}'}\"\npidfile 'no #{interpolation}'\n",
+                           &d),
+                     0);
+    assert_string_equal(c.binds[0], "tcp://10.0.0.1:3001");
+    assert_string_equal(c.binds[1], "unix:///tmp/s.sock");
+    assert_string_equal(c.tag, "x#{y}}");
+    assert_string_equal(c.pidfile, "no #{interpolation}");
+    sv_config_free(&c);
+    clear_env();
+    expect_error("tag \"a#{}\"\n", "puma.rb:1: empty #{} in a string");
+    expect_error("tag \"a#{1 +}\"\n", "puma.rb:1: syntax error: unexpected end of file (expected a value)");
+    expect_error("x = 1\ntag \"#{x x}\"\n", "puma.rb:2: syntax error: unexpected 'x' (expected '}' closing #{)");
+    expect_error("tag \"#{1\n", "puma.rb:1: unterminated string (a \" opened here is never closed)");
+}
+
+static void test_ruby_env_and_methods(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    clear_env();
+    setenv("SV_TEST_A", "  ", 1);
+    const char *text = "threads_count = ENV.fetch(\"RAILS_MAX_THREADS\") { 5 }\n"
+                       "min = ENV.fetch(\"RAILS_MIN_THREADS\") {\n  if ENV.key?(\"SV_TEST_B\")\n    1\n  else\n"
+                       "    threads_count\n  end\n}\n"
+                       "threads min, threads_count\n"
+                       "workers ENV[\"SV_TEST_A\"].blank? ? 2 : 3\n"
+                       "max_headers ENV[\"SV_TEST_B\"].presence&.to_i || 7\n"
+                       "tag %w[a b c].include?(\"b\") ? [4, 9, 2].max.to_s : \"no\"\n"
+                       "x ||= \"first\"\nx ||= \"second\"\npidfile x\n"
+                       "environment \"PROD\".downcase.to_sym\n"
+                       "max_keep_alive Integer(\"oops\", exception: false) || 11\n"
+                       "ENV[\"SV_TEST_B\"] ||= \"42\"\nmax_requests ENV[\"SV_TEST_B\"].to_i\n";
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.min_threads, 5);
+    assert_int_equal(c.max_threads, 5);
+    assert_int_equal(c.workers, 2);
+    assert_int_equal(c.max_headers, 7);
+    assert_string_equal(c.tag, "9");
+    assert_string_equal(c.pidfile, "first");
+    assert_string_equal(c.environment, "prod");
+    assert_int_equal(c.max_keep_alive, 11);
+    assert_int_equal(c.max_requests, 42);
+    assert_string_equal(getenv("SV_TEST_B"), "42");
+    sv_config_free(&c);
+    /* now SV_TEST_B is set (by the file itself, as Puma's master would) */
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.min_threads, 1);
+    assert_int_equal(c.max_headers, 42);
+    sv_config_free(&c);
+    clear_env();
+    expect_error("workers nil.positive?\n", "puma.rb:1: undefined method 'positive?' for nil");
+    expect_error("workers Integer(\"1\", 2)\n", "puma.rb:1: Integer(): serval reads one argument (and exception: "
+                                                "false)");
+}
+
+static void test_ruby_cpus_and_files(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    clear_env();
+    assert_int_equal(parse(&c, "workers Etc.nprocessors\nmax_headers Concurrent.processor_count\n"
+                               "max_keep_alive Concurrent.physical_processor_count\n"
+                               "phased_restart_batch Concurrent.available_processor_count.floor\n"
+                               "directory File.expand_path(\"../srv/./app\", \"/x/y\")\n"
+                               "pidfile File.join(\"/run/\", \"/app\", \"p.pid\")\n"
+                               "tag File.basename(File.dirname(\"/a/b/c.rb\"))\n",
+                           &d),
+                     0);
+    assert_int_equal(c.workers, sv_cfg_cpu_count());
+    assert_int_equal(c.max_headers, sv_cfg_cpu_count());
+    assert_true(c.max_keep_alive >= 1 && c.max_keep_alive <= sv_cfg_cpu_count());
+    assert_true(c.phased_restart_batch >= 1 && c.phased_restart_batch <= sv_cfg_cpu_count());
+    assert_string_equal(c.directory, "/x/srv/app");
+    assert_string_equal(c.pidfile, "/run/app/p.pid");
+    assert_string_equal(c.tag, "b");
+    sv_config_free(&c);
+    /* __dir__ is the config file's directory, absolute */
+    sv_config_defaults(&c);
+    assert_int_equal(sv_config_parse_text(&c, "/etc/app/config/puma.rb", "directory File.expand_path(\"..\", __dir__)\n",
+                                          &d),
+                     0);
+    assert_string_equal(c.directory, "/etc/app");
+    sv_config_free(&c);
+}
+
+/* Valid Ruby that serval does not evaluate: a warning, the statement skipped, the rest applied. */
+static void test_ruby_soft_failures(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    clear_env();
+    const char *text = "fmt = Foo::Bar.new\nlog_requests fmt\n"
+                       "def per_worker(i)\n  i * 2\nend\n"
+                       "worker_boot_timeout per_worker(3) + 1\n"
+                       "if Rails.env.production?\n  workers 9\nelse\n  workers 8\nend\n"
+                       "threads 1, 2\nworkers 3 if ENV.fetch(\"X_UNSET\", \"a\").squish == \"a\"\n";
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.max_threads, 2);
+    assert_int_equal(c.workers, 0);
+    assert_false(c.log_requests);
+    assert_true(c.worker_boot_timeout == 60);
+    assert_int_equal(c.n_warnings, 6);
+    const char *want[] = {
+        "puma.rb:1: warning: 'fmt = ...' skipped: serval does not know Foo::Bar.new",
+        "puma.rb:2: warning: 'log_requests' skipped: fmt could not be evaluated at line 1",
+        "puma.rb:3: warning: 'def per_worker' skipped: serval does not run Ruby methods",
+        "puma.rb:6: warning: 'worker_boot_timeout' skipped: per_worker is a method defined in the file",
+        "puma.rb:7: warning: 'if (all its branches)' skipped: serval does not know Rails.env",
+        "puma.rb:13: warning: 'workers' skipped: serval does not know the method .squish (called on \"a\")",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        if (!strstr(c.warnings, want[i]))
+            print_error("warnings <%s> lack <%s>\n", c.warnings, want[i]);
+        assert_non_null(strstr(c.warnings, want[i]));
+    }
+    sv_config_free(&c);
+    /* a lowercase name nobody assigned is a typo, not Ruby serval lacks */
+    expect_error("workers wrker_count\n", "puma.rb:1: undefined local variable 'wrker_count' (assign it first: "
+                                          "wrker_count = value)");
+}
+
+/* Malformed expressions: one line, file:line, what was expected. */
+static void test_ruby_malformed(void **state)
+{
+    expect_error("workers 1\nworkers (1 +\n", "puma.rb:3: syntax error: unexpected end of file (expected a value)");
+    expect_error("x = \n", "puma.rb:2: syntax error: unexpected end of file (expected a value)");
+    expect_error("workers [1, 2\n", "puma.rb:2: syntax error: unexpected end of file (expected ',' or ']')");
+    expect_error("n = if true\n 1\n", "puma.rb:3: syntax error: unexpected end of file (expected 'else', 'elsif' "
+                                      "or 'end' (a value if holds one expression per branch))");
+    expect_error("workers 2 if 1 <\n", "puma.rb:2: syntax error: unexpected end of file (expected a value)");
+    expect_error("workers 2 if (1 < 2\n", "puma.rb:2: syntax error: unexpected end of file (expected ')')");
+    expect_error("workers 1 ==\n", "puma.rb:2: syntax error: unexpected end of file (expected a value)");
+    expect_error("workers File.\n", "puma.rb:1: syntax error: unexpected end of line (expected a method name after "
+                                    "'.')");
+    expect_error("threads 1,, 2\n", "puma.rb:1: syntax error: unexpected ',' (expected a value)");
+    expect_error("workers 1\n)\n", "puma.rb:2: syntax error: unexpected ')' (expected a directive)");
+}
+
+static void test_load_warnings_and_strict(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    sv_config_action_t a;
+    mkdir("config", 0755);
+    write_file("config/puma.rb", "workers 2\nrequire 'x'\nprune_bundler\n");
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2); /* the warnings go to stderr */
+    int rc1 = load(&c, &d, &a, (char *)NULL);
+    int n = rc1 == 0 ? c.n_warnings : -1;
+    if (rc1 == 0)
+        sv_config_free(&c);
+    int rc2 = load(&c, &d, &a, "--strict", (char *)NULL);
+    dup2(saved, 2);
+    close(saved);
+    close(devnull);
+    assert_int_equal(rc1, 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(rc2, SV_ECONFIG);
+    assert_string_equal(d.msg, "serval: --strict: the 2 warnings above are errors");
+    write_file("config/puma.rb", "workers 2\n");
+    assert_int_equal(load(&c, &d, &a, "--strict", (char *)NULL), 0);
+    assert_null(c.warnings);
+    sv_config_free(&c);
+}
+
+static void test_check_paths(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    sv_config_defaults(&c);
+    assert_int_equal(sv_config_check_paths(&c, &d), 0);
+    assert_int_equal(sv_config_apply(&c, "pidfile", "'/nonexistent-dir/x.pid'", &d), 0);
+    assert_int_equal(sv_config_check_paths(&c, &d), SV_ECONFIG);
+    assert_string_equal(d.msg, "serval: pidfile '/nonexistent-dir/x.pid' cannot be created: directory "
+                               "'/nonexistent-dir' does not exist");
+    assert_int_equal(sv_config_apply(&c, "pidfile", "'x.pid'", &d), 0);
+    assert_int_equal(sv_config_apply(&c, "state_path", "'/tmp'", &d), 0);
+    assert_int_equal(sv_config_check_paths(&c, &d), SV_ECONFIG);
+    assert_string_equal(d.msg, "serval: state_path '/tmp' is a directory");
+    assert_int_equal(sv_config_apply(&c, "state_path", "'s.yml'", &d), 0);
+    assert_int_equal(sv_config_apply(&c, "bind", "'unix:///nonexistent-dir/s.sock'", &d), 0);
+    assert_int_equal(sv_config_check_paths(&c, &d), SV_ECONFIG);
+    assert_string_equal(d.msg, "serval: bind 'unix:///nonexistent-dir/s.sock': directory '/nonexistent-dir' does "
+                               "not exist");
+    sv_config_free(&c);
+}
+
+static void test_bind_parameters(void **state)
+{
+    expect_ok("bind \"unix:///tmp/a.sock?umask=0111&mode=0660&backlog=64\"\n");
+    expect_ok("bind \"tcp://127.0.0.1:1?low_latency=true\"\n");
+    expect_error("bind \"unix:///tmp/a.sock?umask=9\"\n",
+                 "puma.rb:1: bad bind 'unix:///tmp/a.sock?umask=9': umask must be octal, e.g. umask=0111");
+    expect_error("bind \"tcp://127.0.0.1:1?low_latency=false\"\n",
+                 "puma.rb:1: bad bind 'tcp://127.0.0.1:1?low_latency=false': low_latency=false is not supported "
+                 "(serval always sets TCP_NODELAY; drop the parameter)");
+    expect_error("bind \"tcp://127.0.0.1:1?reuse_port=true\"\n",
+                 "puma.rb:1: bad bind 'tcp://127.0.0.1:1?reuse_port=true': unknown parameter 'reuse_port'");
+}
+
+static void test_compat_directives(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    assert_int_equal(parse(&c, "enable_keep_alives false\nhttp_content_length_limit 1_000_000\n"
+                               "bind \"tcp://127.0.0.1:1\"\nclear_binds!\nbind \"tcp://127.0.0.1:2\"\n",
+                           &d),
+                     0);
+    assert_int_equal(c.max_keep_alive, 1);
+    assert_int_equal(c.max_body_size, 1000000);
+    assert_int_equal(c.n_binds, 1);
+    assert_string_equal(c.binds[0], "tcp://127.0.0.1:2");
+    assert_null(c.warnings);
+    sv_config_free(&c);
+    assert_int_equal(parse(&c, "http_content_length_limit nil\n", &d), 0);
+    assert_int_equal(c.max_body_size, 0);
+    sv_config_free(&c);
+}
+
 /* ---- directives ------------------------------------------------------ */
 
 static void test_workers(void **state)
@@ -1667,6 +1973,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_config_discovery, enter_tmpdir, leave_tmpdir),
         cmocka_unit_test_setup_teardown(test_load_file_errors, enter_tmpdir, leave_tmpdir),
         cmocka_unit_test_setup_teardown(test_load_control, enter_tmpdir, leave_tmpdir),
+        cmocka_unit_test(test_ruby_comparisons_and_arithmetic),
+        cmocka_unit_test(test_ruby_case_when),
+        cmocka_unit_test(test_ruby_strings_and_interpolation),
+        cmocka_unit_test(test_ruby_env_and_methods),
+        cmocka_unit_test(test_ruby_cpus_and_files),
+        cmocka_unit_test(test_ruby_soft_failures),
+        cmocka_unit_test(test_ruby_malformed),
+        cmocka_unit_test_setup_teardown(test_load_warnings_and_strict, enter_tmpdir, leave_tmpdir),
+        cmocka_unit_test(test_check_paths),
+        cmocka_unit_test(test_bind_parameters),
+        cmocka_unit_test(test_compat_directives),
     };
     clear_env();
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
