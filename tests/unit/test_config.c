@@ -336,7 +336,7 @@ static void test_docs_examples(void **state)
         expect_ok(p);
         p = end + 1;
     }
-    assert_int_equal(blocks, 2);
+    assert_true(blocks >= 2);
     sv_buf_free(&doc);
 }
 
