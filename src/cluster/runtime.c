@@ -160,7 +160,7 @@ void sv_rt_reopen_logs(const sv_runtime_t *rt)
 
 static int check_only(sv_runtime_t *rt)
 {
-    sv_diag_t diag;
+    sv_diag_t diag = {{0}};
     if (sv_rt_load_app(rt) < 0)
         return SV_ECONFIG;
     /* a hot restart's preflight (SERVAL_CHECK_INIT set) runs while the old image holds the binds */

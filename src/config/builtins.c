@@ -72,6 +72,7 @@ static int no_method(call_ctx_t *x)
 static int want_string_arg(call_ctx_t *x, int i, const char **out)
 {
     const sv_value_t *v = &x->args[i];
+    *out = "";
     if (v->type != SV_V_STR && v->type != SV_V_SYM) {
         char shown[80];
         sv_cfg_value_inspect(v, shown, sizeof(shown));
@@ -615,10 +616,10 @@ int sv_eval_call(parser_t *P, const node_t *n, sv_value_t *out)
     const struct builtin *b = rc ? NULL : find_builtin(n->name, n->a != NULL);
     if (rc == 0 && !b)
         rc = call_unknown(P, n, n->a ? &self : NULL);
-    if (rc == 0 && (nargs < b->min || nargs > b->max))
+    if (rc == 0 && b && (nargs < b->min || nargs > b->max))
         rc = sv_perr(P, n->line, "%s%s takes %d%s argument%s, got %d", n->a ? "." : "", n->name, b->min,
                      b->max > b->min ? " or more" : "", b->max == 1 ? "" : "s", nargs);
-    if (rc == 0) {
+    if (rc == 0 && b) {
         call_ctx_t x = {P, n, n->a ? &self : NULL, args, nargs};
         rc = b->fn(&x, out);
     }

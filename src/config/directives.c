@@ -369,7 +369,7 @@ int sv_cfg_fail(const sv_site_t *s, const char *fmt, ...)
 void sv_cfg_warn(sv_config_t *c, const char *where, const char *fmt, ...)
 {
     char msg[SV_DIAG_MAX];
-    sv_diag_t line;
+    sv_diag_t line = {{0}};
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);

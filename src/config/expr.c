@@ -255,7 +255,7 @@ static int interp_node(parser_t *P, const tok_t *t, node_t **out)
             s++;
             continue;
         }
-        if (s > lit && (rc = lit_str_node(P, lit, s, line, tail)) == 0)
+        if (s > lit && (rc = lit_str_node(P, lit, s, line, tail)) == 0 && *tail)
             tail = &(*tail)->next;
         int depth = 1, inner_line = line;
         const char *e = s + 2;
@@ -270,7 +270,7 @@ static int interp_node(parser_t *P, const tok_t *t, node_t **out)
                 line += *e == '\n';
             }
         }
-        if (rc == 0 && (rc = interp_part(P, s + 2, e - 1, inner_line, tail)) == 0)
+        if (rc == 0 && (rc = interp_part(P, s + 2, e - 1, inner_line, tail)) == 0 && *tail)
             tail = &(*tail)->next;
         s = lit = e;
     }
@@ -400,6 +400,11 @@ static int parse_list(parser_t *P, tok_type_t close, const char *what, node_t **
             rc = sv_parse_arg(P, tail);
         if (rc)
             break;
+        if (!*tail) { /* every parser sets *out when it succeeds; the analyzer cannot see it */
+            sv_poom(P);
+            rc = SV_ECONFIG;
+            break;
+        }
         tail = &(*tail)->next;
         if (P->tok.type != T_COMMA)
             break;
@@ -719,7 +724,7 @@ static int parse_method(parser_t *P, node_t **n)
     node_t *recv = *n;
     *n = NULL;
     int rc = call_node(P, name, line, recv, n);
-    if (rc == 0 && safe)
+    if (rc == 0 && safe && *n)
         (*n)->op |= 1;
     return rc;
 }
