@@ -640,6 +640,12 @@ static int parse_name(parser_t *P, node_t **out)
         sv_next(P);
         return call_node(P, fn, line, NULL, out);
     }
+    if (sv_tok_is(t, "defined?")) { /* serval has no Ruby constants or methods to look up */
+        int line = t->line;
+        sv_next(P);
+        int rc = P->tok.type == T_LPAREN ? sv_skip_ruby(P, false) : sv_next(P);
+        return rc ? rc : unsup_node(P, line, "defined?(...) (serval has no Ruby constants or methods)", out);
+    }
     if (sv_tok_is_kw(t))
         return sv_unexpected(P, "a value");
     if (sv_peek(P)->type == T_ASSIGN)

@@ -200,7 +200,12 @@ static int lex_number(parser_t *P, tok_t *t)
         t->f = strtod(buf, NULL);
     } else {
         t->type = T_INT;
-        t->i = strtoll(buf, NULL, 10);
+        /* Ruby reads 0600 as octal, as umask and mode values are written */
+        bool octal = buf[0] == '0' && n > 1 && strspn(buf, "01234567") == n;
+        if (buf[0] == '0' && n > 1 && !octal)
+            return lex_fail(P, t, "malformed number '%.*s' (a leading 0 makes it octal: digits 0-7 only)", t->p,
+                            (int)t->n);
+        t->i = strtoll(buf, NULL, octal ? 8 : 10);
     }
     if (errno == ERANGE)
         return lex_fail(P, t, "number %.*s is too large", buf, (int)n);

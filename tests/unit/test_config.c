@@ -425,6 +425,12 @@ static void test_numbers(void **state)
     assert_true(c.worker_boot_timeout == 100);
     sv_config_free(&c);
     expect_error("workers 0x10\n", "puma.rb:1: malformed number '0x10' (serval reads decimal numbers only)");
+    expect_error("workers 09\n", "puma.rb:1: malformed number '09' (a leading 0 makes it octal: digits 0-7 only)");
+    assert_int_equal(parse(&c, "max_headers 0100\nworkers 0\n", &d), 0);
+    assert_int_equal(c.max_headers, 64);
+    sv_config_free(&c);
+    expect_warning("rackup DefaultRackup if defined?(DefaultRackup)\nworkers 2 if defined?(Bundler)\n",
+                   "puma.rb:2: warning: 'workers' skipped: defined?(...) (serval has no Ruby constants or methods)");
     expect_error("workers 1__0\n", "puma.rb:1: malformed number '1__0' (serval reads decimal numbers only)");
     expect_error("workers 99999999999999999999\n", "puma.rb:1: number 99999999999999999999 is too large");
     expect_error("workers -1\n", "puma.rb:1: workers must be at least 0 (got -1)");
