@@ -316,6 +316,73 @@ static int parse_assign(parser_t *P, bool active)
     return rc;
 }
 
+/* Assigns names[i] from vals (one array value is spread, as Ruby does); soft: all unknown. */
+static int multi_store(parser_t *P, char **names, int n, sv_value_t *vals, int nvals, bool run, bool soft, int line)
+{
+    const sv_value_t *src = vals;
+    int have = nvals;
+    if (nvals == 1 && vals[0].type == SV_V_ARRAY) {
+        have = vals[0].npairs;
+        src = NULL;
+    }
+    for (int i = 0; i < n && P->err == 0; i++) {
+        sv_value_t v = {0};
+        if (!run && sv_find_var(P, names[i]))
+            continue;
+        const sv_value_t *from = i >= have || !run || soft ? NULL : src ? &src[i] : &vals[0].pairs[i].val;
+        if (from && sv_cfg_value_copy(&v, from) < 0)
+            return sv_poom(P);
+        if (sv_set_var(P, names[i], &v, line) == 0 && soft)
+            sv_find_var(P, names[i])->unknown_line = line;
+    }
+    return P->err;
+}
+
+/* a, b = 1, 2 and a, b = some_array */
+static int parse_multi_assign(parser_t *P, bool active)
+{
+    int line = P->tok.line, n = 0;
+    char *names[SV_CFG_MAX_ARGS] = {0};
+    call_t c = {0};
+    int rc = 0;
+    while (rc == 0 && P->tok.type == T_IDENT && !sv_tok_is_kw(&P->tok) && n < SV_CFG_MAX_ARGS) {
+        if (!(names[n++] = strndup(P->tok.p, P->tok.n)))
+            rc = sv_poom(P);
+        sv_next(P);
+        if (P->tok.type != T_COMMA)
+            break;
+        sv_next(P);
+    }
+    if (rc == 0 && P->tok.type != T_ASSIGN)
+        rc = sv_unexpected(P, "'=' (a, b = values)");
+    if (rc == 0) {
+        sv_next(P);
+        sv_skip_newlines(P);
+        rc = parse_arglist(P, &c);
+    }
+    bool run = false;
+    if (rc == 0)
+        rc = finish_stmt(P, &c, active, &run, names[0], line);
+    sv_value_t vals[SV_CFG_MAX_ARGS];
+    int nvals = 0;
+    bool soft = false;
+    for (; rc == 0 && run && nvals < c.nargs; nvals++) {
+        if (sv_eval(P, c.args[nvals], &vals[nvals]) == SOFT_FAIL) {
+            nvals++;
+            soft = true;
+            rc = soften(P, line, "a, b = ...");
+        }
+    }
+    if (rc == 0)
+        rc = multi_store(P, names, n, vals, nvals, run, soft, line);
+    while (nvals > 0)
+        sv_cfg_value_free(&vals[--nvals]);
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    call_free(&c);
+    return rc ? rc : P->err;
+}
+
 /* ENV["X"] = v, ENV["X"] ||= v: set for serval and the app, as Puma's master does. */
 static int parse_env_assign(parser_t *P, bool active)
 {
@@ -561,6 +628,8 @@ static int parse_statement(parser_t *P, bool active)
             return skip_ruby_stmt(P, line, "serval does not run Ruby code");
         char name[128];
         snprintf(name, sizeof(name), "%.*s", (int)(t->n < 100 ? t->n : 100), t->p);
+        if (after->type == T_COMMA && !after->space && !sv_cfg_lookup(name, false))
+            return parse_multi_assign(P, active);
         if (sv_find_var(P, name) && (at_args_end(after) || after->type == T_DOT || after->type == T_SAFENAV))
             return parse_expr_stmt(P, active);
         return parse_directive(P, active);

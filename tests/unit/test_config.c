@@ -915,6 +915,11 @@ static void test_ruby_env_and_methods(void **state)
     assert_int_equal(c.max_headers, 42);
     sv_config_free(&c);
     clear_env();
+    assert_int_equal(parse(&c, "lo, hi = 2, 6\nthreads lo, hi\na, b = \"3:4\".split(\":\")\nworkers b\n", &d), 0);
+    assert_int_equal(c.min_threads, 2);
+    assert_int_equal(c.max_threads, 6);
+    assert_int_equal(c.workers, 4);
+    sv_config_free(&c);
     expect_error("workers nil.positive?\n", "puma.rb:1: undefined method 'positive?' for nil");
     expect_error("workers Integer(\"1\", 2)\n", "puma.rb:1: Integer(): serval reads one argument (and exception: "
                                                 "false)");
