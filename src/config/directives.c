@@ -601,6 +601,14 @@ static int set_workers(sv_config_t *c, const sv_directive_t *d, const sv_value_t
         c->workers = cpus > (int)d->hi ? (int)d->hi : cpus;
         return 0;
     }
+    /* a CPU quota makes Concurrent.available_processor_count fractional: Puma takes count.to_i */
+    if (a[0].type == SV_V_FLOAT && isfinite(a[0].f) && a[0].f >= 1 && a[0].f <= d->hi && a[0].f != floor(a[0].f)) {
+        sv_value_t whole = {.type = SV_V_INT, .i = (int64_t)a[0].f};
+        char shown[48];
+        fmt_num(a[0].f, shown, sizeof(shown));
+        sv_cfg_warn(c, s->where, "workers %s taken as %lld, as Puma does (count.to_i)", shown, (long long)whole.i);
+        return set_int(c, d, &whole, 1, s);
+    }
     if (a[0].type != SV_V_INT && !(a[0].type == SV_V_FLOAT && a[0].f == floor(a[0].f)) &&
         !(a[0].type == SV_V_STR && sv_cfg_parse_whole(a[0].s, &(int64_t){0}) == 0))
         return type_error(d, &a[0], s->raw ? "a whole number" : "a whole number or :auto", s);

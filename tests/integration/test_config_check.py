@@ -7,6 +7,7 @@ import stat
 import subprocess
 
 from conftest import BUILD
+from helpers import get
 
 SERVAL = os.path.join(BUILD, "serval")
 
@@ -80,3 +81,22 @@ def test_print_config_shows_the_effective_configuration(tmp_path):
     assert r.returncode == 0, r.stderr
     cfg = json.loads(r.stdout)
     assert cfg["workers"] == 3 and cfg["threads"] == [2, 4] and cfg["bind"] == ["tcp://127.0.0.1:9003"]
+
+
+def test_a_puma_rb_with_ruby_serval_cannot_run_starts_and_serves(servers, testapp, tmp_path, port):
+    conf = tmp_path / "puma.rb"
+    conf.write_text(
+        'require "etc"\n'
+        'host = ENV.fetch("HOST", "127.0.0.1")\n'
+        f'bind "tcp://#{{host}}:#{{{port - 1} + 1}}"\n'
+        "workers_count = Integer(ENV.fetch(\"WEB_CONCURRENCY\", 2))\n"
+        "workers workers_count if workers_count > 1\n"
+        "on_worker_boot do |index|\n  ActiveRecord::Base.establish_connection\nend\n"
+        "prune_bundler\n"
+    )
+    s = servers("-C", str(conf), testapp, workers=2)
+    assert get(port, "/").status == 200
+    err = s.stderr()
+    assert f"{conf}:1: warning: require is Ruby" in err
+    assert f"{conf}:6: warning: on_worker_boot takes a Ruby block" in err
+    assert f"{conf}:9: warning: Puma's prune_bundler is not supported" in err

@@ -53,6 +53,9 @@ CASES = [
      {"workers": 3, "threads": [5, 5], "environment": "production", "worker_timeout": 60, "preload_app!": True,
       "bind": ["tcp://0.0.0.0:8080"], "pidfile": "/run/app.pid"},
      [(41, "require is Ruby")]),
+    # WEB_CONCURRENCY=auto: Concurrent.available_processor_count in the file, or (one CPU) the env default
+    ("rails.rb", {"RAILS_ENV": "production", "WEB_CONCURRENCY": "auto"},
+     {"workers": len(os.sched_getaffinity(0)), "preload_app!": True}, [(41, "require is Ruby")]),
     ("mastodon.rb", {}, {"workers": 2, "threads": [5, 5], "persistent_timeout": 20, "preload_app!": True,
                          "bind": ["tcp://127.0.0.1:3000"], "environment": "development", "plugin": ["tmp_restart"]},
      [(23, "on_worker_boot takes a Ruby block, " + HOOK), (31, "Puma's set_remote_address is not supported")]),

@@ -1103,7 +1103,9 @@ static void test_workers(void **state)
     assert_int_equal(c.workers, 3);
     sv_config_free(&c);
     expect_error("workers \"abc\"\n", "puma.rb:1: workers expects a whole number or :auto, got \"abc\"");
-    expect_error("workers 1.5\n", "puma.rb:1: workers expects a whole number or :auto, got 1.5");
+    /* a fractional CPU count (a cgroup quota) is cut, as Puma's count.to_i, with a warning */
+    expect_warning("workers 2.5\n", "puma.rb:1: warning: workers 2.5 taken as 2, as Puma does (count.to_i)");
+    expect_error("workers 0.5\n", "puma.rb:1: workers expects a whole number or :auto, got 0.5");
     /* Concurrent.available_processor_count is a Float: a whole one counts */
     assert_int_equal(parse(&c, "workers 2.0\n", &d), 0);
     assert_int_equal(c.workers, 2);
