@@ -247,8 +247,13 @@ static int m_string(call_ctx_t *x, sv_value_t *out)
         memmove(s, b, (size_t)(e - b));
         s[e - b] = '\0';
     }
-    for (char *p = s; p && *p && strcmp(m, "strip"); p++)
-        *p = (char)(m[0] == 'd' ? ((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p) : ((*p >= 'a' && *p <= 'z') ? *p - 32 : *p));
+    bool down = m[0] == 'd';
+    for (char *p = s; p && *p && strcmp(m, "strip"); p++) {
+        if (down && *p >= 'A' && *p <= 'Z')
+            *p = (char)(*p + 32);
+        else if (!down && *p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 32);
+    }
     sv_vtype_t type = v->type;
     int rc = give_str(x->P, out, s);
     out->type = type;
@@ -501,7 +506,9 @@ static double available_cpus(void)
     double cpus = sv_cfg_cpu_count();
     FILE *f = fopen("/sys/fs/cgroup/cpu.max", "re");
     long long quota = 0, period = 0;
-    if (f && fscanf(f, "%lld %lld", &quota, &period) == 2 && quota > 0 && period > 0 && (double)quota / (double)period < cpus)
+    /* "max 100000" (no quota) fails the scan; "150000 100000" is 1.5 CPUs */
+    if (f && fscanf(f, "%lld %lld", &quota, &period) == 2 && quota > 0 && period > 0 &&
+        (double)quota / (double)period < cpus)
         cpus = (double)quota / (double)period;
     if (f)
         fclose(f);

@@ -520,14 +520,15 @@ static int when_matches(parser_t *P, const sv_value_t *subject, bool active, boo
             sv_cfg_value_free(&v);
         }
         sv_node_free(pat);
+        if (P->err == SOFT_FAIL) { /* soften now: the rest of the list still has to be read */
+            *dead = true;
+            *run = false;
+            soften(P, line, "case (all its branches)");
+        }
         if ((more = P->tok.type == T_COMMA)) {
             sv_next(P);
             sv_skip_newlines(P);
         }
-    }
-    if (P->err == SOFT_FAIL) {
-        *dead = true;
-        soften(P, line, "case (all its branches)");
     }
     if (sv_tok_is(&P->tok, "then"))
         sv_next(P);

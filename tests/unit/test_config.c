@@ -850,6 +850,8 @@ static void test_ruby_case_when(void **state)
     assert_int_equal(c.workers, 1);
     sv_config_free(&c);
     clear_env();
+    expect_warning("case 2\nwhen Foo.bar, 2 then workers 5\nelse workers 6\nend\nthreads 1, 1\n",
+                   "puma.rb:2: warning: 'case (all its branches)' skipped: serval does not know Foo.bar");
     expect_error("case 1\nworkers 2\nend\n", "puma.rb:2: syntax error: unexpected 'workers' (expected 'when')");
     expect_error("case 1\nwhen 1\n  workers 2\n", "puma.rb:1: 'case' has no matching 'end'");
     expect_error("case 1\nwhen 1\n  wokers 2\nend\n", "puma.rb:3: unknown directive 'wokers' (did you mean "
