@@ -22,6 +22,7 @@
 typedef struct call_ctx {
     parser_t *P;
     const node_t *n;
+    const char *name; /* "to_i", "File.join" */
     sv_value_t *self; /* the receiver, NULL for a function */
     sv_value_t *args;
     int nargs;
@@ -66,7 +67,7 @@ static int no_method(call_ctx_t *x)
 {
     char shown[80];
     sv_cfg_value_inspect(x->self, shown, sizeof(shown));
-    return sv_perr(x->P, x->n->line, "undefined method '%s' for %s", x->n->name, shown);
+    return sv_perr(x->P, x->n->line, "undefined method '%s' for %s", x->name, shown);
 }
 
 static int want_string_arg(call_ctx_t *x, int i, const char **out)
@@ -76,7 +77,7 @@ static int want_string_arg(call_ctx_t *x, int i, const char **out)
     if (v->type != SV_V_STR && v->type != SV_V_SYM) {
         char shown[80];
         sv_cfg_value_inspect(v, shown, sizeof(shown));
-        return sv_perr(x->P, x->n->line, "%s expects a string, got %s", x->n->name, shown);
+        return sv_perr(x->P, x->n->line, "%s expects a string, got %s", x->name, shown);
     }
     *out = v->s;
     return 0;
@@ -103,7 +104,7 @@ static bool blank(const sv_value_t *v)
 static int m_convert(call_ctx_t *x, sv_value_t *out)
 {
     char err[160];
-    int rc = sv_cfg_convert(x->self, x->n->name, err, sizeof(err));
+    int rc = sv_cfg_convert(x->self, x->name, err, sizeof(err));
     if (rc == -ENOMEM)
         return sv_poom(x->P);
     if (rc)
@@ -122,7 +123,7 @@ static int m_identity(call_ctx_t *x, sv_value_t *out)
 
 static int m_predicate(call_ctx_t *x, sv_value_t *out)
 {
-    const char *m = x->n->name;
+    const char *m = x->name;
     const sv_value_t *v = x->self;
     if (!strcmp(m, "nil?"))
         give_bool(out, v->type == SV_V_NIL);
@@ -141,7 +142,7 @@ static int m_predicate(call_ctx_t *x, sv_value_t *out)
 
 static int m_number(call_ctx_t *x, sv_value_t *out)
 {
-    const char *m = x->n->name;
+    const char *m = x->name;
     const sv_value_t *v = x->self;
     if (v->type != SV_V_INT && v->type != SV_V_FLOAT)
         return no_method(x);
@@ -196,7 +197,7 @@ static int m_include(call_ctx_t *x, sv_value_t *out)
 
 static int m_array(call_ctx_t *x, sv_value_t *out)
 {
-    const char *m = x->n->name;
+    const char *m = x->name;
     const sv_value_t *v = x->self;
     if (!strcmp(m, "size") || !strcmp(m, "length") || !strcmp(m, "count")) {
         if (v->type == SV_V_STR)
@@ -233,7 +234,7 @@ static int m_array(call_ctx_t *x, sv_value_t *out)
 
 static int m_string(call_ctx_t *x, sv_value_t *out)
 {
-    const char *m = x->n->name;
+    const char *m = x->name;
     const sv_value_t *v = x->self;
     if (v->type != SV_V_STR && !(v->type == SV_V_SYM && strcmp(m, "strip")))
         return no_method(x);
@@ -268,7 +269,7 @@ static int m_affix(call_ctx_t *x, sv_value_t *out)
     if (want_string_arg(x, 0, &a))
         return x->P->err;
     size_t ls = strlen(x->self->s), la = strlen(a);
-    bool hit = la <= ls && !memcmp(x->n->name[0] == 's' ? x->self->s : x->self->s + ls - la, a, la);
+    bool hit = la <= ls && !memcmp(x->name[0] == 's' ? x->self->s : x->self->s + ls - la, a, la);
     give_bool(out, hit);
     return 0;
 }
@@ -337,12 +338,12 @@ static int f_convert(call_ctx_t *x, sv_value_t *out)
         for (int i = 0; h->type == SV_V_HASH && i < h->npairs; i++)
             quiet = !strcmp(h->pairs[i].key, "exception") && !sv_truthy(&h->pairs[i].val);
         if (!quiet)
-            return sv_perr(x->P, x->n->line, "%s(): serval reads one argument (and exception: false)", x->n->name);
+            return sv_perr(x->P, x->n->line, "%s(): serval reads one argument (and exception: false)", x->name);
     }
     char err[160];
     *out = x->args[0];
     memset(&x->args[0], 0, sizeof(x->args[0]));
-    int rc = sv_cfg_convert(out, x->n->name, err, sizeof(err));
+    int rc = sv_cfg_convert(out, x->name, err, sizeof(err));
     if (rc == -ENOMEM)
         return sv_poom(x->P);
     if (rc && quiet) {
@@ -413,7 +414,7 @@ static char *config_dir(parser_t *P)
 
 static int f_file(call_ctx_t *x, sv_value_t *out)
 {
-    const char *fn = x->n->name;
+    const char *fn = x->name;
     const char *a = NULL, *b = NULL;
     if (!strcmp(fn, "__dir__") || !strcmp(fn, "Dir.pwd"))
         return give_str(x->P, out, fn[0] == '_' ? config_dir(x->P) : expand_path(".", NULL));
@@ -517,7 +518,7 @@ static double available_cpus(void)
 
 static int f_cpus(call_ctx_t *x, sv_value_t *out)
 {
-    const char *fn = x->n->name;
+    const char *fn = x->name;
     if (strstr(fn, "available")) {
         sv_cfg_value_free(out);
         out->type = SV_V_FLOAT;
@@ -525,6 +526,12 @@ static int f_cpus(call_ctx_t *x, sv_value_t *out)
     } else {
         give_int(out, strstr(fn, "physical") ? physical_cpus() : sv_cfg_cpu_count());
     }
+    return 0;
+}
+
+static int f_false(call_ctx_t *x, sv_value_t *out)
+{
+    give_bool(out, false);
     return 0;
 }
 
@@ -572,6 +579,7 @@ static const struct builtin {
     {"Concurrent.physical_processor_count", false, 0, 0, f_cpus},
     {"Concurrent.available_processor_count", false, 0, 0, f_cpus},
     {"ENV.key?", false, 1, 1, f_env_key},
+    {"Gem.win_platform?", false, 0, 0, f_false},
 };
 
 static const struct builtin *find_builtin(const char *name, bool method)
@@ -596,38 +604,50 @@ static int eval_args(parser_t *P, const node_t *n, sv_value_t *args, int *nargs)
 
 static int call_unknown(parser_t *P, const node_t *n, const sv_value_t *self)
 {
-    if (self) {
-        char shown[64];
-        sv_cfg_value_inspect(self, shown, sizeof(shown));
-        return sv_psoft(P, "serval does not know the method .%s (called on %s)", n->name, shown);
-    }
-    if (sv_is_def(P, n->name))
-        return sv_psoft(P, "%s is a method defined in the file, which serval does not run", n->name);
-    return sv_psoft(P, "serval does not know %s", n->name);
+    char shown[64];
+    sv_cfg_value_inspect(self, shown, sizeof(shown));
+    return sv_psoft(P, "serval does not know the method .%s (called on %s)", n->name, shown);
+}
+
+/* Foo.bar on a constant the file did not assign: the function "Foo.bar" (Etc.nprocessors, File.join). */
+static bool constant_receiver(parser_t *P, const node_t *n, char *qual, size_t cap)
+{
+    const node_t *r = n->a;
+    if (!r || r->kind != N_VAR || r->name[0] < 'A' || r->name[0] > 'Z' || sv_find_var(P, r->name) ||
+        !strncmp(r->name, "RUBY_", 5))
+        return false;
+    snprintf(qual, cap, "%s.%s", r->name, n->name);
+    return true;
 }
 
 int sv_eval_call(parser_t *P, const node_t *n, sv_value_t *out)
 {
     sv_value_t self = {0}, args[SV_CFG_MAX_ARGS];
     int nargs = 0;
+    char qual[200];
     memset(out, 0, sizeof(*out));
+    bool method = n->a && !constant_receiver(P, n, qual, sizeof(qual));
+    const char *name = n->a && !method ? qual : n->name;
     if (n->op & 2)
-        return sv_psoft(P, "%s%s takes a Ruby block, which serval cannot run", n->a ? "." : "", n->name);
-    if (n->a && sv_eval(P, n->a, &self)) {
+        return sv_psoft(P, "%s%s takes a Ruby block, which serval cannot run", method ? "." : "", name);
+    if (method && sv_eval(P, n->a, &self)) {
         sv_cfg_value_free(&self);
         return P->err;
     }
-    if (n->a && (n->op & 1) && self.type == SV_V_NIL)
+    if (method && (n->op & 1) && self.type == SV_V_NIL)
         return 0; /* x&.foo is nil when x is */
     int rc = eval_args(P, n, args, &nargs);
-    const struct builtin *b = rc ? NULL : find_builtin(n->name, n->a != NULL);
-    if (rc == 0 && !b)
-        rc = call_unknown(P, n, n->a ? &self : NULL);
+    const struct builtin *b = rc ? NULL : find_builtin(name, method);
+    if (rc == 0 && !b && method)
+        rc = call_unknown(P, n, &self);
+    else if (rc == 0 && !b)
+        rc = sv_is_def(P, name) ? sv_psoft(P, "%s is a method defined in the file, which serval does not run", name)
+                                : sv_psoft(P, "serval does not know %s", name);
     if (rc == 0 && b && (nargs < b->min || nargs > b->max))
-        rc = sv_perr(P, n->line, "%s%s takes %d%s argument%s, got %d", n->a ? "." : "", n->name, b->min,
+        rc = sv_perr(P, n->line, "%s%s takes %d%s argument%s, got %d", method ? "." : "", name, b->min,
                      b->max > b->min ? " or more" : "", b->max == 1 ? "" : "s", nargs);
     if (rc == 0 && b) {
-        call_ctx_t x = {P, n, n->a ? &self : NULL, args, nargs};
+        call_ctx_t x = {P, n, name, method ? &self : NULL, args, nargs};
         rc = b->fn(&x, out);
     }
     sv_cfg_value_free(&self);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -182,6 +183,15 @@ static int eval_var(parser_t *P, const node_t *n, sv_value_t *out)
         return sv_psoft(P, "%s could not be evaluated at line %d", n->name, v->unknown_line);
     if (v)
         return sv_cfg_value_copy(out, &v->val) < 0 ? sv_poom(P) : 0;
+    /* the guards configs put around JRuby and Windows: serval is on Linux, as MRI would be */
+    if (!strcmp(n->name, "RUBY_ENGINE") || !strcmp(n->name, "RUBY_PLATFORM")) {
+        struct utsname u;
+        char plat[128];
+        snprintf(plat, sizeof(plat), "%s-linux", uname(&u) == 0 ? u.machine : "x86_64");
+        out->type = SV_V_STR;
+        out->s = strdup(n->name[5] == 'E' ? "ruby" : plat);
+        return out->s ? 0 : sv_poom(P);
+    }
     if (n->name[0] >= 'A' && n->name[0] <= 'Z')
         return sv_psoft(P, "the constant %s is not known to serval", n->name);
     if (sv_is_def(P, n->name))

@@ -567,24 +567,16 @@ static int parse_constant(parser_t *P, node_t **out)
     }
     if (P->tok.type == T_LPAREN && !P->tok.space) /* Integer(x), Float(x), String(x), Array(x) */
         return call_node(P, name, line, NULL, out);
-    if (P->tok.type != T_DOT) {
-        node_t *n = sv_node_new(P, N_VAR, line);
-        if (!n)
-            return P->err;
-        if (!(n->name = strdup(name))) {
-            sv_node_free(n);
-            return sv_poom(P);
-        }
-        *out = n;
-        return 0;
+    /* Foo.bar is a method on the constant: eval.c calls it as "Foo.bar" unless the file assigned Foo */
+    node_t *n = sv_node_new(P, N_VAR, line);
+    if (!n)
+        return P->err;
+    if (!(n->name = strdup(name))) {
+        sv_node_free(n);
+        return sv_poom(P);
     }
-    sv_next(P);
-    if (P->tok.type != T_IDENT && P->tok.type != T_CONST)
-        return sv_unexpected(P, "a method name after '.'");
-    size_t l = strlen(name);
-    snprintf(name + l, sizeof(name) - l, ".%.*s", (int)(P->tok.n < 60 ? P->tok.n : 60), P->tok.p);
-    sv_next(P);
-    return call_node(P, name, line, NULL, out);
+    *out = n;
+    return 0;
 }
 
 /* x = value inside an expression: `case n = Integer(...)`, `if (x = ENV["X"])`. */

@@ -948,6 +948,15 @@ static void test_ruby_cpus_and_files(void **state)
     assert_string_equal(c.pidfile, "/run/app/p.pid");
     assert_string_equal(c.tag, "b");
     sv_config_free(&c);
+    /* the JRuby and Windows guards read as MRI on Linux */
+    assert_int_equal(parse(&c, "workers 3 unless Gem.win_platform?\nthreads 2, 2 if RUBY_ENGINE == 'ruby'\n"
+                               "preload_app! RUBY_PLATFORM.end_with?(\"linux\")\n",
+                           &d),
+                     0);
+    assert_int_equal(c.workers, 3);
+    assert_int_equal(c.max_threads, 2);
+    assert_true(c.preload);
+    sv_config_free(&c);
     /* __dir__ is the config file's directory, absolute */
     sv_config_defaults(&c);
     assert_int_equal(sv_config_parse_text(&c, "/etc/app/config/puma.rb", "directory File.expand_path(\"..\", __dir__)\n",
@@ -1004,8 +1013,9 @@ static void test_ruby_malformed(void **state)
     expect_error("workers 2 if 1 <\n", "puma.rb:2: syntax error: unexpected end of file (expected a value)");
     expect_error("workers 2 if (1 < 2\n", "puma.rb:2: syntax error: unexpected end of file (expected ')')");
     expect_error("workers 1 ==\n", "puma.rb:2: syntax error: unexpected end of file (expected a value)");
-    expect_error("workers File.\n", "puma.rb:1: syntax error: unexpected end of line (expected a method name after "
+    expect_error("workers File.\n", "puma.rb:2: syntax error: unexpected end of file (expected a method name after "
                                     "'.')");
+    expect_error("workers File.(1)\n", "puma.rb:1: syntax error: unexpected '(' (expected a method name after '.')");
     expect_error("threads 1,, 2\n", "puma.rb:1: syntax error: unexpected ',' (expected a value)");
     expect_error("workers 1\n)\n", "puma.rb:2: syntax error: unexpected ')' (expected a directive)");
 }
