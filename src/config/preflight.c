@@ -9,6 +9,7 @@
 #include "config/internal.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,16 +18,21 @@
 #include "core/err.h"
 #include "os/listen.h"
 
-/* The file can be written, or created in its (existing, writable) directory. */
-static int check_writable(const char *what, const char *path, sv_diag_t *diag)
+/*
+ * The file can be written, or created in its (existing, writable) directory.
+ * A pid or state file is written beside itself and renamed over (by_rename):
+ * its directory must be writable even when the file exists.
+ */
+static int check_writable(const char *what, const char *path, bool by_rename, sv_diag_t *diag)
 {
     struct stat st;
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode))
             return sv_cfg_diag(diag, "serval: %s '%.200s' is a directory", what, path);
-        if (access(path, W_OK) < 0)
+        if (!by_rename && access(path, W_OK) < 0)
             return sv_cfg_diag(diag, "serval: %s '%.200s' cannot be written: %s", what, path, strerror(errno));
-        return 0;
+        if (!by_rename)
+            return 0;
     }
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s", path);
@@ -41,7 +47,7 @@ static int check_writable(const char *what, const char *path, sv_diag_t *diag)
         return sv_cfg_diag(diag, "serval: %s '%.200s' cannot be created: directory '%.200s' does not exist", what,
                            path, dir);
     if (access(dir, W_OK | X_OK) < 0)
-        return sv_cfg_diag(diag, "serval: %s '%.200s' cannot be created: directory '%.200s': %s", what, path, dir,
+        return sv_cfg_diag(diag, "serval: %s '%.200s' cannot be written: directory '%.200s': %s", what, path, dir,
                            strerror(errno));
     return 0;
 }
@@ -51,14 +57,15 @@ int sv_config_check_paths(const sv_config_t *c, sv_diag_t *diag)
     const struct {
         const char *what;
         const char *path;
+        bool by_rename;
     } files[] = {
-        {"pidfile", c->pidfile},
-        {"state_path", c->state_path},
-        {"stdout_redirect", c->stdout_redirect},
-        {"stderr_redirect", c->stderr_redirect},
+        {"pidfile", c->pidfile, true},
+        {"state_path", c->state_path, true},
+        {"stdout_redirect", c->stdout_redirect, false},
+        {"stderr_redirect", c->stderr_redirect, false},
     };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
-        if (files[i].path && check_writable(files[i].what, files[i].path, diag) < 0)
+        if (files[i].path && check_writable(files[i].what, files[i].path, files[i].by_rename, diag) < 0)
             return SV_ECONFIG;
     if (c->app_path && access(c->app_path, R_OK) < 0)
         return sv_cfg_diag(diag, "serval: app '%.200s' cannot be read: %s", c->app_path, strerror(errno));
