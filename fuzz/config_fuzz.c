@@ -1,22 +1,41 @@
 /*
- * config_fuzz.c: any bytes as a puma.rb, through sv_config_parse_text the way
- * sv_config_parse_file hands a file over (NUL-terminated; a NUL inside is
- * refused before parsing). Aborts if the parser breaks its contract: an error
- * that is not exactly one line, a warning list whose count does not match its
- * lines. ASan and UBSan see the rest (the evaluator, the skipping lexer).
+ * config_fuzz.c: bytes as a puma.rb through sv_config_parse_text, then the
+ * cross-field checks and the stats JSON of whatever was accepted, then free.
+ * Aborts if the parser breaks its contract: a failure without a message, or
+ * a message that is not one line ("file:line: problem (hint)"), or a warning
+ * list whose count does not match its lines. ASan and UBSan see the rest
+ * (the evaluator, the lexer skipping Ruby blocks).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config.h"
-#include "core/err.h"
+#include "core/buf.h"
+#include "core/json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void check_diag(int rc, const sv_diag_t *d)
+{
+    if (rc == 0)
+        return;
+    if (!d->msg[0] || strchr(d->msg, '\n'))
+        abort();
+}
+
+static void check_warnings(const sv_config_t *c)
+{
+    int lines = 0;
+    for (const char *p = c->warnings; p && *p; p++)
+        lines += *p == '\n';
+    if (lines != c->n_warnings)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (memchr(data, '\0', size))
+    if (size > 64 * 1024)
         return 0;
     char *text = malloc(size + 1);
     if (!text)
@@ -24,16 +43,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(text, data, size);
     text[size] = '\0';
     sv_config_t c;
-    sv_diag_t d = {{0}};
+    sv_diag_t d;
     sv_config_defaults(&c);
-    int rc = sv_config_parse_text(&c, "fuzz.rb", text, &d);
-    if (rc != 0 && (rc != SV_ECONFIG || !d.msg[0] || strchr(d.msg, '\n')))
-        abort();
-    int lines = 0;
-    for (const char *p = c.warnings; p && *p; p++)
-        lines += *p == '\n';
-    if (lines != c.n_warnings)
-        abort();
+    d.msg[0] = '\0';
+    int rc = sv_config_parse_text(&c, "puma.rb", text, &d);
+    check_diag(rc, &d);
+    check_warnings(&c);
+    if (rc == 0) {
+        d.msg[0] = '\0';
+        check_diag(sv_config_validate(&c, &d), &d);
+        sv_buf_t b = SV_BUF_INIT;
+        sv_json_t w;
+        sv_json_init(&w, &b);
+        sv_config_to_json(&c, &w);
+        sv_buf_free(&b);
+    }
     sv_config_free(&c);
     free(text);
     return 0;
