@@ -89,7 +89,8 @@ pid_t sv_hot_restart_preflight_start(const sv_runtime_t *rt, bool with_init, int
     if (pipe2(p, O_CLOEXEC) < 0)
         return SV_ERRNO();
     char **argv = check_argv(rt);
-    char **env = build_env(rt, with_init ? "SERVAL_CHECK_INIT=1" : NULL);
+    /* SERVAL_CHECK_INIT set at all tells --check it is a preflight: the binds are ours, in use */
+    char **env = build_env(rt, with_init ? "SERVAL_CHECK_INIT=1" : "SERVAL_CHECK_INIT=0");
     pid_t pid = fork();
     if (pid == 0) {
         dup2(p[1], 2);

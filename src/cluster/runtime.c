@@ -16,7 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "os/chan.h"
@@ -203,10 +205,16 @@ void sv_rt_reopen_logs(const sv_runtime_t *rt)
 
 static int check_only(sv_runtime_t *rt)
 {
+    sv_diag_t diag = {{0}};
     if (sv_rt_load_app(rt) < 0)
         return SV_ECONFIG;
-    /* a hot restart's preflight: the new image will init the app itself (single mode, preload) */
+    /* a hot restart's preflight (SERVAL_CHECK_INIT set) runs while the old image holds the binds */
     const char *with_init = getenv("SERVAL_CHECK_INIT");
+    if (!with_init && sv_config_check_binds(&rt->cfg, &diag) < 0) {
+        fprintf(stderr, "%s\n", diag.msg);
+        return SV_ECONFIG;
+    }
+    /* a hot restart's preflight: the new image will init the app itself (single mode, preload) */
     if (with_init && !strcmp(with_init, "1")) {
         char err[600];
         sv_rt_set_context(rt, SERVAL_ROLE_SINGLE, -1, 0);
@@ -253,11 +261,24 @@ int sv_rt_init(sv_runtime_t *rt, int argc, char **argv)
         printf("serval %s\n", SERVAL_VERSION);
         return 1;
     }
+    if (rt->cfg.print_config) {
+        sv_buf_t b = SV_BUF_INIT;
+        sv_json_t w;
+        sv_json_init(&w, &b);
+        sv_config_to_json(&rt->cfg, &w);
+        printf("%s\n", b.data ? b.data : "{}");
+        sv_buf_free(&b);
+        return 1;
+    }
     if (rt->cfg.directory && chdir(rt->cfg.directory) < 0) {
         fprintf(stderr, "serval: cannot change to directory '%s': %s\n", rt->cfg.directory, strerror(errno));
         return SV_ECONFIG;
     }
     set_restart_dir(rt, startup_cwd);
+    if (sv_config_check_paths(&rt->cfg, &diag) < 0) {
+        fprintf(stderr, "%s\n", diag.msg);
+        return SV_ECONFIG;
+    }
     if (rt->cfg.check_only)
         return check_only(rt);
     const char *debug = getenv("SERVAL_DEBUG");
