@@ -1,35 +1,54 @@
 # Thin wrapper over CMake. `make` builds into build/, `make run` serves, `make test` tests.
+# On a fresh Debian machine the first configure installs the build packages
+# (scripts/deps.sh build); `make test` also installs the test packages.
 BUILD    ?= build
 JOBS     ?= $(shell nproc)
 PYTEST   := /usr/bin/python3 -m pytest
 WORKERS  ?= 2
 APP      ?= $(BUILD)/examples/hello.so
-ARGS     ?= -w $(WORKERS) -b tcp://0.0.0.0:9292
+ARGS     ?= -w $(WORKERS) -b tcp://127.0.0.1:9292
+PREFIX   ?= /usr/local
+# The dependency installer; DEPS=true skips it (a machine set up by hand).
+DEPS     ?= scripts/deps.sh
+# A configure that fails removes its cache, so the next command configures
+# afresh instead of tripping over a half-made build directory.
+CONFIGURE = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null \
+            || { rm -f $(BUILD)/CMakeCache.txt $(BUILD)/Makefile; exit 1; }
 
-.PHONY: all build run test unit integration deps asan tsan check fuzz bench clean
+.PHONY: all build run test unit integration deps test-config install asan tsan check fuzz bench clean
 
 all: build
 
 deps:
-	@scripts/deps.sh
+	@$(DEPS) test
 
-$(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# Keyed on the generated Makefile, which only a successful configure leaves.
+$(BUILD)/Makefile:
+	@$(DEPS) build
+	$(CONFIGURE)
 
-build: $(BUILD)/CMakeCache.txt
+build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
+
+# Unit tests build only when cmocka is found; the test targets ask for them.
+test-config: $(BUILD)/Makefile
+	cmake -S . -B $(BUILD) -DSERVAL_TESTS=ON >/dev/null || { rm -f $(BUILD)/CMakeCache.txt $(BUILD)/Makefile; exit 1; }
+
+install: build
+	cmake --install $(BUILD) --prefix $(abspath $(PREFIX))
 
 run: build
 	$(BUILD)/serval $(ARGS) $(APP)
 
-unit: build
+unit: test-config
+	$(MAKE) build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-integration: build
+integration: test-config
+	$(MAKE) build
 	SERVAL_BUILD=$(abspath $(BUILD)) $(PYTEST) -q -x tests/integration $(PYTEST_ARGS)
 
 test: deps
-	$(MAKE) build
 	$(MAKE) unit
 	$(MAKE) integration
 
@@ -50,7 +69,8 @@ tsan: deps
 	  --deselect tests/integration/test_servalctl.py::test_refork_wait $(PYTEST_ARGS)
 
 build-san:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Debug -DSERVAL_SANITIZE=$(SAN) >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Debug -DSERVAL_SANITIZE=$(SAN) -DSERVAL_TESTS=ON >/dev/null \
+	  || { rm -f $(BUILD)/CMakeCache.txt $(BUILD)/Makefile; exit 1; }
 	cmake --build $(BUILD) -j $(JOBS)
 
 check: build
@@ -59,7 +79,7 @@ check: build
 	clang-tidy --quiet -p $(BUILD) $(shell find src ctl examples -name '*.c') 2>/dev/null
 
 bench: build
-	@scripts/deps.sh --bench
+	@$(DEPS) --bench
 	bench/throughput
 
 clean:
