@@ -39,7 +39,7 @@ static void test_decode_plain_and_escapes(void **state)
     assert_string_equal(buf, "abc");
     assert_int_equal(decode(buf, sizeof buf, "a%20b%2Fc%3d", 1), 6);
     assert_string_equal(buf, "a b/c=");
-    assert_int_equal(decode(buf, sizeof buf, "%C3%A9t%c3%a9", 1), 6); /* hex either case */
+    assert_int_equal(decode(buf, sizeof buf, "%C3%A9t%c3%a9", 1), 5); /* hex either case */
     assert_string_equal(buf, "\xc3\xa9t\xc3\xa9");
     assert_int_equal(decode(buf, sizeof buf, "", 1), 0);
     assert_string_equal(buf, "");
