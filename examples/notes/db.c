@@ -120,23 +120,19 @@ PGconn *db_connect(void)
 }
 
 /*
- * An idle connection has nothing to read. If it has, the server spoke first:
- * most often a FATAL "terminating connection" then EOF (restart, shutdown,
- * pg_terminate_backend). Find out before sending a statement on it.
+ * An idle connection has nothing to read: this app never LISTENs, so when
+ * the server speaks first it is to say goodbye (a FATAL "terminating
+ * connection" before EOF, at a restart, a shutdown or pg_terminate_backend).
+ * The FATAL can arrive before the EOF, with the status still OK, so any
+ * byte waiting on an idle connection retires it; a rare NOTICE or
+ * ParameterStatus costs one reconnect, never a failed statement.
  */
 static bool still_usable(PGconn *pg)
 {
     if (PQstatus(pg) != CONNECTION_OK || PQsocket(pg) < 0)
         return false;
-    struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN};
-    if (poll(&p, 1, 0) == 0)
-        return true;
-    if (!PQconsumeInput(pg))
-        return false;
-    PGnotify *n;
-    while ((n = PQnotifies(pg)) != NULL)
-        PQfreemem(n);
-    return PQstatus(pg) == CONNECTION_OK;
+    struct pollfd p = {.fd = PQsocket(pg), .events = POLLIN | POLLRDHUP};
+    return poll(&p, 1, 0) == 0;
 }
 
 static slot_t *my_slot(void)

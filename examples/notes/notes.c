@@ -30,6 +30,7 @@
 #define MAX_BODY (1 << 20)
 
 static const char schema_sql[] =
+    "SET client_min_messages = warning;" /* no NOTICE that the table exists */
     "SELECT pg_advisory_xact_lock(4242);" /* workers boot at once: one creates, the others wait */
     "CREATE TABLE IF NOT EXISTS notes ("
     "  id bigserial PRIMARY KEY,"
