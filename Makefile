@@ -12,7 +12,7 @@ PREFIX   ?= /usr/local
 DEPS     ?= scripts/deps.sh
 # A configure that fails removes its cache, so the next command configures
 # afresh instead of tripping over a half-made build directory.
-CONFIGURE = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null \
+configure = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) $(1) >/dev/null \
             || { rm -f $(BUILD)/CMakeCache.txt $(BUILD)/Makefile; exit 1; }
 
 .PHONY: all build run test unit integration deps test-config install asan tsan check fuzz bench clean
@@ -25,14 +25,14 @@ deps:
 # Keyed on the generated Makefile, which only a successful configure leaves.
 $(BUILD)/Makefile:
 	@$(DEPS) build
-	$(CONFIGURE)
+	$(call configure,)
 
 build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
 # Unit tests build only when cmocka is found; the test targets ask for them.
 test-config: $(BUILD)/Makefile
-	cmake -S . -B $(BUILD) -DSERVAL_TESTS=ON >/dev/null || { rm -f $(BUILD)/CMakeCache.txt $(BUILD)/Makefile; exit 1; }
+	$(call configure,-DSERVAL_TESTS=ON)
 
 install: build
 	cmake --install $(BUILD) --prefix $(abspath $(PREFIX))

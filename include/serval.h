@@ -188,9 +188,13 @@ const char *serval_request_peer(const serval_request_t *req);
  * serval_request_* ones, which follow the rules of the other request
  * functions. Common results: the length copied (without the NUL; decoded
  * text may itself hold NUL bytes from "%00"), -ENOENT when there is no such
- * field, -ENOSPC when it does not fit in cap bytes with its NUL (buf then
- * holds nothing useful), -EINVAL for a bad percent-escape ('%' not followed
- * by two hex digits) or a NULL argument.
+ * field, -ENOSPC when it does not fit in cap bytes with its NUL, -EINVAL for
+ * a bad percent-escape ('%' not followed by two hex digits) or a NULL
+ * argument. On failure buf is left as it was, so a default written there
+ * first stays:
+ *
+ *     char name[64] = "World";
+ *     serval_request_query_param(req, "name", 0, name, sizeof name);
  */
 
 /*

@@ -45,21 +45,25 @@ static int decode_at(const char *src, size_t len, size_t *i, int plus_is_space)
     return hi << 4 | lo;
 }
 
+/*
+ * Two passes: measure and validate, then write. A failure therefore leaves
+ * dst as it was, so a default the caller put there first survives a missing,
+ * malformed or too long field.
+ */
 long serval_url_decode(char *dst, size_t cap, const char *src, size_t len, int plus_is_space)
 {
     if (dst == NULL || (src == NULL && len > 0))
         return -EINVAL;
     size_t n = 0;
-    for (size_t i = 0; i < len;) {
-        int c = decode_at(src, len, &i, plus_is_space);
-        if (c < 0)
+    for (size_t i = 0; i < len; n++) {
+        if (decode_at(src, len, &i, plus_is_space) < 0)
             return -EINVAL;
-        if (n + 1 >= cap) /* keep room for the NUL */
-            return -ENOSPC;
-        dst[n++] = (char)c;
     }
-    if (cap == 0)
+    if (n >= cap) /* keep room for the NUL */
         return -ENOSPC;
+    n = 0;
+    for (size_t i = 0; i < len;)
+        dst[n++] = (char)decode_at(src, len, &i, plus_is_space);
     dst[n] = '\0';
     return (long)n;
 }

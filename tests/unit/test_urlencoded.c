@@ -82,6 +82,19 @@ static void test_decode_capacity(void **state)
     assert_int_equal(serval_url_decode(buf, 1, "", 0, 1), 0);
 }
 
+static void test_failure_leaves_the_buffer_alone(void **state)
+{
+    char buf[8] = "dflt";
+    assert_int_equal(decode(buf, sizeof buf, "ab%zz", 1), -EINVAL);
+    assert_string_equal(buf, "dflt");
+    assert_int_equal(decode(buf, sizeof buf, "much too long", 1), -ENOSPC);
+    assert_string_equal(buf, "dflt");
+    assert_int_equal(field("a=1", "b", 0, buf, sizeof buf), -ENOENT);
+    assert_string_equal(buf, "dflt");
+    assert_int_equal(cookie("a=long value", "a", buf, 4), -ENOSPC);
+    assert_string_equal(buf, "dflt");
+}
+
 static void test_decode_in_place(void **state)
 {
     char s[] = "x%41+y";
@@ -264,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_decode_bad_escapes),
         cmocka_unit_test(test_decode_nul_byte_counts),
         cmocka_unit_test(test_decode_capacity),
+        cmocka_unit_test(test_failure_leaves_the_buffer_alone),
         cmocka_unit_test(test_decode_in_place),
         cmocka_unit_test(test_form_next_walks_fields),
         cmocka_unit_test(test_form_next_empty),
