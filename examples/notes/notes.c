@@ -215,7 +215,7 @@ static void delete_note(const char *id, serval_response_t *res)
     const char *params[] = {id};
     send_result(res,
                 db_exec("DELETE FROM notes WHERE id = $1 RETURNING json_build_object('deleted', id)::text",
-                        1, params, true),
+                        1, params, false), /* a retry after a commit would answer 404 */
                 200);
 }
 
