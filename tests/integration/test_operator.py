@@ -189,3 +189,14 @@ def test_servalctl_data_commands_print_only_data(servers, testapp, port, port2, 
     r = ctl("phased-restart")
     assert r.returncode == 0 and r.stdout.strip() == "Command phased-restart sent success", r.stdout
     wait_until(lambda: get(port2, "/stats?token=tok").json()["phase"] == 1, 60, what="the phased restart")
+
+
+def test_servalctl_help_describes_every_command(servalctl_bin):
+    r = subprocess.run([servalctl_bin, "--help"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0
+    block = r.stdout.split("Commands:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    described = {line.split()[0]: line.split(None, 1)[1] for line in block if len(line.split()) > 1}
+    for cmd in ("stop", "halt", "restart", "phased-restart", "refork", "status", "stats", "reload-worker-directory",
+                "gc-stats", "thread-backtraces", "metrics"):
+        assert described.get(cmd), f"{cmd} is not described in --help"
+    assert "stdout" in r.stdout and "docs/servalctl.md" in r.stdout
