@@ -398,7 +398,7 @@ def test_notes_refork_closes_worker0_connections_before_the_mold(servers, port, 
                 "--control-url", f"tcp://127.0.0.1:{port2}", "--control-token", "tok", NOTES,
                 env=notes_env, workers=2)
     w0 = None
-    for _ in range(40):  # until worker 0 has opened connections
+    for _ in range(300):  # until a request lands on worker 0
         who = get(port, "/db").json()
         if who["worker"] == 0:
             w0 = who
@@ -410,7 +410,7 @@ def test_notes_refork_closes_worker0_connections_before_the_mold(servers, port, 
     # on_refork closed them: their backends end, and worker 0 opens new ones on next use
     wait_until(lambda: not ({r[0] for r in pg.sql("SELECT pid FROM pg_stat_activity")} & before),
                timeout=20, what="worker 0's old backends to end")
-    for _ in range(40):
+    for _ in range(300):
         who = get(port, "/db").json()
         if who["pid"] == w0["pid"]:
             assert str(who["backend_pid"]) not in before
