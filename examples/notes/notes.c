@@ -94,15 +94,17 @@ static void send_result(serval_response_t *res, PGresult *r, int ok_status)
 /* The body as a NUL-terminated string (malloc'd), or NULL: too big, unreadable, or NUL inside. */
 static char *read_body(serval_request_t *req, size_t *len)
 {
-    char *buf = malloc(MAX_BODY + 1);
+    int64_t declared = serval_request_content_length(req); /* -1: chunked, size unknown */
+    size_t cap = declared >= 0 && declared < MAX_BODY ? (size_t)declared : MAX_BODY;
+    char *buf = malloc(cap + 1);
     if (buf == NULL)
         return NULL;
     size_t n = 0;
-    long got;
-    while (n < MAX_BODY && (got = serval_request_read(req, buf + n, MAX_BODY - n)) > 0)
+    long got = 0;
+    while (n < cap && (got = serval_request_read(req, buf + n, cap - n)) > 0)
         n += (size_t)got;
     char extra;
-    if (got < 0 || (n == MAX_BODY && serval_request_read(req, &extra, 1) > 0) || memchr(buf, '\0', n)) {
+    if (got < 0 || (n == cap && serval_request_read(req, &extra, 1) > 0) || memchr(buf, '\0', n)) {
         free(buf);
         return NULL;
     }

@@ -221,6 +221,9 @@ def test_notes_crud(servers, port, notes_env):
     assert get(port, "/notes?q=%zz").status == 400
     assert get(port, "/notes/abc").status == 404
     assert send(port, "PATCH", "/notes").status == 405
+    big = json.dumps({"title": "big", "body": "x" * (1 << 20)})       # over the app's 1 MiB
+    assert send(port, "POST", "/notes", big).status in (400, 413)
+    assert send(port, "POST", "/notes", b'{"title":"nul\x00"}').status == 400
     assert get(port, "/health").json() == {"database": "ok"}
 
 
