@@ -452,3 +452,19 @@ def test_notes_answers_503_while_the_database_is_down(servers, port, notes_env, 
     finally:
         pg.start()
     wait_until(lambda: get(port, "/health").status == 200, timeout=30, what="notes to reconnect")
+
+
+def test_notes_with_preload_forks_no_connection(servers, port, notes_env, pg):
+    # init runs in the master (it creates the table there); the workers must not inherit a connection
+    s = servers("-w", "2", "-t", "2:2", "--preload", "-b", f"tcp://127.0.0.1:{port}", NOTES, env=notes_env,
+                workers=2)
+    for _ in range(20):
+        assert send(port, "POST", "/notes", {"title": "preloaded"}).status == 201
+    with ConnectionSampler(pg, s.pid) as sampler:
+        sampler.wait_samples(3)
+    assert not sampler.violations, sampler.violations
+    master_sockets = {inode for inode, pids in socket_holders([s.pid]).items() if s.pid in pids}
+    assert not (master_sockets & set(tcp_inodes(pg.port))), "the master holds a database connection"
+    owners = {int(r[0].split("=")[1]) for r in pg.sql(
+        "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'notes pid=%'")}
+    assert owners and owners <= set(s.workers()), (owners, s.workers())
