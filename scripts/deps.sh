@@ -10,7 +10,7 @@
 set -euo pipefail
 
 build_pkgs=(cmake make gcc libc6-dev pkg-config node-llhttp)
-test_pkgs=(libcmocka-dev python3 python3-pytest curl procps iproute2 util-linux libpq-dev postgresql)
+test_pkgs=(libcmocka-dev python3 python3-pytest curl procps iproute2 util-linux libpq-dev postgresql slowhttptest)
 bench_pkgs=(curl python3 nginx-light h2o puma ruby-rack wrk siege gnuplot-nox slowhttptest)
 
 list_only=0
