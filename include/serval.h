@@ -236,8 +236,9 @@ long serval_request_query_param(const serval_request_t *req, const char *name, s
 /*
  * serval_form_value over the request body, when the request's Content-Type
  * is application/x-www-form-urlencoded. -ENOMSG when it is not; -EMSGSIZE
- * when serval did not buffer the body (larger than body_buffer_size): read it
- * with serval_request_read() and call serval_form_value() on it.
+ * when serval_request_body() gives NULL (a large body whose temp file could
+ * not be mapped): read it with serval_request_read() and call
+ * serval_form_value() on it.
  */
 long serval_request_form_param(const serval_request_t *req, const char *name, size_t nth,
                                char *buf, size_t cap);
