@@ -6,12 +6,14 @@
 #   scripts/deps.sh bench    build + the peers and load tools used by bench/
 #   scripts/deps.sh          same as `test` (what this script did before the split)
 #   scripts/deps.sh --bench  test + bench (kept for old callers)
+#   scripts/deps.sh fuzz     test + clang and its libFuzzer runtime (make fuzz); also --fuzz
 #   scripts/deps.sh --list SET   print the packages of SET, install nothing
 set -euo pipefail
 
 build_pkgs=(cmake make gcc libc6-dev pkg-config node-llhttp)
 test_pkgs=(libcmocka-dev python3 python3-pytest curl procps iproute2 util-linux libpq-dev postgresql slowhttptest)
 bench_pkgs=(curl python3 nginx-light h2o puma ruby-rack wrk siege gnuplot-nox slowhttptest)
+fuzz_pkgs=(clang-14 libclang-rt-14-dev)
 
 list_only=0
 if [[ "${1:-}" == "--list" ]]; then list_only=1; shift; fi
@@ -22,7 +24,8 @@ case "${1:-test}" in
   test) want+=("${test_pkgs[@]}") ;;
   bench) want+=("${bench_pkgs[@]}") ;;
   --bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: scripts/deps.sh [--list] [build|test|bench]" >&2; exit 2 ;;
+  fuzz | --fuzz) want+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
+  *) echo "usage: scripts/deps.sh [--list] [build|test|bench|fuzz]" >&2; exit 2 ;;
 esac
 
 if [[ $list_only -eq 1 ]]; then printf '%s\n' "${want[@]}"; exit 0; fi
