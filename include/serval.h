@@ -178,6 +178,82 @@ long serval_request_read(serval_request_t *req, void *buf, size_t cap);
 /* The client: "127.0.0.1:53210", "[::1]:53210", or "unix". */
 const char *serval_request_peer(const serval_request_t *req);
 
+/* ---- Query strings, form bodies, cookies --------------------------------
+ *
+ * Helpers over the request's raw bytes. None allocates: each copies what it
+ * finds into the caller's buffer and NUL-terminates it. They need no request
+ * (serval_url_decode, serval_form_next, serval_form_value, serval_cookie_value
+ * work on any string and may be called from any thread), except the three
+ * serval_request_* ones, which follow the rules of the other request
+ * functions. Common results: the length copied (without the NUL; decoded
+ * text may itself hold NUL bytes from "%00"), -ENOENT when there is no such
+ * field, -ENOSPC when it does not fit in cap bytes with its NUL, -EINVAL for
+ * a bad percent-escape ('%' not followed by two hex digits) or a NULL
+ * argument. On failure buf is left as it was, so a default written there
+ * first stays:
+ *
+ *     char name[64] = "World";
+ *     serval_request_query_param(req, "name", 0, name, sizeof name);
+ */
+
+/*
+ * Percent-decode len bytes of src into dst. With plus_is_space, '+' becomes
+ * ' ' (query strings and form bodies, not paths). dst may be src: decoding
+ * never makes text longer.
+ */
+long serval_url_decode(char *dst, size_t cap, const char *src, size_t len, int plus_is_space);
+
+/* One field of an application/x-www-form-urlencoded string, as sent. */
+typedef struct serval_form_pair {
+    const char *name;  /* points into the string; not decoded, not NUL-terminated */
+    size_t name_len;
+    const char *value; /* after '='; "" (value_len 0) when the field has no '=' */
+    size_t value_len;
+    int has_value;     /* 0 for a bare "name" */
+} serval_form_pair_t;
+
+/*
+ * Walk the fields of a query string or form body: set *pos to 0, then each
+ * call stores the next field in *pair and returns 1, or returns 0 at the end.
+ * Fields are separated by '&'; empty fields ("a=1&&b=2") are skipped. Decode
+ * name and value with serval_url_decode(..., 1).
+ */
+int serval_form_next(const char *form, size_t len, size_t *pos, serval_form_pair_t *pair);
+
+/*
+ * The value of the nth (0 for the first) field whose decoded name is name,
+ * decoded into buf ('+' is a space). A field without '=' and an empty value
+ * both give "" (length 0). Repeated names: ask for nth = 0, 1, ... until
+ * -ENOENT. A field whose name is badly encoded never matches.
+ */
+long serval_form_value(const char *form, size_t len, const char *name, size_t nth, char *buf,
+                       size_t cap);
+
+/* serval_form_value over the request's query string. */
+long serval_request_query_param(const serval_request_t *req, const char *name, size_t nth,
+                                char *buf, size_t cap);
+
+/*
+ * serval_form_value over the request body, when the request's Content-Type
+ * is application/x-www-form-urlencoded. -ENOMSG when it is not; -EMSGSIZE
+ * when serval_request_body() gives NULL (a large body whose temp file could
+ * not be mapped): read it with serval_request_read() and call
+ * serval_form_value() on it.
+ */
+long serval_request_form_param(const serval_request_t *req, const char *name, size_t nth,
+                               char *buf, size_t cap);
+
+/*
+ * The value of the cookie name in one Cookie header value ("a=1; b=2"),
+ * copied as sent, without a pair of surrounding double quotes. Cookie values
+ * are not percent-decoded (RFC 6265); apps that encode theirs can call
+ * serval_url_decode(..., 0). The first cookie of that name wins.
+ */
+long serval_cookie_value(const char *header, size_t len, const char *name, char *buf, size_t cap);
+
+/* serval_cookie_value over every Cookie header of the request, in order. */
+long serval_request_cookie(const serval_request_t *req, const char *name, char *buf, size_t cap);
+
 /* ---- Responses --------------------------------------------------------- */
 
 /* Set the status (100..999 excluding 1xx informational). Default 200. */

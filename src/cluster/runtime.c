@@ -284,7 +284,9 @@ int sv_rt_init(sv_runtime_t *rt, int argc, char **argv)
     const char *debug = getenv("SERVAL_DEBUG");
     sv_log_set_debug(debug && strcmp(debug, "0") != 0);
     sv_log_set_pid_prefix(rt->cfg.workers > 0);
-    return redirect_logs(rt, rt->hot_restarted);
+    int rc = redirect_logs(rt, rt->hot_restarted);
+    sv_log_set_format((sv_log_format_t)rt->cfg.log_format); /* after the redirect: auto asks isatty */
+    return rc;
 }
 
 /* ---- listeners ----------------------------------------------------------- */

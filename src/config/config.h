@@ -80,6 +80,7 @@ typedef struct sv_config {
     char *stdout_redirect; /* stdout_redirect OUT, ERR, APPEND / --redirect-stdout */
     char *stderr_redirect; /* / --redirect-stderr */
     bool redirect_append;  /* / --redirect-append */
+    int log_format;        /* log_format: sv_log_format_t (0 auto: ISO-8601 stamps unless stdout is a tty) */
 
     /* Client timeouts (seconds) */
     double persistent_timeout;   /* 65: idle keep-alive connection */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -946,6 +947,18 @@ static int set_order(sv_config_t *c, const sv_directive_t *d, const sv_value_t *
     return rc;
 }
 
+static int set_log_format(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
+                          const sv_site_t *s)
+{
+    int idx = 0;
+    int rc = want_nargs(d, n, 1, 1, s);
+    if (rc == 0)
+        rc = want_choice(d, &a[0], sv_log_format_names, 3, s, &idx);
+    if (rc == 0)
+        c->log_format = idx;
+    return rc;
+}
+
 static int set_culling(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n, const sv_site_t *s)
 {
     static const char *const words[] = {"youngest", "oldest"};
@@ -1150,6 +1163,11 @@ static void show_order(const sv_config_t *c, const sv_directive_t *d, sv_json_t 
     sv_json_str(w, c->phased_restart_surge ? "surge" : "stop_first");
 }
 
+static void show_log_format(const sv_config_t *c, const sv_directive_t *d, sv_json_t *w)
+{
+    sv_json_str(w, sv_log_format_names[c->log_format]);
+}
+
 static void show_culling(const sv_config_t *c, const sv_directive_t *d, sv_json_t *w)
 {
     sv_json_str(w, c->worker_culling_strategy == SV_CULL_OLDEST ? "oldest" : "youngest");
@@ -1219,6 +1237,8 @@ static const sv_directive_t table[] = {
      "no request log (the default)"},
     {"log_requests", set_log_requests, show_field, SV_F_BOOL, F(log_requests), 0, 0, 0, "[BOOL]", NULL,
      "log every request to stdout"},
+    {"log_format", set_log_format, show_log_format, SV_F_NONE, 0, 0, 0, 0, "\"auto\"|\"iso8601\"|\"plain\"",
+     "\"auto\"", "line prefix: ISO-8601 UTC timestamps (auto: unless stdout is a terminal); Puma's log_formatter"},
     {"stdout_redirect", set_redirect, show_redirect, SV_F_NONE, 0, 0, 0, 0, "\"OUT\"[, \"ERR\"[, APPEND]]",
      "none", "send stdout and stderr to files (nil leaves that stream alone; reopened on SIGHUP)"},
     /* client timeouts */
@@ -1361,7 +1381,7 @@ static const struct {
     {"extra_runtime_dependencies", "Ruby-only, for Bundler; serval does not need it: delete the line"},
     {"rackup", "serval loads a shared object, not a Rack app: use app \"path.so\""},
     {"lowlevel_error_handler", "serval answers 500 itself when the app fails; handle errors in the app"},
-    {"log_formatter", "it takes a Ruby block; serval writes its own log lines"},
+    {"log_formatter", "it takes a Ruby block; for timestamps use log_format \"iso8601\" (the default when stdout is not a terminal)"},
     {"custom_logger", "it takes a Ruby object; serval writes its own log lines"},
     {"clean_thread_locals", "Ruby thread locals: serval apps keep per-thread state themselves"},
     {"io_selector_backend", "nio4r's backend: serval uses epoll"},
