@@ -1,35 +1,54 @@
 # Thin wrapper over CMake. `make` builds into build/, `make run` serves, `make test` tests.
+# On a fresh Debian machine the first configure installs the build packages
+# (scripts/deps.sh build); `make test` also installs the test packages.
 BUILD    ?= build
 JOBS     ?= $(shell nproc)
 PYTEST   := /usr/bin/python3 -m pytest
 WORKERS  ?= 2
 APP      ?= $(BUILD)/examples/hello.so
-ARGS     ?= -w $(WORKERS) -b tcp://0.0.0.0:9292
+ARGS     ?= -w $(WORKERS) -b tcp://127.0.0.1:9292
+PREFIX   ?= /usr/local
+# The dependency installer; DEPS=true skips it (a machine set up by hand).
+DEPS     ?= scripts/deps.sh
+# A configure that fails removes its cache, so the next command configures
+# afresh instead of tripping over a half-made build directory.
+configure = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) $(1) >/dev/null \
+            || { rm -f $(BUILD)/CMakeCache.txt $(BUILD)/Makefile; exit 1; }
 
-.PHONY: all build run test unit integration deps asan tsan check fuzz bench clean
+.PHONY: all build run test unit integration deps test-config install asan tsan check fuzz bench clean
 
 all: build
 
 deps:
-	@scripts/deps.sh
+	@$(DEPS) test
 
-$(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# Keyed on the generated Makefile, which only a successful configure leaves.
+$(BUILD)/Makefile:
+	@$(DEPS) build
+	$(call configure,)
 
-build: $(BUILD)/CMakeCache.txt
+build: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
+
+# Unit tests build only when cmocka is found; the test targets ask for them.
+test-config: $(BUILD)/Makefile
+	$(call configure,-DSERVAL_TESTS=ON)
+
+install: build
+	cmake --install $(BUILD) --prefix $(abspath $(PREFIX))
 
 run: build
 	$(BUILD)/serval $(ARGS) $(APP)
 
-unit: build
+unit: test-config
+	$(MAKE) build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-integration: build
+integration: test-config
+	$(MAKE) build
 	SERVAL_BUILD=$(abspath $(BUILD)) $(PYTEST) -q -x tests/integration $(PYTEST_ARGS)
 
 test: deps
-	$(MAKE) build
 	$(MAKE) unit
 	$(MAKE) integration
 
@@ -47,10 +66,38 @@ tsan: deps
 	ctest --test-dir build-tsan --output-on-failure -j $(JOBS)
 	TSAN_OPTIONS=halt_on_error=1:exitcode=66 SERVAL_BUILD=$(abspath build-tsan) SERVAL_SANITIZED=1 \
 	  $(PYTEST) -q tests/integration --deselect tests/integration/test_fork_worker.py \
-	  --deselect tests/integration/test_servalctl.py::test_refork_wait $(PYTEST_ARGS)
+	  --deselect tests/integration/test_servalctl.py::test_refork_wait \
+	  --deselect tests/integration/test_notes.py::test_notes_restarts_fail_no_request_and_never_share_a_connection \
+	  --deselect tests/integration/test_notes.py::test_notes_refork_closes_worker0_connections_before_the_mold \
+	  $(PYTEST_ARGS)
+
+# libFuzzer (clang) over every harness in fuzz/, FUZZ_SECONDS each, into a scratch
+# copy of its corpus (fuzz/README.md). A crash stops the run and leaves the input
+# in $(FUZZ_BUILD)/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_TARGETS ?= http_parser config control
+fuzz:
+	@$(DEPS) fuzz
+	CC=clang-14 cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSERVAL_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(addsuffix _fuzz,$(FUZZ_TARGETS))
+	@mkdir -p $(FUZZ_BUILD)/artifacts
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  dir=$$(echo $$t | sed 's/_parser//'); \
+	  rm -rf $(FUZZ_BUILD)/corpus-$$t && mkdir -p $(FUZZ_BUILD)/corpus-$$t; \
+	  cp fuzz/corpus/$$dir/* $(FUZZ_BUILD)/corpus-$$t/; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	  if ! $(FUZZ_BUILD)/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=5 \
+	       -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- $(FUZZ_BUILD)/corpus-$$t \
+	       >$(FUZZ_BUILD)/fuzz-$$t.log 2>&1; then \
+	    tail -40 $(FUZZ_BUILD)/fuzz-$$t.log; echo "fuzz: $$t FAILED (input in $(FUZZ_BUILD)/artifacts/)"; exit 1; \
+	  fi; \
+	  grep -E '^stat::(number_of_executed_units|peak_rss_mb)' $(FUZZ_BUILD)/fuzz-$$t.log; \
+	done
 
 build-san:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Debug -DSERVAL_SANITIZE=$(SAN) >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Debug -DSERVAL_SANITIZE=$(SAN) -DSERVAL_TESTS=ON >/dev/null \
+	  || { rm -f $(BUILD)/CMakeCache.txt $(BUILD)/Makefile; exit 1; }
 	cmake --build $(BUILD) -j $(JOBS)
 
 check: build
@@ -59,8 +106,8 @@ check: build
 	clang-tidy --quiet -p $(BUILD) $(shell find src ctl examples -name '*.c') 2>/dev/null
 
 bench: build
-	@scripts/deps.sh --bench
+	@$(DEPS) --bench
 	bench/throughput
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

@@ -185,7 +185,14 @@ static int run_http(const sv_command_t *cmd, const ctl_opts_t *o, const ctl_targ
         report_status(&r);
         rc = 1;
     } else {
-        if (!o->quiet)
+        /*
+         * Data commands print only the data on stdout (`servalctl metrics |
+         * promtool check metrics`, `servalctl stats | jq`): their status line
+         * goes to stderr. Action commands keep pumactl's line on stdout.
+         */
+        if (!o->quiet && cmd->returns_data)
+            fprintf(stderr, "Command %s sent success\n", cmd->name);
+        else if (!o->quiet)
             say("Command %s sent success", cmd->name);
         if (cmd->returns_data && o->table && ctl_stats_table(r.body, r.body_len, stdout) < 0) {
             say("servalctl: the server's stats are not a JSON object");

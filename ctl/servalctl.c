@@ -32,6 +32,39 @@ static bool user_command(const sv_command_t *c)
     return c->cmd != SV_CMD_OPERATION;
 }
 
+/* What each command does, for --help (the words of docs/servalctl.md). */
+static const char *const command_help[SV_CMD_COUNT] = {
+    [SV_CMD_STOP] = "graceful stop: finish in-flight requests, exit 0",
+    [SV_CMD_HALT] = "stop at once",
+    [SV_CMD_RESTART] = "hot restart: re-exec serval in place, keep the sockets (--wait)",
+    [SV_CMD_PHASED_RESTART] = "rolling restart of the workers (single mode: a hot restart) (--wait)",
+    [SV_CMD_REFORK] = "refork from a new mold (fork_worker only) (--wait)",
+    [SV_CMD_RELOAD_WORKER_DIRECTORY] = "the master re-enters its directory (cluster mode)",
+    [SV_CMD_STATS] = "Puma's stats JSON (--format table for people)",
+    [SV_CMD_GC] = "accepted for pumactl compatibility; nothing to collect in C",
+    [SV_CMD_GC_STATS] = "malloc statistics as JSON",
+    [SV_CMD_THREAD_BACKTRACES] = "the master's backtrace as JSON",
+    [SV_CMD_METRICS] = "Prometheus text format",
+    [SV_CMD_HEALTH] = "the body; exit 0 on 200, 1 on 503 (booting, draining)",
+    [SV_CMD_READY] = "as health: ready to serve",
+    [SV_CMD_LIVE] = "as health: alive",
+    [SV_CMD_STATUS] = "is serval running (exit 0) or not (exit 1)",
+    [SV_CMD_WORKER_COUNT_UP] = "one worker more (TTIN)",
+    [SV_CMD_WORKER_COUNT_DOWN] = "one worker fewer (TTOU)",
+    [SV_CMD_REOPEN_LOG] = "reopen the stdout_redirect files (HUP; without them HUP stops serval, as in Puma)",
+    [SV_CMD_INFO] = "every process logs its threads (PWR)",
+};
+
+static void describe_commands(FILE *out)
+{
+    fputs("Commands:\n", out);
+    for (int i = 0; i < SV_CMD_COUNT; i++) {
+        const sv_command_t *c = &sv_commands[i];
+        if (user_command(c))
+            fprintf(out, "  %-24s %s\n", c->name, command_help[c->cmd] ? command_help[c->cmd] : "");
+    }
+}
+
 static void print_commands(FILE *out, const char *prefix)
 {
     fputs(prefix, out);
@@ -66,7 +99,15 @@ static void usage(FILE *out)
           "  -H, -h, --help            this help\n"
           "\n",
           out);
-    print_commands(out, "Commands: ");
+    describe_commands(out);
+    fputs("\n"
+          "With a control URL (-C, or found in the state file) commands go to the control server;\n"
+          "with only a pid they are sent as signals, like pumactl. Action commands print\n"
+          "'Command NAME sent success' on stdout; data commands (stats, gc-stats,\n"
+          "thread-backtraces, metrics) print only the data on stdout and that line on stderr,\n"
+          "so 'servalctl metrics | promtool check metrics' works. Exit status: 0 on success,\n"
+          "1 on any failure, with one line saying why. See docs/servalctl.md.\n",
+          out);
 }
 
 #define GO_ON (-1) /* from the parsing helpers: no reason to exit yet */

@@ -161,23 +161,98 @@ int serval_request_header_at(const serval_request_t *req, size_t i, const char *
 /* Content-Length, or -1 for a chunked body; 0 when there is no body. */
 int64_t serval_request_content_length(const serval_request_t *req);
 /*
- * The whole body when serval buffered it (bodies up to body_buffer_size),
- * with its length in *len; NULL when the body is being streamed, in which
- * case read it with serval_request_read().
+ * The whole body, with its length in *len ("" and 0 without one). serval
+ * reads every body before handle is called; a large one waits in a temp
+ * file and is mapped read-only on the first call. NULL (and *len 0) only if
+ * that mapping fails; serval_request_read() still works then.
  */
 const void *serval_request_body(const serval_request_t *req, size_t *len);
 /*
- * Read up to cap bytes of the body into buf. Returns the number of bytes
- * read, 0 at the end of the body, or a negative errno value: -EMSGSIZE
- * when the body exceeds max_body_size, -EPROTO when it is malformed,
- * -ETIMEDOUT, -EPIPE. After such an error serval answers the request itself
- * (413, 400, 408) unless the app already started a streamed response.
- * Works for buffered and streamed bodies alike; blocks the calling thread
- * while a streamed body has not arrived (up to first_data_timeout).
+ * Copy up to cap bytes of the body, from where the previous call stopped,
+ * into buf. Returns the number of bytes copied, 0 at the end of the body,
+ * or -EIO when its temp file cannot be read. Never waits for the client:
+ * the body is whole before handle is called (a body too large, malformed or
+ * too slow is answered by serval, 413, 400, 408, without calling the app).
  */
 long serval_request_read(serval_request_t *req, void *buf, size_t cap);
 /* The client: "127.0.0.1:53210", "[::1]:53210", or "unix". */
 const char *serval_request_peer(const serval_request_t *req);
+
+/* ---- Query strings, form bodies, cookies --------------------------------
+ *
+ * Helpers over the request's raw bytes. None allocates: each copies what it
+ * finds into the caller's buffer and NUL-terminates it. They need no request
+ * (serval_url_decode, serval_form_next, serval_form_value, serval_cookie_value
+ * work on any string and may be called from any thread), except the three
+ * serval_request_* ones, which follow the rules of the other request
+ * functions. Common results: the length copied (without the NUL; decoded
+ * text may itself hold NUL bytes from "%00"), -ENOENT when there is no such
+ * field, -ENOSPC when it does not fit in cap bytes with its NUL, -EINVAL for
+ * a bad percent-escape ('%' not followed by two hex digits) or a NULL
+ * argument. On failure buf is left as it was, so a default written there
+ * first stays:
+ *
+ *     char name[64] = "World";
+ *     serval_request_query_param(req, "name", 0, name, sizeof name);
+ */
+
+/*
+ * Percent-decode len bytes of src into dst. With plus_is_space, '+' becomes
+ * ' ' (query strings and form bodies, not paths). dst may be src: decoding
+ * never makes text longer.
+ */
+long serval_url_decode(char *dst, size_t cap, const char *src, size_t len, int plus_is_space);
+
+/* One field of an application/x-www-form-urlencoded string, as sent. */
+typedef struct serval_form_pair {
+    const char *name;  /* points into the string; not decoded, not NUL-terminated */
+    size_t name_len;
+    const char *value; /* after '='; "" (value_len 0) when the field has no '=' */
+    size_t value_len;
+    int has_value;     /* 0 for a bare "name" */
+} serval_form_pair_t;
+
+/*
+ * Walk the fields of a query string or form body: set *pos to 0, then each
+ * call stores the next field in *pair and returns 1, or returns 0 at the end.
+ * Fields are separated by '&'; empty fields ("a=1&&b=2") are skipped. Decode
+ * name and value with serval_url_decode(..., 1).
+ */
+int serval_form_next(const char *form, size_t len, size_t *pos, serval_form_pair_t *pair);
+
+/*
+ * The value of the nth (0 for the first) field whose decoded name is name,
+ * decoded into buf ('+' is a space). A field without '=' and an empty value
+ * both give "" (length 0). Repeated names: ask for nth = 0, 1, ... until
+ * -ENOENT. A field whose name is badly encoded never matches.
+ */
+long serval_form_value(const char *form, size_t len, const char *name, size_t nth, char *buf,
+                       size_t cap);
+
+/* serval_form_value over the request's query string. */
+long serval_request_query_param(const serval_request_t *req, const char *name, size_t nth,
+                                char *buf, size_t cap);
+
+/*
+ * serval_form_value over the request body, when the request's Content-Type
+ * is application/x-www-form-urlencoded. -ENOMSG when it is not; -EMSGSIZE
+ * when serval_request_body() gives NULL (a large body whose temp file could
+ * not be mapped): read it with serval_request_read() and call
+ * serval_form_value() on it.
+ */
+long serval_request_form_param(const serval_request_t *req, const char *name, size_t nth,
+                               char *buf, size_t cap);
+
+/*
+ * The value of the cookie name in one Cookie header value ("a=1; b=2"),
+ * copied as sent, without a pair of surrounding double quotes. Cookie values
+ * are not percent-decoded (RFC 6265); apps that encode theirs can call
+ * serval_url_decode(..., 0). The first cookie of that name wins.
+ */
+long serval_cookie_value(const char *header, size_t len, const char *name, char *buf, size_t cap);
+
+/* serval_cookie_value over every Cookie header of the request, in order. */
+long serval_request_cookie(const serval_request_t *req, const char *name, char *buf, size_t cap);
 
 /* ---- Responses --------------------------------------------------------- */
 
@@ -185,8 +260,9 @@ const char *serval_request_peer(const serval_request_t *req);
 int serval_response_status(serval_response_t *res, int status);
 /*
  * Add a header. Content-Length, Transfer-Encoding, Connection and Date are
- * serval's and rejected with -EINVAL. Names and values must not contain
- * CR, LF or NUL.
+ * serval's and rejected with -EINVAL. A name must be a token; a value must
+ * not contain a control byte (0x00-0x1f except tab, 0x7f): -EINVAL, and the
+ * header is not sent.
  */
 int serval_response_header(serval_response_t *res, const char *name, const char *value);
 /* Set the whole body (copied). Ends the response; sent after handle returns. */
@@ -197,14 +273,19 @@ int serval_response_send(serval_response_t *res, int status, const char *content
 /*
  * Stream the body: the first call sends the head with chunked encoding,
  * each call sends one chunk (len 0 is ignored); the last chunk is sent when
- * handle returns. Blocks while the client reads slowly, up to 10 s without
- * progress (-ETIMEDOUT), and returns -EPIPE once the client is gone.
+ * handle returns. Does not wait for a slow client: what it has not read
+ * waits in memory and then a temp file. Returns -ETIMEDOUT once the client
+ * read nothing for 10 s or less than min_response_data_rate, -EPIPE once it
+ * is gone, -ENOBUFS when the process's spool (max_response_buffer) is full
+ * and this client lags: the response is cut, stop writing. With
+ * max_response_buffer 0 a write waits for the client instead.
  */
 int serval_response_write(serval_response_t *res, const void *data, size_t len);
 /*
- * Send length bytes of fd from offset as the body (sendfile). length -1 means
- * to the end of the file. serval owns fd from this call on and closes it,
- * even when the call fails.
+ * Send length bytes of fd from offset as the body (sendfile). length -1 (or
+ * more than the file holds) means to the end of the file. After status 204
+ * or 304, or for HEAD, nothing of the file is sent. serval owns fd from this
+ * call on and closes it, even when the call fails.
  */
 int serval_response_file(serval_response_t *res, int fd, int64_t offset, int64_t length);
 

@@ -27,6 +27,8 @@
 #include "core/json.h"
 
 #define SV_CONFIG_MAX_BINDS 16
+/* The longest control token (bytes); a longer one is a config error, never cut. */
+#define SV_CONTROL_TOKEN_MAX 127
 #define SV_CONFIG_MAX_THRESHOLDS 16
 #define SV_DIAG_MAX 512
 
@@ -62,10 +64,13 @@ typedef struct sv_config {
     char *environment;     /* environment / -e; default from APP_ENV, RACK_ENV, else "development" */
     char *tag;             /* tag / --tag; NULL = basename of the directory */
 
-    /* Control, state */
+    /* Control, state (docs/control.md); a token is at most SV_CONTROL_TOKEN_MAX bytes */
     char *control_url;     /* activate_control_app URL, { auth_token: T, no_token: true } / --control-url */
     char *control_token;   /* NULL = generate a random one at boot */
     bool control_no_token; /* no_token: true -> no authentication */
+    bool control_data_only; /* data_only: true -> read-only endpoints only */
+    bool control_allow_remote; /* allow_remote: true -> token-less full control app on any address */
+    char *control_data_url; /* data_url: URL / --control-data-url: a second, data_only listener */
     char *state_path;      /* state_path / -S */
     char *pidfile;         /* pidfile / --pidfile */
 
@@ -75,11 +80,13 @@ typedef struct sv_config {
     char *stdout_redirect; /* stdout_redirect OUT, ERR, APPEND / --redirect-stdout */
     char *stderr_redirect; /* / --redirect-stderr */
     bool redirect_append;  /* / --redirect-append */
+    int log_format;        /* log_format: sv_log_format_t (0 auto: ISO-8601 stamps unless stdout is a tty) */
 
     /* Client timeouts (seconds) */
     double persistent_timeout;   /* 65: idle keep-alive connection */
     double first_data_timeout;   /* 30: inactivity while a request is incomplete, or before the first byte */
-    double request_timeout;      /* 60: a whole request (head and buffered body) must arrive within this */
+    double request_timeout;      /* 60: a whole request head must arrive within this */
+    double data_rate_grace_period; /* 5: window over which the minimum data rates are measured */
     double force_shutdown_after; /* -1 = :forever (default), 0 = :immediately, else seconds */
 
     /* Worker supervision (seconds) */
@@ -95,7 +102,11 @@ typedef struct sv_config {
     size_t max_header_size;      /* 64 KiB: request line + headers -> 431 */
     int max_headers;             /* 100 -> 431 */
     int64_t max_body_size;       /* 100 MiB -> 413; 0 = unlimited */
-    size_t body_buffer_size;     /* 1 MiB: larger bodies are streamed to the app */
+    size_t body_buffer_size;     /* 1 MiB: larger bodies wait in a temp file */
+    size_t body_memory_limit;    /* 32 MiB: request bodies in memory per process; past it, temp files */
+    int64_t max_response_buffer; /* 256 MiB: streamed output in temp files, per process; 0 = the app waits */
+    int64_t min_request_data_rate;  /* 240 B/s; 0 = off */
+    int64_t min_response_data_rate; /* 240 B/s; 0 = off */
 
     /* Restarts */
     int phased_restart_batch;    /* 1: workers replaced at a time */
@@ -110,6 +121,12 @@ typedef struct sv_config {
 
     /* Process-only flags (never in a config file) */
     bool check_only;             /* --check: validate and exit */
+    bool strict;                 /* --strict: every warning is an error */
+    bool print_config;           /* --print-config: print the effective config as JSON and exit */
+
+    /* What the config asks for that serval does not do: "file:line: warning: ...\n" lines */
+    char *warnings;              /* NULL when none */
+    int n_warnings;
 } sv_config_t;
 
 /* What main() should do after sv_config_load. */
@@ -119,6 +136,16 @@ typedef enum sv_config_action {
     SV_CONFIG_VERSION = 2, /* -V: print the version, exit 0 */
 } sv_config_action_t;
 
+/*
+ * Checks that the paths the config names can be used, after the directory
+ * change: pidfile, state_path and the log redirects can be written (the file,
+ * or a new file in its directory), the app file can be read. With try_binds,
+ * also that every bind can be bound now (a taken port is an error); the
+ * sockets are closed again. Returns 0 or SV_ECONFIG with one line in diag.
+ */
+int sv_config_check_paths(const sv_config_t *c, sv_diag_t *diag);
+int sv_config_check_binds(const sv_config_t *c, sv_diag_t *diag);
+
 /* Fill every field with its default (no env, no file). */
 void sv_config_defaults(sv_config_t *c);
 
@@ -127,6 +154,8 @@ void sv_config_defaults(sv_config_t *c);
  * file (-C PATH, else config/puma/<env>.rb or config/puma.rb in the cwd if
  * present, unless --no-config), then the flags in argv (argv[0] is the
  * program). Sets *action. Returns 0 or SV_ECONFIG with diag set.
+ * Warnings (c->warnings) are written to stderr, one line each; with
+ * --strict any warning makes the load fail.
  */
 int sv_config_load(sv_config_t *c, int argc, char **argv, sv_config_action_t *action, sv_diag_t *diag);
 
