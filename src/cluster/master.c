@@ -582,7 +582,7 @@ static void step_operations(sv_master_t *m, int64_t now)
 int sv_master_request(sv_master_t *m, sv_op_kind_t kind, const char *trigger, char *err, size_t errlen)
 {
     const sv_config_t *c = &m->rt->cfg;
-    if (m->state != M_RUN) {
+    if (m->state != M_RUN || m->lame_duck_until_ms) {
         snprintf(err, errlen, "stopping");
         return 0;
     }
@@ -617,6 +617,29 @@ void sv_master_begin_stop(sv_master_t *m, const char *why)
     sv_refork_kill_mold(m);
     for (int i = 0; i < m->nw; i++)
         sv_master_stop_worker(m, m->w[i], "shutdown");
+}
+
+/*
+ * shutdown_delay: TERM (or /stop) first makes the cluster a lame duck:
+ * readiness answers 503 so load balancers take it out of rotation while
+ * every worker keeps serving, new connections and keep-alive ones alike.
+ * The graceful stop begins when the delay is over, or at once on a second
+ * TERM (or INT: a developer's Ctrl-C never waits).
+ */
+static void stop_or_lame_duck(sv_master_t *m, const char *trigger)
+{
+    double delay = m->rt->cfg.shutdown_delay;
+    bool second = m->lame_duck_until_ms != 0;
+    if (m->state != M_RUN || delay <= 0 || second || !strcmp(trigger, "INT")) {
+        if (second && m->state == M_RUN)
+            sv_log("- Lame duck cut short (%s)", trigger);
+        sv_master_begin_stop(m, trigger);
+        return;
+    }
+    m->lame_duck_until_ms = sv_now_ms() + (int64_t)(delay * 1000);
+    sv_notify("STATUS=lame duck: readiness 503, still serving");
+    sv_log("- Lame duck for %g s (%s): /readyz answers 503, workers keep serving; the graceful stop "
+           "follows (TERM again to stop now)", delay, trigger);
 }
 
 static void halt(sv_master_t *m)
@@ -657,7 +680,7 @@ static void worker_count(sv_master_t *m, int delta)
 int sv_master_act(sv_master_t *m, sv_control_cmd_t cmd, const char *trigger, char *err, size_t errlen)
 {
     switch (cmd) {
-    case SV_CMD_STOP: sv_master_begin_stop(m, trigger); return 0;
+    case SV_CMD_STOP: stop_or_lame_duck(m, trigger); return 0;
     case SV_CMD_HALT: m->halting = true; return 0;
     case SV_CMD_RESTART: return sv_master_request(m, SV_OP_HOT, trigger, err, errlen);
     case SV_CMD_PHASED_RESTART: return sv_master_request(m, SV_OP_PHASED, trigger, err, errlen);
@@ -815,6 +838,8 @@ int sv_master_run(sv_runtime_t *rt)
         if (m->halting)
             halt(m);
         reap(m);
+        if (m->state == M_RUN && m->lame_duck_until_ms && now >= m->lame_duck_until_ms)
+            sv_master_begin_stop(m, "shutdown_delay over");
         if (m->state == M_RUN) {
             step_operations(m, now);
             sv_recycle_check(m);

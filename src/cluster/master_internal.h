@@ -96,6 +96,7 @@ struct sv_master {
     unsigned phase;
     master_state_t state;
     int64_t stop_ms;
+    int64_t lame_duck_until_ms; /* shutdown_delay: a TERM arrived; stop at this time (0: none) */
     bool halting;
     sv_load_slot_t *load;
     bool before_fork_done;

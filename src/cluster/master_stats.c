@@ -306,6 +306,10 @@ void sv_master_metrics(sv_master_t *m, sv_buf_t *out)
 
 static int health(sv_master_t *m, sv_buf_t *out, bool ready)
 {
+    if (ready && m->state == M_RUN && m->lame_duck_until_ms) {
+        sv_buf_puts(out, "{ \"status\": \"lame-duck\" }");
+        return 503;
+    }
     bool ok = m->state == M_RUN;
     if (ready) {
         int serving = 0;

@@ -34,6 +34,7 @@ struct single {
     sv_control_t *control;
     single_state_t state;
     int64_t drain_started_ms;
+    int64_t lame_duck_until_ms; /* shutdown_delay: a TERM arrived; stop at this time (0: none) */
     sv_oplog_t ops;
 };
 
@@ -43,7 +44,7 @@ struct single {
  */
 static int request_restart(single_t *s, const char *trigger)
 {
-    if (s->state != S_RUN)
+    if (s->state != S_RUN || s->lame_duck_until_ms)
         return s->ops.current ? s->ops.current->id : 0;
     int id = sv_oplog_begin(&s->ops, SV_OP_HOT, trigger);
     char err[600];
@@ -79,10 +80,27 @@ static void begin_stop(single_t *s, single_state_t next, const char *why)
  * mode, whether it came as a signal (the command table's signal column) or
  * a control request. Returns the operation id of a restart, else 0.
  */
+/* shutdown_delay: as in the master (master.c, stop_or_lame_duck). */
+static void stop_or_lame_duck(single_t *s, const char *trigger)
+{
+    double delay = s->rt->cfg.shutdown_delay;
+    bool second = s->lame_duck_until_ms != 0;
+    if (s->state != S_RUN || delay <= 0 || second || !strcmp(trigger, "INT")) {
+        if (second && s->state == S_RUN)
+            sv_log("- Lame duck cut short (%s)", trigger);
+        begin_stop(s, S_STOP, trigger);
+        return;
+    }
+    s->lame_duck_until_ms = sv_now_ms() + (int64_t)(delay * 1000);
+    sv_notify("STATUS=lame duck: readiness 503, still serving");
+    sv_log("- Lame duck for %g s (%s): /readyz answers 503, serving goes on; the graceful stop follows "
+           "(TERM again to stop now)", delay, trigger);
+}
+
 static int act(single_t *s, sv_control_cmd_t cmd, const char *trigger)
 {
     switch (cmd) {
-    case SV_CMD_STOP: begin_stop(s, S_STOP, trigger); return 0;
+    case SV_CMD_STOP: stop_or_lame_duck(s, trigger); return 0;
     case SV_CMD_HALT:
         sv_log("* Stopping immediately!");
         sv_state_remove(s->rt);
@@ -121,7 +139,7 @@ static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
             continue;
         char trigger[16];
         if (c->cmd == SV_CMD_STOP)
-            snprintf(trigger, sizeof(trigger), "signal");
+            snprintf(trigger, sizeof(trigger), "%s", sv_sig_name(sigs[i]));
         else if (c->cmd == SV_CMD_REOPEN_LOG)
             snprintf(trigger, sizeof(trigger), "SIGHUP");
         else
@@ -164,6 +182,10 @@ static int control_cb(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
         return 200;
     case SV_CMD_HEALTH:
     case SV_CMD_READY:
+        if (s->state == S_RUN && s->lame_duck_until_ms) {
+            sv_buf_puts(out, "{ \"status\": \"lame-duck\" }");
+            return 503;
+        }
         sv_buf_puts(out, s->state == S_RUN ? "{ \"status\": \"ok\" }" : "{ \"status\": \"draining\" }");
         return s->state == S_RUN ? 200 : 503;
     case SV_CMD_LIVE:
@@ -276,6 +298,8 @@ int sv_single_run(sv_runtime_t *rt)
         sv_server_tick(s.srv, now);
         sv_control_tick(s.control, now);
         sv_notify_watchdog(now);
+        if (s.state == S_RUN && s.lame_duck_until_ms && now >= s.lame_duck_until_ms)
+            begin_stop(&s, S_STOP, "shutdown_delay over");
         if (s.state == S_RUN && sv_rt_tmp_restart_touched(rt, now))
             request_restart(&s, "tmp_restart");
         if (s.state != S_RUN && sv_rt_drain_done(rt, s.srv, s.drain_started_ms, now))

@@ -88,6 +88,7 @@ typedef struct sv_config {
     double request_timeout;      /* 60: a whole request head must arrive within this */
     double data_rate_grace_period; /* 5: window over which the minimum data rates are measured */
     double force_shutdown_after; /* -1 = :forever (default), 0 = :immediately, else seconds */
+    double shutdown_delay; /* 0: on TERM, seconds of lame duck (readiness 503, still serving) */
 
     /* Worker supervision (seconds) */
     double worker_timeout;          /* 60, minimum 6 and > worker_check_interval */

@@ -1254,6 +1254,8 @@ static const sv_directive_t table[] = {
      "SIZE", NULL, "bytes per second a request body must keep up (408 below; 0 = off)"},
     {"min_response_data_rate", set_int, show_field, SV_F_I64, F(min_response_data_rate), 0, NOLIM, SV_D_BYTES,
      "SIZE", NULL, "bytes per second a client must read a waiting response at (closed below; 0 = off)"},
+    {"shutdown_delay", set_dur, show_field, SV_F_DUR, F(shutdown_delay), 0, DUR_MAX, 0, "SECONDS", NULL,
+     "on TERM, answer /readyz 503 and keep serving this long, then stop gracefully (lame duck)"},
     {"force_shutdown_after", set_force_shutdown, show_force_shutdown, SV_F_DUR, F(force_shutdown_after), 0,
      DUR_MAX, 0, "SECONDS|:forever|:immediately", ":forever",
      "on stop, abandon in-flight requests after this"},
@@ -1407,7 +1409,6 @@ static const struct {
     {"ssl_bind", "not supported by serval yet: terminate TLS in a proxy and bind serval to tcp://"},
     {"set_remote_address", "not supported by serval yet: the app sees the peer address of the connection"},
     {"app_timeout", "not supported by serval yet"},
-    {"shutdown_delay", "not supported by serval yet"},
     {"bind_to_activated_sockets", "not supported by serval yet"},
 };
 

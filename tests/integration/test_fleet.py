@@ -1,8 +1,8 @@
 """A small fleet: two serval hosts (network namespaces) behind HAProxy.
 
 Under steady load through HAProxy, each host in turn gets a phased restart to a new
-app release and a graceful stop and start; HAProxy health-checks /readyz. No planned
-operation may fail a request. The full scenario (three hosts, hot restarts, kills,
+app release and a graceful stop (with a 1 s shutdown_delay) and start; HAProxy
+health-checks /readyz. No planned operation may fail a request. The full scenario (three hosts, hot restarts, kills,
 both connection modes, a plot) is bench/fleet; this is its smoke test.
 """
 
@@ -29,8 +29,10 @@ def test_planned_operations_through_haproxy_fail_no_request(build, tmp_path, kee
     workdir.mkdir()
     csv = str(tmp_path / "requests.csv")
     until = str(tmp_path / "stop-load")
+    conf = tmp_path / "serval.rb"
+    conf.write_text("shutdown_delay 1\n")  # lame duck: HAProxy sees 503 before the drain
     with fl.Fleet(build, str(workdir), hosts=2, workers=2, boot_ms=300,
-                  keep_alive=keep_alive) as fleet:
+                  keep_alive=keep_alive, config=str(conf)) as fleet:
         load = subprocess.Popen(
             fleet.load_argv(os.path.join(ROOT, "bench", "lib", "loadclient.py"), csv,
                             8, 120, 200) + ["--until-file", until],
