@@ -5,8 +5,8 @@
 #   scripts/deps.sh --bench  also the peers and load tools used by bench/
 set -euo pipefail
 
-build_pkgs=(cmake make gcc pkg-config node-llhttp libcmocka-dev python3 python3-pytest curl procps iproute2)
-bench_pkgs=(nginx-light h2o puma ruby-rack wrk siege gnuplot-nox slowhttptest)
+build_pkgs=(cmake make gcc pkg-config node-llhttp libcmocka-dev libssl-dev openssl python3 python3-pytest curl procps iproute2)
+bench_pkgs=(testssl.sh nginx-light h2o puma ruby-rack wrk siege gnuplot-nox slowhttptest)
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--bench" ]]; then want+=("${bench_pkgs[@]}"); fi

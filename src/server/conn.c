@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "server/internal.h"
+#include "tls/tls.h"
 
 #define KEEP 0
 #define CLOSED 1
@@ -25,6 +26,8 @@
 /* A drain closes keep-alive connections only once they have been idle this long. */
 #define DRAIN_GRACE_MS 1000
 #define NO_DEADLINE INT64_MAX
+/* TLS has no sendfile: a file goes out through a buffer of this size */
+#define TLS_FILE_CHUNK 16384
 
 /* ---- slots ------------------------------------------------------------ */
 
@@ -127,12 +130,13 @@ static int register_and_release(sv_server_t *s, sv_conn_t *c, sv_thread_t *t, ui
     }
 }
 
-int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, int64_t now_ms)
+int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, struct sv_tls *tls, int64_t now_ms)
 {
     sv_conn_t *c = sv_conn_slot(s, fd, true);
     if (c && !c->headers)
         c->headers = calloc((size_t)s->o.limits.max_headers, sizeof(sv_http_header_t));
-    if (!c || !c->headers) {
+    void *ssl = c && c->headers && tls ? sv_tls_conn_new(tls, fd) : NULL;
+    if (!c || !c->headers || (tls && !ssl)) {
         close(fd);
         atomic_fetch_sub(&s->n_conns, 1);
         return -ENOMEM;
@@ -140,6 +144,7 @@ int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, int64_t
     /* the thread that closed this fd's previous connection may not have let go yet */
     while (atomic_load(&c->state) & C_OWNED)
         sched_yield();
+    c->tls = ssl; /* the TLS handshake runs inside the first reads, non-blocking like any read */
     uint32_t gen = C_GEN(atomic_load(&c->state));
     init_conn(s, c, fd, is_unix, now_ms);
     atomic_store_explicit(&c->state, C_MAKE(gen, C_OPEN | C_OWNED), memory_order_release);
@@ -169,6 +174,11 @@ static int conn_close(sv_conn_t *c)
         sv_buf_free(&c->out);
     if (c->body.cap > RBUF_KEEP_MAX)
         sv_buf_free(&c->body);
+    if (c->tls) {
+        sv_tls_conn_shutdown(c->tls);
+        sv_tls_conn_free(c->tls);
+        c->tls = NULL;
+    }
     close(c->fd);
     c->fd = -1;
     atomic_fetch_sub(&s->n_conns, 1);
@@ -177,6 +187,79 @@ static int conn_close(sv_conn_t *c)
 }
 
 /* ---- I/O ---------------------------------------------------------------- */
+
+static void arm_out(sv_conn_t *c);
+
+/*
+ * The TLS side of sv_conn_read. A short read says nothing about the socket
+ * (one TLS record at a time), so only -EAGAIN (the TLS layer found the
+ * socket empty and nothing decrypted left inside) marks the connection
+ * drained: with edge-triggered epoll, bytes left in the TLS object would
+ * otherwise wait for an event that never comes.
+ */
+static int tls_read(sv_conn_t *c, size_t space)
+{
+    bool want_out = false;
+    ssize_t n = sv_tls_recv(c->tls, c->rbuf.data + c->rbuf.len, space, &want_out);
+    if (want_out)
+        arm_out(c); /* the handshake waits to write: run again when the socket is writable */
+    if (n <= 0)
+        return (int)n;
+    c->rbuf.len += (size_t)n;
+    c->rbuf.data[c->rbuf.len] = '\0';
+    return (int)n;
+}
+
+void sv_conn_send_now(sv_conn_t *c, const char *data, size_t len)
+{
+    if (c->tls) {
+        bool want_out = false;
+        (void)sv_tls_send(c->tls, data, len, &want_out);
+        return;
+    }
+    (void)!send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* Our side is done sending: close_notify first on TLS, then the TCP half-close. */
+static void shut_wr(sv_conn_t *c)
+{
+    if (c->tls)
+        sv_tls_conn_shutdown(c->tls);
+    shutdown(c->fd, SHUT_WR);
+}
+
+static ssize_t io_send(sv_conn_t *c, const void *data, size_t len)
+{
+    if (c->tls) {
+        bool want_out = false;
+        return sv_tls_send(c->tls, data, len, &want_out);
+    }
+    ssize_t n;
+    do {
+        n = send(c->fd, data, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? SV_ERRNO() : n;
+}
+
+/* TLS: the next piece of the file into out (out is empty). */
+static int tls_file_refill(sv_conn_t *c)
+{
+    size_t want = c->file_left > TLS_FILE_CHUNK ? TLS_FILE_CHUNK : (size_t)c->file_left;
+    sv_buf_reset(&c->out);
+    c->out_off = 0;
+    if (sv_buf_reserve(&c->out, want) < 0)
+        return -ENOMEM;
+    ssize_t n;
+    do {
+        n = pread(c->file_fd, c->out.data, want, (off_t)c->file_off);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return -EIO; /* the file shrank under us */
+    c->out.len = (size_t)n;
+    c->file_off += n;
+    c->file_left -= n;
+    return 0;
+}
 
 int sv_conn_read(sv_conn_t *c)
 {
@@ -190,6 +273,8 @@ int sv_conn_read(sv_conn_t *c)
     size_t space = c->rbuf.cap - c->rbuf.len - 1;
     if (space == 0)
         return -ENOBUFS;
+    if (c->tls)
+        return tls_read(c, space);
     ssize_t n;
     do {
         n = recv(c->fd, c->rbuf.data + c->rbuf.len, space, 0);
@@ -233,15 +318,19 @@ static void arm_out(sv_conn_t *c)
 
 int sv_conn_flush(sv_conn_t *c)
 {
-    while (c->out_off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == EAGAIN ? 0 : SV_ERRNO();
+    for (;;) {
+        while (c->out_off < c->out.len) {
+            ssize_t n = io_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
+            if (n < 0)
+                return n == -EAGAIN ? 0 : (int)n;
+            c->out_off += (size_t)n;
+            c->last_progress_ms = sv_now_ms();
         }
-        c->out_off += (size_t)n;
-        c->last_progress_ms = sv_now_ms();
+        if (!c->tls || c->file_fd < 0 || c->file_left <= 0)
+            break;
+        int r = tls_file_refill(c);
+        if (r < 0)
+            return r;
     }
     while (c->file_fd >= 0 && c->file_left > 0) {
         off_t off = (off_t)c->file_off;
@@ -376,7 +465,7 @@ static void send_continue(sv_conn_t *c)
 {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     if (!c->continue_sent && c->req.expect_continue && !c->msg_done)
-        (void)!send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        sv_conn_send_now(c, cont, sizeof(cont) - 1);
     c->continue_sent = true;
 }
 
@@ -439,7 +528,7 @@ static int response_done(sv_conn_t *c)
     if (c->close_after || atomic_load_explicit(&s->draining, memory_order_relaxed)) {
         if (!must_linger(c))
             return conn_close(c);
-        shutdown(c->fd, SHUT_WR);
+        shut_wr(c);
         sv_buf_reset(&c->rbuf);
         c->rpos = 0;
         sv_conn_set_phase(c, PH_LINGER, now + LINGER_MS, now);
@@ -626,7 +715,7 @@ void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
         sv_res_error(c, 408, "request timeout");
         if (sv_conn_flush(c) > 0) {
             /* the client may still be sending: read and drop that a while, or closing would reset the 408 */
-            shutdown(c->fd, SHUT_WR);
+            shut_wr(c);
             sv_buf_reset(&c->rbuf);
             c->rpos = 0;
             sv_conn_set_phase(c, PH_LINGER, now + LINGER_MS, now);

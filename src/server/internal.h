@@ -49,6 +49,7 @@ typedef struct sv_conn {
     bool out_armed;          /* EPOLLOUT is in the event mask (a write blocked once) */
     bool nodelay;            /* TCP_NODELAY set */
     sv_server_t *srv;
+    void *tls;               /* ssl:// connection: its TLS object (all I/O goes through it), else NULL */
 
     /* Everything below belongs to the owner. */
     sv_buf_t rbuf;           /* received bytes: [0, head_len) is the current head */
@@ -150,7 +151,7 @@ void sv_conn_hand_back(sv_server_t *s, uint64_t data);
  * it stays open; t NULL (the main thread) only registers it. Closes fd and
  * returns <0 on failure.
  */
-int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, int64_t now_ms);
+int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, struct sv_tls *tls, int64_t now_ms);
 void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now_ms);
 sv_conn_t *sv_conn_slot(sv_server_t *s, int fd, bool create);
 void sv_conn_set_phase(sv_conn_t *c, conn_phase_t ph, int64_t deadline_ms, int64_t now_ms);
@@ -164,6 +165,8 @@ int sv_conn_flush_blocking(sv_conn_t *c);
 int sv_conn_parse(sv_conn_t *c);
 /* Read from the socket once into rbuf: >0 bytes, 0 EOF, -EAGAIN, <0 error. */
 int sv_conn_read(sv_conn_t *c);
+/* Send a few bytes now, best effort, never blocking (100 Continue); through TLS on ssl://. */
+void sv_conn_send_now(sv_conn_t *c, const char *data, size_t len);
 
 /* request.c: the serval_request_* / serval_response_* implementation */
 void sv_res_begin(sv_conn_t *c);

@@ -151,7 +151,7 @@ static int pull_body(sv_conn_t *c)
 {
     if (!c->continue_sent && c->req.expect_continue) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        (void)!send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL);
+        sv_conn_send_now(c, cont, sizeof(cont) - 1);
         c->continue_sent = true;
     }
     int64_t deadline = sv_now_ms() + c->srv->o.first_data_timeout_ms;
