@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cluster/certs.h"
 #include "cluster/hot_restart.h"
 #include "cluster/master_internal.h"
 #include "cluster/state.h"
@@ -683,6 +684,7 @@ static void on_signal(sv_master_t *m, int sig)
     case SIGURG: sv_master_request(m, SV_OP_REFORK, "SIGURG", err, sizeof(err)); break;
     case SIGTTIN: worker_count(m, 1); break;
     case SIGTTOU: worker_count(m, -1); break;
+    case SIGWINCH: sv_certs_reload(m->rt, "SIGWINCH", NULL); break;
     case SIGHUP:
         if (m->rt->cfg.stdout_redirect || m->rt->cfg.stderr_redirect) {
             sv_rt_reopen_logs(m->rt);
@@ -717,7 +719,8 @@ static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
 static void setup_signals(sv_master_t *m)
 {
     sv_sig_open();
-    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGURG, SIGTTIN, SIGTTOU, SIGHUP, SIGCHLD, SIGPWR};
+    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGURG, SIGTTIN, SIGTTOU, SIGHUP, SIGCHLD, SIGPWR,
+                    SIGWINCH};
     for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
         sv_sig_catch(caught[i]);
     sv_sig_ignore(SIGPIPE);
@@ -832,6 +835,7 @@ int sv_master_run(sv_runtime_t *rt)
         enforce_timeouts(m, now);
         notify_systemd(m, now);
         sv_master_sample_memory(m, now);
+        sv_certs_tick(now);
         sv_control_tick(m->control, now);
         if (m->state == M_STOP && m->nw == 0)
             finish(m);

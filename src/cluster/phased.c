@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/certs.h"
 #include "cluster/master_internal.h"
 #include "core/log.h"
 #include "core/time.h"
@@ -47,6 +48,8 @@ void sv_phased_start(sv_master_t *m)
     m->booted_announced = false;
     sv_log("- Starting phased worker restart, phase: %u", m->phase);
     sv_rt_chdir_restart_dir(m->rt);
+    /* new certificates on disk come with the new workers (a bad one is refused; the old ones serve on) */
+    sv_certs_reload_if_tls(m->rt, "phased restart");
     sv_oplog_progress(&m->ops, 0, m->phased.total);
 }
 

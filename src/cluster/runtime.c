@@ -286,15 +286,6 @@ static int open_tls(sv_runtime_t *rt, char *err, size_t errlen)
     return 0;
 }
 
-int sv_rt_tls_listeners(sv_runtime_t *rt, struct sv_tls **out, int max)
-{
-    int n = 0;
-    for (int i = 0; i < rt->n_listeners && n < max; i++)
-        if (rt->listeners[i].tls)
-            out[n++] = rt->listeners[i].tls;
-    return n;
-}
-
 int sv_rt_open_listeners(sv_runtime_t *rt)
 {
     char *recs[SV_CONFIG_MAX_BINDS * 2];
@@ -328,7 +319,7 @@ int sv_rt_open_listeners(sv_runtime_t *rt)
         close((int)sv_msg_int(recs[i], "fd", -1));
         free(recs[i]);
     }
-    if (rc == 0)
+    if (rc >= 0)
         rc = open_tls(rt, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "serval: %s\n", err);

@@ -72,8 +72,6 @@ void sv_rt_drop_handover(sv_runtime_t *rt);
 /* Set the serval_context() for this process's role. */
 void sv_rt_set_context(const sv_runtime_t *rt, serval_role_t role, int index, unsigned phase);
 
-/* The TLS contexts of the ssl:// listeners (at most max), for reloads and stats. */
-int sv_rt_tls_listeners(sv_runtime_t *rt, struct sv_tls **out, int max);
 /* Server options from the configuration (listeners and app of rt). */
 void sv_rt_server_opts(sv_runtime_t *rt, sv_server_opts_t *o);
 /* A drain is over: no connection left, or force_shutdown_after passed. */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster/certs.h"
 #include "cluster/hot_restart.h"
 #include "cluster/state.h"
 #include "cluster/worker.h"
@@ -100,6 +101,9 @@ static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
         case SIGUSR2:
             request_restart(s, "SIGUSR2");
             break;
+        case SIGWINCH:
+            sv_certs_reload(s->rt, "SIGWINCH", NULL);
+            break;
         case SIGPWR:
             sv_state_log_backtrace("main");
             sv_server_dump_threads(s->srv);
@@ -157,6 +161,8 @@ static int control_cb(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
     case SV_CMD_LIVE:
         sv_buf_puts(out, "{ \"status\": \"ok\" }");
         return 200;
+    case SV_CMD_RELOAD_CERTS:
+        return sv_certs_reload(s->rt, "control", out);
     default:
         return 404;
     }
@@ -211,7 +217,7 @@ static void finish(single_t *s)
 static void setup_signals(single_t *s)
 {
     sv_sig_open();
-    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP, SIGPWR};
+    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP, SIGPWR, SIGWINCH};
     for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
         sv_sig_catch(caught[i]);
     sv_sig_ignore(SIGPIPE);
@@ -261,6 +267,7 @@ int sv_single_run(sv_runtime_t *rt)
         sv_loop_run_once(s.loop, 20);
         int64_t now = sv_now_ms();
         sv_server_tick(s.srv, now);
+        sv_certs_tick(now);
         sv_control_tick(s.control, now);
         sv_notify_watchdog(now);
         if (s.state == S_RUN && sv_rt_tmp_restart_touched(rt, now))

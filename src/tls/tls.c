@@ -1,6 +1,7 @@
 #include "tls/tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -43,6 +44,15 @@
 #define RETIRE_MS (3600 * 1000)
 
 /* ---- options ------------------------------------------------------------- */
+
+/* "ssl://HOST:PORT" of a URI, for messages (the query is long and the option named anyway). */
+static const char *short_uri(const char *uri, char *buf, size_t cap)
+{
+    const char *q = strchr(uri, '?');
+    size_t n = q ? (size_t)(q - uri) : strlen(uri);
+    snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), uri);
+    return buf;
+}
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -176,6 +186,8 @@ static int set_opt(sv_tls_opts_t *o, const char *k, char *v, const char *uri, ch
 
 int sv_tls_opts_parse(const char *uri, sv_tls_opts_t *o, char *err, size_t errlen)
 {
+    char su[300];
+    short_uri(uri, su, sizeof(su));
     memset(o, 0, sizeof(*o));
     const char *q = strchr(uri, '?');
     q = q ? q + 1 : NULL;
@@ -185,7 +197,7 @@ int sv_tls_opts_parse(const char *uri, sv_tls_opts_t *o, char *err, size_t errle
         const char *eq = memchr(q, '=', n);
         if (!eq) {
             sv_tls_opts_free(o);
-            return fail(err, errlen, "bad bind '%s': query needs key=value", uri);
+            return fail(err, errlen, "bad bind '%s': query needs key=value", su);
         }
         char key[64];
         snprintf(key, sizeof(key), "%.*s", (int)((size_t)(eq - q) < 60 ? (size_t)(eq - q) : 60), q);
@@ -194,7 +206,7 @@ int sv_tls_opts_parse(const char *uri, sv_tls_opts_t *o, char *err, size_t errle
             sv_tls_opts_free(o);
             return -ENOMEM;
         }
-        int rc = set_opt(o, key, v, uri, err, errlen);
+        int rc = set_opt(o, key, v, su, err, errlen);
         if (rc < 0) {
             sv_tls_opts_free(o);
             return rc;
@@ -203,10 +215,10 @@ int sv_tls_opts_parse(const char *uri, sv_tls_opts_t *o, char *err, size_t errle
     }
     int rc = 0;
     if (o->n_certs == 0 || o->cert[o->n_certs] || o->key[o->n_certs])
-        rc = fail(err, errlen, "bad bind '%s': ssl:// needs cert=PATH&key=PATH (a key for every cert)", uri);
+        rc = fail(err, errlen, "bad bind '%s': ssl:// needs cert=PATH&key=PATH (a key for every cert)", su);
     else if (o->verify_mode != SV_TLS_VERIFY_NONE && !o->ca)
         rc = fail(err, errlen, "bad bind '%s': verify_mode %s needs ca=PATH (the CAs that sign client "
-                               "certificates)", uri, o->verify_mode == SV_TLS_VERIFY_PEER ? "peer" : "force_peer");
+                               "certificates)", su, o->verify_mode == SV_TLS_VERIFY_PEER ? "peer" : "force_peer");
     if (rc < 0)
         sv_tls_opts_free(o);
     return rc;
@@ -329,6 +341,7 @@ int sv_tls_shared_init(int fd)
             return e;
         }
     } else {
+        fcntl(fd, F_SETFD, FD_CLOEXEC); /* cleared for the exec that handed it over */
         struct stat st;
         if (fstat(fd, &st) < 0 || st.st_size != (off_t)sizeof(shared_t)) {
             close(fd);
@@ -515,7 +528,7 @@ static int password_cb(char *buf, int size, int rwflag, void *arg)
 /* The first OpenSSL error as text, for one-line messages. */
 static const char *ssl_reason(char *buf, size_t cap)
 {
-    unsigned long e = ERR_peek_last_error();
+    unsigned long e = ERR_peek_error(); /* the first: the cause (the last is a generic wrapper) */
     if (!e) {
         snprintf(buf, cap, "unknown error");
     } else {
@@ -573,6 +586,12 @@ static SSL_CTX *build_ctx(const sv_tls_opts_t *o, int i, const char *uri, char *
     int ok = SSL_CTX_use_PrivateKey_file(ctx, o->key[i], SSL_FILETYPE_PEM);
     SSL_CTX_set_default_passwd_cb(ctx, NULL);
     SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+    if (ok != 1 && ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH) {
+        fail(err, errlen, "%s: key %s does not belong to certificate %s", uri, o->key[i], o->cert[i]);
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     if (ok != 1) {
         if (pw.err[0]) {
             ERR_clear_error();
@@ -630,8 +649,10 @@ static gen_t *build_gen(const char *uri, char *err, size_t errlen)
         sv_tls_opts_free(&o);
         return NULL;
     }
+    char su[300];
+    short_uri(uri, su, sizeof(su));
     for (int i = 0; i < o.n_certs; i++) {
-        g->ctx[i] = build_ctx(&o, i, uri, err, errlen);
+        g->ctx[i] = build_ctx(&o, i, su, err, errlen);
         if (!g->ctx[i]) {
             gen_free(g);
             sv_tls_opts_free(&o);
