@@ -1109,7 +1109,7 @@ static const sv_directive_t table[] = {
     {"bind", set_bind, show_binds, SV_F_NONE, 0, 0, 0, 0, "\"URI\"", DEFAULT_BIND,
      "listen on tcp://HOST:PORT, tcp://[IPV6]:PORT, unix://PATH[?mode=0600] or ssl://HOST:PORT?cert=PATH&key=PATH; repeatable"},
     {"ssl_bind", set_ssl_bind, NULL, SV_F_NONE, 0, 0, 0, 0, "\"HOST\", PORT, { cert: \"PATH\", key: \"PATH\" }",
-     NULL, "listen on HOST:PORT with TLS (docs/tls.md has every option); same as bind \"ssl://...\""},
+     "none", "listen on HOST:PORT with TLS (docs/tls.md has every option); same as bind \"ssl://...\""},
     {"port", set_port, NULL, SV_F_NONE, 0, 0, 65535, 0, "PORT[, \"HOST\"]", "9292",
      "same as bind \"tcp://HOST:PORT\" (HOST defaults to 0.0.0.0)"},
     /* app */

@@ -151,8 +151,7 @@ int sv_bind_parse(const char *uri, sv_bind_t *out, char *err, size_t errlen)
         out->ssl = true;
         return parse_tcp(uri + 6, uri, out, err, errlen);
     }
-    return fail(err, errlen, "bad bind '%s': expected tcp://HOST:PORT, ssl://HOST:PORT?cert=PATH&key=PATH or unix://PATH",
-                uri);
+    return fail(err, errlen, "bad bind '%s': expected tcp://HOST:PORT or unix://PATH", uri);
 }
 
 static int set_common_opts(int fd)
