@@ -771,6 +771,13 @@ static int check_control_url(const char *url, const sv_site_t *s)
                               "or unix://PATH URL)");
     if (sv_bind_parse(url, &b, err, sizeof(err)) < 0)
         return sv_cfg_fail(s, "control URL: %s", err);
+    if (b.ssl) {
+        sv_tls_opts_t o;
+        int rc = sv_tls_opts_parse(url, &o, err, sizeof(err));
+        if (rc < 0)
+            return rc == -ENOMEM ? oom(s) : sv_cfg_fail(s, "control URL: %s", err);
+        sv_tls_opts_free(&o);
+    }
     return 0;
 }
 

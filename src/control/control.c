@@ -9,9 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/err.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "os/listen.h"
+#include "tls/tls.h"
 
 #define MAX_CLIENTS 64
 #define CLIENT_TIMEOUT_MS 5000
@@ -19,6 +21,7 @@
 
 typedef struct client {
     int fd;
+    void *tls;      /* ssl:// control URL: the client's TLS object */
     int64_t deadline_ms;
     char in[REQUEST_MAX + 1];
     size_t in_len;
@@ -28,6 +31,7 @@ typedef struct client {
 
 struct sv_control {
     sv_listener_t l;
+    sv_tls_t *tls;  /* ssl:// control URL: its contexts (not reloaded by /reload-certs) */
     char token[160];
     bool auth;
     sv_loop_t *loop;
@@ -79,6 +83,11 @@ static void client_close(sv_control_t *c, client_t *cl)
     if (cl->fd < 0)
         return;
     sv_loop_unwatch(c->loop, cl->fd);
+    if (cl->tls) {
+        sv_tls_conn_shutdown(cl->tls);
+        sv_tls_conn_free(cl->tls);
+        cl->tls = NULL;
+    }
     close(cl->fd);
     cl->fd = -1;
     sv_buf_free(&cl->out);
@@ -151,14 +160,23 @@ static void handle_request(sv_control_t *c, client_t *cl)
 
 static void on_client(sv_loop_t *loop, int fd, short revents, void *arg);
 
+/* recv/send, or through TLS: >0 bytes, 0 EOF, -EAGAIN (*want_out: waiting to write), <0 error. */
+static ssize_t client_io(client_t *cl, bool out, char *buf, size_t len, bool *want_out)
+{
+    if (cl->tls)
+        return out ? sv_tls_send(cl->tls, buf, len, want_out) : sv_tls_recv(cl->tls, buf, len, want_out);
+    *want_out = out;
+    ssize_t n = out ? send(cl->fd, buf, len, MSG_NOSIGNAL) : recv(cl->fd, buf, len, 0);
+    return n >= 0 ? n : (errno == EINTR || errno == EAGAIN) ? -EAGAIN : -errno;
+}
+
 static void client_write(sv_control_t *c, client_t *cl)
 {
     while (cl->out_off < cl->out.len) {
-        ssize_t n = send(cl->fd, cl->out.data + cl->out_off, cl->out.len - cl->out_off, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            sv_loop_events(c->loop, cl->fd, POLLOUT);
+        bool want_out = false;
+        ssize_t n = client_io(cl, true, cl->out.data + cl->out_off, cl->out.len - cl->out_off, &want_out);
+        if (n == -EAGAIN) {
+            sv_loop_events(c->loop, cl->fd, want_out ? POLLOUT : POLLIN);
             return;
         }
         if (n <= 0)
@@ -182,13 +200,24 @@ static void on_client(sv_loop_t *loop, int fd, short revents, void *arg)
         client_write(c, cl);
         return;
     }
-    ssize_t n = recv(fd, cl->in + cl->in_len, REQUEST_MAX - cl->in_len, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    bool want_out = false;
+    size_t got = 0;
+    ssize_t n;
+    /* poll is level-triggered on the fd, not on what TLS has decrypted already: take that too */
+    do {
+        n = client_io(cl, false, cl->in + cl->in_len + got, REQUEST_MAX - cl->in_len - got, &want_out);
+        if (n > 0)
+            got += (size_t)n;
+    } while (n > 0 && cl->tls && sv_tls_pending(cl->tls) && cl->in_len + got < REQUEST_MAX);
+    if (got == 0 && n == -EAGAIN) {
+        sv_loop_events(c->loop, fd, want_out ? POLLIN | POLLOUT : POLLIN);
         return;
-    if (n <= 0 || (revents & (POLLERR | POLLNVAL))) {
+    }
+    if (got == 0 || (revents & (POLLERR | POLLNVAL))) {
         client_close(c, cl);
         return;
     }
+    n = (ssize_t)got;
     cl->in_len += (size_t)n;
     cl->in[cl->in_len] = '\0';
     if (strstr(cl->in, "\r\n\r\n") || strstr(cl->in, "\n\n")) {
@@ -216,6 +245,10 @@ static void on_accept(sv_loop_t *loop, int fd, short revents, void *arg)
             continue;
         }
         memset(cl, 0, sizeof(*cl));
+        if (c->tls && !(cl->tls = sv_tls_conn_new(c->tls, cfd))) {
+            close(cfd);
+            continue;
+        }
         cl->fd = cfd;
         cl->deadline_ms = sv_now_ms() + CLIENT_TIMEOUT_MS;
         sv_loop_watch(loop, cfd, POLLIN, on_client, c);
@@ -229,14 +262,19 @@ static int setup_listener(sv_control_t *c, const sv_control_opts_t *o, char *err
     /* a control socket is private unless the URL says otherwise */
     if (!strncmp(url, "unix://", 7) && !strstr(url, "mode="))
         snprintf(url + strlen(url), sizeof(url) - strlen(url), "%smode=0600", strchr(url, '?') ? "&" : "?");
+    int rc;
     if (o->inherited_fd >= 0) {
-        int rc = sv_listener_adopt(&c->l, url, o->inherited_fd, err, errlen);
+        rc = sv_listener_adopt(&c->l, url, o->inherited_fd, err, errlen);
         c->l.created_path = o->inherited_created;
-        return rc;
+    } else {
+        rc = sv_listener_open(&c->l, url, err, errlen);
+        if (rc < 0 && errlen)
+            snprintf(err + strlen(err), errlen - strlen(err), " (control server)");
     }
-    int rc = sv_listener_open(&c->l, url, err, errlen);
-    if (rc < 0 && errlen)
-        snprintf(err + strlen(err), errlen - strlen(err), " (control server)");
+    if (rc >= 0 && c->l.bind.ssl && !(c->tls = sv_tls_new(url, err, errlen))) {
+        sv_listener_close(&c->l, true);
+        return SV_ECONFIG;
+    }
     return rc;
 }
 
@@ -294,6 +332,7 @@ void sv_control_close(sv_control_t *c, bool unlink_path)
         client_close(c, &c->clients[i]);
     sv_loop_unwatch(c->loop, c->l.fd);
     sv_listener_close(&c->l, unlink_path);
+    sv_tls_free(c->tls);
     free(c);
 }
 

@@ -967,6 +967,29 @@ void sv_tls_conn_shutdown(void *p)
     }
 }
 
+void *sv_tls_client_new(int fd)
+{
+    static SSL_CTX *cctx; /* servalctl is single-threaded and short-lived */
+    if (!cctx) {
+        cctx = SSL_CTX_new(TLS_client_method());
+        if (!cctx)
+            return NULL;
+        SSL_CTX_set_min_proto_version(cctx, TLS1_2_VERSION);
+        SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_mode(cctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+    SSL *ssl = SSL_new(cctx);
+    if (!ssl)
+        return NULL;
+    if (SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_connect_state(ssl);
+    set_flag(ssl, F_DONE); /* not a server handshake: nothing to count */
+    return ssl;
+}
+
 void sv_tls_conn_free(void *p)
 {
     SSL *ssl = p;

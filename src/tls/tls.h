@@ -104,5 +104,11 @@ bool sv_tls_pending(void *ssl);
 void sv_tls_conn_shutdown(void *ssl);
 /* Free the object (counts an unfinished handshake). */
 void sv_tls_conn_free(void *ssl);
+/*
+ * A client-side TLS object on a connected fd (servalctl to an ssl:// control
+ * server): TLS 1.2+, the server's certificate is not verified (as pumactl);
+ * the handshake runs inside the first sv_tls_send / sv_tls_recv.
+ */
+void *sv_tls_client_new(int fd);
 
 #endif

@@ -447,3 +447,29 @@ def test_ssl_bind_with_a_bad_option_is_one_line_with_file_and_line(servers, test
     assert s.wait_exit(10) != 0
     err = s.stderr().strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"{conf}:2:") and "verify_mode" in err[0], err
+
+
+def test_the_control_server_and_servalctl_over_ssl(servers, testapp, port, pki, tmp_path, servalctl_bin):
+    cport = free_port()
+    state = tmp_path / "state.yml"
+    s = servers("-w", "1", "-b", ssl_uri(port, pki.cert, pki.key),
+                "--control-url", f"ssl://127.0.0.1:{cport}?cert={pki.cert}&key={pki.key}",
+                "--control-token", TOKEN, "-S", str(state), testapp, workers=1)
+    ctx = ssl.create_default_context(cafile=pki.ca)
+    r = get(TLSTarget(cport, pki.ca, context=ctx), f"/stats?token={TOKEN}")
+    assert r.status == 200 and r.json()["workers"] == 1
+    # a plain-HTTP client is refused, the control server goes on
+    with socket.create_connection(("127.0.0.1", cport), timeout=10) as c:
+        c.sendall(b"GET /stats?token=tok HTTP/1.0\r\n\r\n")
+        try:
+            assert b"worker_status" not in c.recv(1000)
+        except ConnectionResetError:
+            pass
+    out = subprocess.run([servalctl_bin, "-S", str(state), "reload-certs"], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0 and "Command reload-certs sent success" in out.stdout, out
+    out = subprocess.run([servalctl_bin, "-S", str(state), "stats"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and '"tls"' in out.stdout, out
+    out = subprocess.run([servalctl_bin, "-S", str(state), "stop"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out
+    assert s.wait_exit(20) == 0
