@@ -153,7 +153,7 @@ def test_alpn_selects_http11_and_sni_picks_the_matching_certificate(servers, tes
     assert peer_serial(port, pki, "localhost") == serial_of(pki.cert)
     rc, out = s_client(port, "-noservername", "-CAfile", pki.ca)
     assert "CN = localhost" in out, out
-    r = tls_get(port, pki, "/echo", server_name="other.test")
+    r = tls_get(port, pki, "/pid", server_name="other.test")
     assert r.status == 200
     # a client that offers only h2 is still served (no ALPN answer), as HTTP/1.1
     rc, out = s_client(port, "-alpn", "h2", "-CAfile", pki.ca, "-servername", "localhost", "-ign_eof",
@@ -423,7 +423,7 @@ def test_ssl_bind_in_the_config_file_and_the_stats_and_metrics(servers, testapp,
     cport = free_port()
     s = servers("-C", str(conf), "--control-url", f"tcp://127.0.0.1:{cport}", "--control-token", TOKEN, testapp)
     assert f"Listening on ssl://127.0.0.1:{port}" in s.stdout()
-    r = tls_get(port, pki, "/echo")
+    r = tls_get(port, pki, "/pid")
     assert r.status == 200
     j = stats(cport)
     assert "backlog" in j and "requests_count" in j  # Puma's keys stay
