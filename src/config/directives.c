@@ -677,7 +677,7 @@ static void put_query_value(sv_buf_t *b, const char *v)
  */
 static int set_ssl_bind(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n, const sv_site_t *s)
 {
-    const char *host = NULL;
+    const char *host = "";
     int64_t port = 0;
     int rc = want_nargs(d, n, 3, 3, s);
     if (rc == 0)

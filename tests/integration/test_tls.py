@@ -223,6 +223,23 @@ def test_a_session_ticket_from_one_worker_resumes_on_another(servers, testapp, p
         assert seen - {issuer}, f"{version}: every resumed connection went to the issuing worker {issuer}"
 
 
+@pytest.mark.parametrize("path,done", [("restart", r"Hot restart complete"),
+                                       ("phased-restart", r"Phased restart complete")])
+def test_a_session_from_before_a_restart_resumes_after_it(servers, testapp, port, pki, tmp_path, path, done):
+    s = boot(servers, testapp, port, pki, workers=2, threads="1:2")
+    sess = str(tmp_path / "sess.pem")
+    req = b"GET /pid HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    rc, out = s_client(port, "-CAfile", pki.ca, "-sess_out", sess, "-ign_eof", data=req)
+    assert rc == 0 and "\nNew," in out, out
+    old_pid = int(re.search(r'"pid":(\d+)', out).group(1))
+    assert get(s.cport, f"/{path}?token={TOKEN}").status == 200
+    s.wait_log(done, timeout=60)
+    wait_until(lambda: old_pid not in s.workers(), timeout=20, what="the old workers gone")
+    rc, out = s_client(port, "-CAfile", pki.ca, "-sess_in", sess, "-ign_eof", data=req)
+    assert rc == 0 and "\nReused," in out, out
+    assert int(re.search(r'"pid":(\d+)', out).group(1)) != old_pid
+
+
 def test_ticket_keys_rotate_and_tickets_under_the_previous_key_still_resume(servers, testapp, port, pki,
                                                                           tmp_path):
     s = boot(servers, testapp, port, pki, env={"SERVAL_TLS_TICKET_ROTATION": "1"})
