@@ -548,9 +548,20 @@ static int64_t cert_not_after(X509 *x)
     return (int64_t)timegm(&tm);
 }
 
+/* A file we must read: a missing or unreadable one is named with the system's reason. */
+static int readable(const char *what, const char *path, const char *uri, char *err, size_t errlen)
+{
+    if (!path || access(path, R_OK) == 0)
+        return 0;
+    return fail(err, errlen, "%s: cannot read %s %s: %s", uri, what, path, strerror(errno));
+}
+
 static SSL_CTX *build_ctx(const sv_tls_opts_t *o, int i, const char *uri, char *err, size_t errlen)
 {
     char why[256];
+    if (readable("cert", o->cert[i], uri, err, errlen) < 0 || readable("key", o->key[i], uri, err, errlen) < 0 ||
+        readable("ca", o->ca, uri, err, errlen) < 0)
+        return NULL;
     ERR_clear_error();
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
