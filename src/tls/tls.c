@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -914,6 +915,17 @@ static void note_failure(SSL *ssl)
         }
         set_flag(ssl, F_FAILED);
         count(which);
+        if (which == CTR_FAIL_PLAIN_HTTP) {
+            /* say so in plain HTTP, as nginx does, rather than just hanging up */
+            static const char msg[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 45\r\n"
+                                      "Connection: close\r\n\r\nThis port speaks HTTPS: use an https:// URL.\n";
+            int fd = SSL_get_fd(ssl);
+            (void)!send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            /* drop the rest of the request already here, or the close would reset the answer */
+            char sink[4096];
+            for (int k = 0; k < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; k++) {
+            }
+        }
     }
     ERR_clear_error();
 }
