@@ -492,3 +492,40 @@ def test_the_control_server_and_servalctl_over_ssl(servers, testapp, port, pki, 
     out = subprocess.run([servalctl_bin, "-S", str(state), "stop"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out
     assert s.wait_exit(20) == 0
+
+
+def test_a_large_response_to_a_slow_reader_and_pipelined_requests_over_tls(servers, testapp, port, pki):
+    s = boot(servers, testapp, port, pki, threads="1:2")
+    ctx = ssl.create_default_context(cafile=pki.ca)
+    n = 4_000_000
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+            t.sendall(f"GET /stream?bytes={n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            time.sleep(0.5)  # socket buffers fill: the server's TLS writes block and resume
+            # meanwhile other clients are served (the stream waits without a busy loop)
+            assert tls_get(port, pki).status == 200
+            parts, tail = [], b""
+            while not tail.endswith(b"\r\n0\r\n\r\n"):
+                chunk = t.recv(65536)
+                assert chunk, "connection closed early"
+                parts.append(chunk)
+                tail = (tail + chunk)[-16:]
+            head, body = b"".join(parts).split(b"\r\n\r\n", 1)
+            assert head.startswith(b"HTTP/1.1 200")
+            # de-chunk
+            out, pos = bytearray(), 0
+            while True:
+                eol = body.index(b"\r\n", pos)
+                size = int(body[pos:eol], 16)
+                if size == 0:
+                    break
+                out += body[eol + 2:eol + 2 + size]
+                pos = eol + 2 + size + 2
+            assert len(out) == n and out[:26] == b"abcdefghijklmnopqrstuvwxyz"
+            # three pipelined requests in one TLS record, answered in order on the same connection
+            t.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n" * 2 + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := t.recv(65536):
+                data += chunk
+            assert data.count(b"HTTP/1.1 200") == 3 and data.endswith(b"Hello World"), data
+    assert s.alive()
