@@ -13,7 +13,6 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "server/internal.h"
-#include "tls/tls.h"
 
 #define KEEP 0
 #define CLOSED 1
@@ -26,8 +25,6 @@
 /* A drain closes keep-alive connections only once they have been idle this long. */
 #define DRAIN_GRACE_MS 1000
 #define NO_DEADLINE INT64_MAX
-/* TLS has no sendfile: a file goes out through a buffer of this size */
-#define TLS_FILE_CHUNK 16384
 
 /* ---- slots ------------------------------------------------------------ */
 
@@ -135,7 +132,7 @@ int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, struct 
     sv_conn_t *c = sv_conn_slot(s, fd, true);
     if (c && !c->headers)
         c->headers = calloc((size_t)s->o.limits.max_headers, sizeof(sv_http_header_t));
-    void *ssl = c && c->headers && tls ? sv_tls_conn_new(tls, fd) : NULL;
+    void *ssl = c && c->headers && tls ? sv_io_tls_new(tls, fd) : NULL;
     if (!c || !c->headers || (tls && !ssl)) {
         close(fd);
         atomic_fetch_sub(&s->n_conns, 1);
@@ -174,11 +171,7 @@ static int conn_close(sv_conn_t *c)
         sv_buf_free(&c->out);
     if (c->body.cap > RBUF_KEEP_MAX)
         sv_buf_free(&c->body);
-    if (c->tls) {
-        sv_tls_conn_shutdown(c->tls);
-        sv_tls_conn_free(c->tls);
-        c->tls = NULL;
-    }
+    sv_io_close_tls(c);
     close(c->fd);
     c->fd = -1;
     atomic_fetch_sub(&s->n_conns, 1);
@@ -189,77 +182,6 @@ static int conn_close(sv_conn_t *c)
 /* ---- I/O ---------------------------------------------------------------- */
 
 static void arm_out(sv_conn_t *c);
-
-/*
- * The TLS side of sv_conn_read. A short read says nothing about the socket
- * (one TLS record at a time), so only -EAGAIN (the TLS layer found the
- * socket empty and nothing decrypted left inside) marks the connection
- * drained: with edge-triggered epoll, bytes left in the TLS object would
- * otherwise wait for an event that never comes.
- */
-static int tls_read(sv_conn_t *c, size_t space)
-{
-    bool want_out = false;
-    ssize_t n = sv_tls_recv(c->tls, c->rbuf.data + c->rbuf.len, space, &want_out);
-    if (want_out)
-        arm_out(c); /* the handshake waits to write: run again when the socket is writable */
-    if (n <= 0)
-        return (int)n;
-    c->rbuf.len += (size_t)n;
-    c->rbuf.data[c->rbuf.len] = '\0';
-    return (int)n;
-}
-
-void sv_conn_send_now(sv_conn_t *c, const char *data, size_t len)
-{
-    if (c->tls) {
-        bool want_out = false;
-        (void)sv_tls_send(c->tls, data, len, &want_out);
-        return;
-    }
-    (void)!send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
-/* Our side is done sending: close_notify first on TLS, then the TCP half-close. */
-static void shut_wr(sv_conn_t *c)
-{
-    if (c->tls)
-        sv_tls_conn_shutdown(c->tls);
-    shutdown(c->fd, SHUT_WR);
-}
-
-static ssize_t io_send(sv_conn_t *c, const void *data, size_t len)
-{
-    if (c->tls) {
-        bool want_out = false;
-        return sv_tls_send(c->tls, data, len, &want_out);
-    }
-    ssize_t n;
-    do {
-        n = send(c->fd, data, len, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n < 0 ? SV_ERRNO() : n;
-}
-
-/* TLS: the next piece of the file into out (out is empty). */
-static int tls_file_refill(sv_conn_t *c)
-{
-    size_t want = c->file_left > TLS_FILE_CHUNK ? TLS_FILE_CHUNK : (size_t)c->file_left;
-    sv_buf_reset(&c->out);
-    c->out_off = 0;
-    if (sv_buf_reserve(&c->out, want) < 0)
-        return -ENOMEM;
-    ssize_t n;
-    do {
-        n = pread(c->file_fd, c->out.data, want, (off_t)c->file_off);
-    } while (n < 0 && errno == EINTR);
-    if (n <= 0)
-        return -EIO; /* the file shrank under us */
-    c->out.len = (size_t)n;
-    c->file_off += n;
-    c->file_left -= n;
-    return 0;
-}
 
 int sv_conn_read(sv_conn_t *c)
 {
@@ -273,8 +195,14 @@ int sv_conn_read(sv_conn_t *c)
     size_t space = c->rbuf.cap - c->rbuf.len - 1;
     if (space == 0)
         return -ENOBUFS;
-    if (c->tls)
-        return tls_read(c, space);
+    if (c->tls) {
+        /* drained only on -EAGAIN: a short TLS read says nothing about the socket (sv_io_tls_read) */
+        bool want_out = false;
+        int r = sv_io_tls_read(c, space, &want_out);
+        if (want_out)
+            arm_out(c);
+        return r;
+    }
     ssize_t n;
     do {
         n = recv(c->fd, c->rbuf.data + c->rbuf.len, space, 0);
@@ -320,7 +248,7 @@ int sv_conn_flush(sv_conn_t *c)
 {
     for (;;) {
         while (c->out_off < c->out.len) {
-            ssize_t n = io_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
+            ssize_t n = sv_io_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
             if (n < 0)
                 return n == -EAGAIN ? 0 : (int)n;
             c->out_off += (size_t)n;
@@ -328,7 +256,7 @@ int sv_conn_flush(sv_conn_t *c)
         }
         if (!c->tls || c->file_fd < 0 || c->file_left <= 0)
             break;
-        int r = tls_file_refill(c);
+        int r = sv_io_file_refill(c);
         if (r < 0)
             return r;
     }
@@ -528,7 +456,7 @@ static int response_done(sv_conn_t *c)
     if (c->close_after || atomic_load_explicit(&s->draining, memory_order_relaxed)) {
         if (!must_linger(c))
             return conn_close(c);
-        shut_wr(c);
+        sv_io_shut_wr(c);
         sv_buf_reset(&c->rbuf);
         c->rpos = 0;
         sv_conn_set_phase(c, PH_LINGER, now + LINGER_MS, now);
@@ -715,7 +643,7 @@ void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
         sv_res_error(c, 408, "request timeout");
         if (sv_conn_flush(c) > 0) {
             /* the client may still be sending: read and drop that a while, or closing would reset the 408 */
-            shut_wr(c);
+            sv_io_shut_wr(c);
             sv_buf_reset(&c->rbuf);
             c->rpos = 0;
             sv_conn_set_phase(c, PH_LINGER, now + LINGER_MS, now);

@@ -165,8 +165,21 @@ int sv_conn_flush_blocking(sv_conn_t *c);
 int sv_conn_parse(sv_conn_t *c);
 /* Read from the socket once into rbuf: >0 bytes, 0 EOF, -EAGAIN, <0 error. */
 int sv_conn_read(sv_conn_t *c);
-/* Send a few bytes now, best effort, never blocking (100 Continue); through TLS on ssl://. */
+
+/* io.c: the TLS side of a connection's I/O (c->tls set), and writes outside the response path */
+void *sv_io_tls_new(struct sv_tls *tls, int fd);
+/* Send close_notify (if possible) and free the TLS object; the fd stays open. */
+void sv_io_close_tls(sv_conn_t *c);
+/* One TLS read into rbuf: >0 bytes, 0 EOF, -EAGAIN (*want_out: waiting to write), <0 error. */
+int sv_io_tls_read(sv_conn_t *c, size_t space, bool *want_out);
+/* send, or through TLS: >0 bytes, -EAGAIN, <0 error. */
+ssize_t sv_io_send(sv_conn_t *c, const void *data, size_t len);
+/* Send a few bytes now, best effort, never blocking (100 Continue). */
 void sv_conn_send_now(sv_conn_t *c, const char *data, size_t len);
+/* Our side is done sending: close_notify first on TLS, then the TCP half-close. */
+void sv_io_shut_wr(sv_conn_t *c);
+/* TLS has no sendfile: the next piece of the file into out (out is flushed). */
+int sv_io_file_refill(sv_conn_t *c);
 
 /* request.c: the serval_request_* / serval_response_* implementation */
 void sv_res_begin(sv_conn_t *c);
