@@ -265,6 +265,8 @@ typedef struct shared {
  */
 static shared_t *g_shared;
 static int g_shared_fd = -1;
+/* fetched once (OpenSSL 3 would look the cipher up again at every ticket) */
+static EVP_CIPHER *g_ticket_cipher;
 static uint64_t g_seen_gen; /* the certificate generation this process's contexts are from */
 
 static void count(int which)
@@ -357,6 +359,8 @@ int sv_tls_shared_init(int fd)
     }
     g_shared = p;
     g_shared_fd = fd;
+    if (!g_ticket_cipher)
+        g_ticket_cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL);
     if (fresh || g_shared->magic != SHARED_MAGIC) {
         memset(p, 0, sizeof(shared_t));
         g_shared->magic = SHARED_MAGIC;
@@ -420,8 +424,9 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
     params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)(kb + 48), 32);
     params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
     params[2] = OSSL_PARAM_construct_end();
-    int ok = enc ? EVP_EncryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, kb + 16, iv)
-                 : EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, kb + 16, iv);
+    const EVP_CIPHER *cipher = g_ticket_cipher ? g_ticket_cipher : EVP_aes_256_cbc();
+    int ok = enc ? EVP_EncryptInit_ex(ectx, cipher, NULL, kb + 16, iv)
+                 : EVP_DecryptInit_ex(ectx, cipher, NULL, kb + 16, iv);
     OPENSSL_cleanse(keys, sizeof(keys));
     if (ok != 1 || EVP_MAC_CTX_set_params(hctx, params) != 1)
         return -1;
