@@ -15,6 +15,11 @@
 /* TLS has no sendfile: a file goes out through a buffer of this size. */
 #define TLS_FILE_CHUNK 16384
 
+const char *serval_request_scheme(const serval_request_t *req)
+{
+    return ((const sv_conn_t *)(const void *)req)->tls ? "https" : "http";
+}
+
 void *sv_io_tls_new(struct sv_tls *tls, int fd)
 {
     return sv_tls_conn_new(tls, fd);
