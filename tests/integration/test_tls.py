@@ -544,3 +544,21 @@ def test_the_app_sees_https_as_the_scheme(servers, testapp, port, pki):
     assert r.status == 200 and json.loads(r.read())["scheme"] == "https"
     conn.close()
     assert get(plain, "/echo", method="POST", body=b"x").json()["scheme"] == "http"
+
+
+def test_an_encrypted_key_with_key_password_command(servers, testapp, port, pki, tmp_path):
+    enc = str(tmp_path / "enc.key")
+    openssl("ec", "-in", pki.key, "-aes256", "-passout", "pass:s3cret", "-out", enc)
+    # without the command: one line that says what to add
+    s = servers("-b", ssl_uri(port, pki.cert, enc), testapp, wait=False)
+    assert s.wait_exit(10) != 0
+    err = s.stderr().strip().splitlines()
+    assert len(err) == 1 and "the key is encrypted (hint: give key_password_command)" in err[0], err
+    # a command that fails: one line naming it
+    s = servers("-b", ssl_uri(port, pki.cert, enc, key_password_command="false"), testapp, wait=False)
+    assert s.wait_exit(10) != 0
+    err = s.stderr().strip().splitlines()
+    assert len(err) == 1 and "key_password_command 'false' failed (exit status 1)" in err[0], err
+    # the right one (%20: a space in the URI)
+    servers("-b", ssl_uri(port, pki.cert, enc, key_password_command="echo%20s3cret"), testapp)
+    assert tls_get(port, pki).status == 200
