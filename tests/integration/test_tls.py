@@ -562,3 +562,23 @@ def test_an_encrypted_key_with_key_password_command(servers, testapp, port, pki,
     # the right one (%20: a space in the URI)
     servers("-b", ssl_uri(port, pki.cert, enc, key_password_command="echo%20s3cret"), testapp)
     assert tls_get(port, pki).status == 200
+
+
+def test_certificate_reload_in_single_mode(servers, testapp, port, pki, tmp_path):
+    live_cert, live_key = str(tmp_path / "live.pem"), str(tmp_path / "live.key")
+    replace_file(pki.cert, live_cert)
+    replace_file(pki.key, live_key)
+    s = boot(servers, testapp, port, pki, uri=ssl_uri(port, live_cert, live_key))
+    new_cert, new_key = pki.issue("single2", "localhost")
+    replace_file(new_key, live_key)
+    replace_file(new_cert, live_cert)
+    s.send(signal.SIGWINCH)
+    wait_until(lambda: peer_serial(port, pki) == serial_of(new_cert), timeout=10, what="the new certificate")
+    assert s.count(r"TLS certificates reloaded \(SIGWINCH\) for 1 listener") == 1
+    assert stats(s.cport)["tls"]["certificate_reloads"] == 1
+    # no ssl:// listener: the action says so
+    plain, cport = free_port(), free_port()
+    servers("-b", f"tcp://127.0.0.1:{plain}", "--control-url", f"tcp://127.0.0.1:{cport}", "--control-token", TOKEN,
+            testapp)
+    r = get(cport, f"/reload-certs?token={TOKEN}")
+    assert r.status == 404 and r.json() == {"error": "no ssl:// listener"}
