@@ -43,6 +43,8 @@
 #define TICKET_LIFETIME_S(rot) ((rot) * (TICKET_KEYS - 1))
 /* A replaced set of contexts is freed this long after it stopped taking handshakes. */
 #define RETIRE_MS (3600 * 1000)
+/* A worker that could not load what the master loaded tries again this often. */
+#define REFRESH_RETRY_MS 5000
 
 /* ---- options ------------------------------------------------------------- */
 
@@ -795,13 +797,22 @@ void sv_tls_refresh(sv_tls_t **tls, int n)
 {
     if (!g_shared || n == 0)
         return;
+    static uint64_t failed_gen;
+    static int64_t retry_ms;
     uint64_t gen = atomic_load(&g_shared->cert_gen);
-    if (gen == g_seen_gen)
+    int64_t now = sv_now_ms();
+    if (gen == g_seen_gen || (gen == failed_gen && now < retry_ms))
         return;
     char err[600];
-    if (reload_local(tls, n, err, sizeof(err)) < 0)
-        sv_log_error("! TLS: cannot reload the certificates, keeping the old ones: %s", err);
-    /* once per generation, whatever the outcome: the master checked the files a moment ago */
+    if (reload_local(tls, n, err, sizeof(err)) < 0) {
+        /* the files changed again since the master checked them: keep the old ones, retry */
+        if (gen != failed_gen)
+            sv_log_error("! TLS: cannot reload the certificates, keeping the old ones (retrying every %d s): %s",
+                         REFRESH_RETRY_MS / 1000, err);
+        failed_gen = gen;
+        retry_ms = now + REFRESH_RETRY_MS;
+        return;
+    }
     g_seen_gen = gen;
 }
 
