@@ -14,6 +14,7 @@
 #include "core/time.h"
 #include "os/chan.h"
 #include "os/fd.h"
+#include "os/file.h"
 #include "os/proc.h"
 #include "tls/tls.h"
 
@@ -397,14 +398,11 @@ void sv_rt_write_pidfile(const sv_runtime_t *rt)
 {
     if (!rt->cfg.pidfile)
         return;
-    char tmp[4200], pid[32];
-    snprintf(tmp, sizeof(tmp), "%s.tmp%d", rt->cfg.pidfile, (int)getpid());
+    char pid[32];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || sv_fd_write_all(fd, pid, strlen(pid)) < 0 || rename(tmp, rt->cfg.pidfile) < 0)
-        sv_log_error("! cannot write pidfile %s: %s", rt->cfg.pidfile, strerror(errno));
-    if (fd >= 0)
-        close(fd);
+    int rc = sv_file_write_atomic(rt->cfg.pidfile, pid, strlen(pid), 0644);
+    if (rc < 0)
+        sv_log_error("! cannot write pidfile %s: %s", rt->cfg.pidfile, sv_strerror(rc));
 }
 
 void sv_rt_remove_pidfile(const sv_runtime_t *rt)
@@ -441,6 +439,11 @@ void sv_rt_server_opts(sv_runtime_t *rt, sv_server_opts_t *o)
                                    .max_headers = c->max_headers,
                                    .max_body_size = c->max_body_size};
     o->body_buffer_size = c->body_buffer_size;
+    o->body_memory_limit = c->body_memory_limit;
+    o->max_response_buffer = c->max_response_buffer;
+    o->min_request_data_rate = c->min_request_data_rate;
+    o->min_response_data_rate = c->min_response_data_rate;
+    o->data_rate_grace_ms = (int64_t)(c->data_rate_grace_period * 1000);
     o->max_keep_alive = c->max_keep_alive;
     o->persistent_timeout_ms = (int64_t)(c->persistent_timeout * 1000);
     o->first_data_timeout_ms = (int64_t)(c->first_data_timeout * 1000);

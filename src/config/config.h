@@ -27,6 +27,8 @@
 #include "core/json.h"
 
 #define SV_CONFIG_MAX_BINDS 16
+/* The longest control token (bytes); a longer one is a config error, never cut. */
+#define SV_CONTROL_TOKEN_MAX 127
 #define SV_CONFIG_MAX_THRESHOLDS 16
 #define SV_DIAG_MAX 512
 
@@ -62,10 +64,13 @@ typedef struct sv_config {
     char *environment;     /* environment / -e; default from APP_ENV, RACK_ENV, else "development" */
     char *tag;             /* tag / --tag; NULL = basename of the directory */
 
-    /* Control, state */
+    /* Control, state (docs/control.md); a token is at most SV_CONTROL_TOKEN_MAX bytes */
     char *control_url;     /* activate_control_app URL, { auth_token: T, no_token: true } / --control-url */
     char *control_token;   /* NULL = generate a random one at boot */
     bool control_no_token; /* no_token: true -> no authentication */
+    bool control_data_only; /* data_only: true -> read-only endpoints only */
+    bool control_allow_remote; /* allow_remote: true -> token-less full control app on any address */
+    char *control_data_url; /* data_url: URL / --control-data-url: a second, data_only listener */
     char *state_path;      /* state_path / -S */
     char *pidfile;         /* pidfile / --pidfile */
 
@@ -79,7 +84,8 @@ typedef struct sv_config {
     /* Client timeouts (seconds) */
     double persistent_timeout;   /* 65: idle keep-alive connection */
     double first_data_timeout;   /* 30: inactivity while a request is incomplete, or before the first byte */
-    double request_timeout;      /* 60: a whole request (head and buffered body) must arrive within this */
+    double request_timeout;      /* 60: a whole request head must arrive within this */
+    double data_rate_grace_period; /* 5: window over which the minimum data rates are measured */
     double force_shutdown_after; /* -1 = :forever (default), 0 = :immediately, else seconds */
 
     /* Worker supervision (seconds) */
@@ -95,7 +101,11 @@ typedef struct sv_config {
     size_t max_header_size;      /* 64 KiB: request line + headers -> 431 */
     int max_headers;             /* 100 -> 431 */
     int64_t max_body_size;       /* 100 MiB -> 413; 0 = unlimited */
-    size_t body_buffer_size;     /* 1 MiB: larger bodies are streamed to the app */
+    size_t body_buffer_size;     /* 1 MiB: larger bodies wait in a temp file */
+    size_t body_memory_limit;    /* 32 MiB: request bodies in memory per process; past it, temp files */
+    int64_t max_response_buffer; /* 256 MiB: streamed output in temp files, per process; 0 = the app waits */
+    int64_t min_request_data_rate;  /* 240 B/s; 0 = off */
+    int64_t min_response_data_rate; /* 240 B/s; 0 = off */
 
     /* Restarts */
     int phased_restart_batch;    /* 1: workers replaced at a time */

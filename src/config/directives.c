@@ -753,10 +753,33 @@ static int set_fork_worker(sv_config_t *c, const sv_directive_t *d, const sv_val
     return 0;
 }
 
+/*
+ * A token travels unencoded in ?token=T and in the state file's YAML: it is
+ * printable ASCII without space, '&', ';', '#', '%', '"', '\\' and at most
+ * SV_CONTROL_TOKEN_MAX bytes. Nothing is ever cut silently.
+ */
+static int check_token(const char *token, const sv_site_t *s)
+{
+    size_t n = strlen(token);
+    if (n > SV_CONTROL_TOKEN_MAX)
+        return sv_cfg_fail(s, "control token is %zu bytes, the most is %d (hint: 32 random hex characters "
+                              "are plenty; omit the token and serval makes one)", n, SV_CONTROL_TOKEN_MAX);
+    for (const char *p = token; *p; p++)
+        if (*p <= ' ' || *p > '~' || strchr("&;#%\"\\", *p))
+            return sv_cfg_fail(s, "control token has a character that cannot travel in ?token= unencoded "
+                                  "(position %zu; hint: use letters, digits and -._~)", (size_t)(p - token) + 1);
+    return 0;
+}
+
 /* "" and "none" mean no authentication, as in Puma. */
 static int store_token(sv_config_t *c, const char *token, const sv_site_t *s)
 {
     c->control_no_token = token && (!token[0] || !strcmp(token, "none"));
+    if (token && !c->control_no_token) {
+        int rc = check_token(token, s);
+        if (rc)
+            return rc;
+    }
     return replace_str(&c->control_token, c->control_no_token ? NULL : token, s);
 }
 
@@ -784,6 +807,9 @@ static int check_control_url(const char *url, const sv_site_t *s)
 typedef struct control_opts {
     const char *token;
     bool no_token;
+    bool data_only;
+    bool allow_remote;
+    const char *data_url;
 } control_opts_t;
 
 static int control_options(const sv_directive_t *d, const sv_value_t *h, control_opts_t *o, const sv_site_t *s)
@@ -799,9 +825,15 @@ static int control_options(const sv_directive_t *d, const sv_value_t *h, control
                                                    v, s, &o->token);
         else if (!strcmp(k, "no_token"))
             rc = want_bool(&(sv_directive_t){.name = "no_token"}, v, s, &o->no_token);
-        else if (strcmp(k, "data_only") && strcmp(k, "umask"))
+        else if (!strcmp(k, "data_only"))
+            rc = want_bool(&(sv_directive_t){.name = "data_only"}, v, s, &o->data_only);
+        else if (!strcmp(k, "allow_remote"))
+            rc = want_bool(&(sv_directive_t){.name = "allow_remote"}, v, s, &o->allow_remote);
+        else if (!strcmp(k, "data_url"))
+            rc = v->type == SV_V_NIL ? 0 : want_str(&(sv_directive_t){.name = "data_url"}, v, s, &o->data_url);
+        else if (strcmp(k, "umask"))
             rc = sv_cfg_fail(s, "activate_control_app: unknown option '%s' (known: auth_token, no_token, "
-                                "data_only, umask)", k);
+                                "data_only, data_url, allow_remote, umask)", k);
         if (rc)
             return rc;
     }
@@ -811,7 +843,7 @@ static int control_options(const sv_directive_t *d, const sv_value_t *h, control
 static int set_control(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n, const sv_site_t *s)
 {
     const char *url = "auto";
-    control_opts_t o = {NULL, false};
+    control_opts_t o = {NULL, false, false, false, NULL};
     int rc = want_nargs(d, n, 0, 2, s);
     if (rc == 0 && n >= 1)
         rc = want_str(d, &a[0], s, &url);
@@ -819,11 +851,29 @@ static int set_control(sv_config_t *c, const sv_directive_t *d, const sv_value_t
         rc = control_options(d, &a[1], &o, s);
     if (rc == 0)
         rc = check_control_url(url, s);
+    if (rc == 0 && o.data_url)
+        rc = check_control_url(o.data_url, s);
     if (rc == 0)
         rc = replace_str(&c->control_url, url, s);
     if (rc == 0)
+        rc = replace_str(&c->control_data_url, o.data_url, s);
+    if (rc == 0)
         rc = store_token(c, o.no_token ? "none" : o.token, s);
+    c->control_data_only = o.data_only;
+    c->control_allow_remote = o.allow_remote;
     return rc;
+}
+
+static int set_control_data_url(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
+                                const sv_site_t *s)
+{
+    const char *url = NULL;
+    int rc = want_nargs(d, n, 1, 1, s);
+    if (rc == 0)
+        rc = want_str(d, &a[0], s, &url);
+    if (rc == 0)
+        rc = check_control_url(url, s);
+    return rc ? rc : replace_str(&c->control_data_url, url, s);
 }
 
 static int set_control_url(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
@@ -1042,6 +1092,14 @@ static void show_control(const sv_config_t *c, const sv_directive_t *d, sv_json_
     sv_json_str(w, c->control_url);
     sv_json_key(w, "auth");
     sv_json_str(w, c->control_no_token ? "none" : c->control_token ? "token" : "random");
+    if (c->control_data_only) {
+        sv_json_key(w, "data_only");
+        sv_json_bool(w, true);
+    }
+    if (c->control_data_url) {
+        sv_json_key(w, "data_url");
+        sv_json_str(w, c->control_data_url);
+    }
     sv_json_obj_end(w);
 }
 
@@ -1130,8 +1188,8 @@ static const sv_directive_t table[] = {
      "name shown in the process title"},
     /* control, state */
     {"activate_control_app", set_control, show_control, SV_F_NONE, 0, 0, 0, 0,
-     "\"URL\"[, { auth_token: \"T\", no_token: true }]", "off",
-     "control server for servalctl and pumactl (random token unless given)"},
+     "\"URL\"[, { auth_token: \"T\", no_token: true, data_only: true, data_url: \"URL\" }]", "off",
+     "control server for servalctl and pumactl (random token unless given; docs/control.md)"},
     {"state_path", set_str, show_field, SV_F_STR, F(state_path), 0, 0, 0, "\"PATH\"", "none",
      "state file (YAML) for servalctl/pumactl -S"},
     {"pidfile", set_str, show_field, SV_F_STR, F(pidfile), 0, 0, 0, "\"PATH\"", "none",
@@ -1149,7 +1207,13 @@ static const sv_directive_t table[] = {
     {"first_data_timeout", set_dur, show_field, SV_F_DUR, F(first_data_timeout), 0, DUR_MAX, SV_D_GT,
      "SECONDS", NULL, "close a connection whose next request stalls this long (408 once headers are in)"},
     {"request_timeout", set_dur, show_field, SV_F_DUR, F(request_timeout), 0, DUR_MAX, SV_D_GT, "SECONDS",
-     NULL, "a whole request (head and buffered body) must arrive within this"},
+     NULL, "a whole request head must arrive within this"},
+    {"data_rate_grace_period", set_dur, show_field, SV_F_DUR, F(data_rate_grace_period), 0, DUR_MAX, SV_D_GT,
+     "SECONDS", NULL, "window over which min_request_data_rate and min_response_data_rate are measured"},
+    {"min_request_data_rate", set_int, show_field, SV_F_I64, F(min_request_data_rate), 0, NOLIM, SV_D_BYTES,
+     "SIZE", NULL, "bytes per second a request body must keep up (408 below; 0 = off)"},
+    {"min_response_data_rate", set_int, show_field, SV_F_I64, F(min_response_data_rate), 0, NOLIM, SV_D_BYTES,
+     "SIZE", NULL, "bytes per second a client must read a waiting response at (closed below; 0 = off)"},
     {"force_shutdown_after", set_force_shutdown, show_force_shutdown, SV_F_DUR, F(force_shutdown_after), 0,
      DUR_MAX, 0, "SECONDS|:forever|:immediately", ":forever",
      "on stop, abandon in-flight requests after this"},
@@ -1176,7 +1240,11 @@ static const sv_directive_t table[] = {
     {"max_body_size", set_int, show_field, SV_F_I64, F(max_body_size), 0, NOLIM, SV_D_BYTES, "SIZE", NULL,
      "largest request body (413 beyond; 0 = unlimited)"},
     {"body_buffer_size", set_int, show_field, SV_F_SIZE, F(body_buffer_size), 1, GIB, SV_D_BYTES, "SIZE",
-     NULL, "bodies up to this are buffered; larger ones are streamed to the app"},
+     NULL, "bodies up to this are held in memory; larger ones in a temp file"},
+    {"body_memory_limit", set_int, show_field, SV_F_SIZE, F(body_memory_limit), 0, 64 * GIB, SV_D_BYTES, "SIZE",
+     NULL, "request bodies held in memory per process; past it they go to temp files"},
+    {"max_response_buffer", set_int, show_field, SV_F_I64, F(max_response_buffer), 0, NOLIM, SV_D_BYTES, "SIZE",
+     NULL, "streamed output waiting in temp files for slow clients, per process; past it the app's write waits"},
     /* restarts */
     {"phased_restart_batch", set_int, show_field, SV_F_INT, F(phased_restart_batch), 1, 1024, 0, "N", NULL,
      "workers replaced at a time in a phased restart"},
@@ -1195,6 +1263,11 @@ static const sv_directive_t table[] = {
     {"control_url", set_control_url, NULL, SV_F_NONE, 0, 0, 0, SV_D_HIDDEN, "\"URL\"", NULL, NULL},
     {"control_token", set_control_token, NULL, SV_F_NONE, 0, 0, 0, SV_D_HIDDEN | SV_D_EMPTY_OK, "\"T\"", NULL,
      NULL},
+    {"control_data_url", set_control_data_url, NULL, SV_F_NONE, 0, 0, 0, SV_D_HIDDEN, "\"URL\"", NULL, NULL},
+    {"control_data_only", set_bool, NULL, SV_F_BOOL, F(control_data_only), 0, 0, SV_D_HIDDEN, "[BOOL]", NULL,
+     NULL},
+    {"control_allow_remote", set_bool, NULL, SV_F_BOOL, F(control_allow_remote), 0, 0, SV_D_HIDDEN, "[BOOL]",
+     NULL, NULL},
     {"redirect_stdout", set_str, NULL, SV_F_STR, F(stdout_redirect), 0, 0, SV_D_HIDDEN, "\"PATH\"", NULL,
      NULL},
     {"redirect_stderr", set_str, NULL, SV_F_STR, F(stderr_redirect), 0, 0, SV_D_HIDDEN, "\"PATH\"", NULL,
@@ -1329,6 +1402,7 @@ void sv_cfg_unknown_message(const char *name, char *out, size_t cap)
 static const size_t str_fields[] = {
     F(config_file), F(app_path),      F(directory), F(environment),     F(tag),             F(control_url),
     F(control_token), F(state_path), F(pidfile),   F(stdout_redirect), F(stderr_redirect),
+    F(control_data_url),
 };
 
 #define NSTR (sizeof(str_fields) / sizeof(str_fields[0]))
@@ -1360,6 +1434,11 @@ void sv_config_defaults(sv_config_t *c)
     c->max_headers = 100;
     c->max_body_size = 100 * 1024 * 1024;
     c->body_buffer_size = 1024 * 1024;
+    c->body_memory_limit = 32 * 1024 * 1024;
+    c->max_response_buffer = 256 * 1024 * 1024;
+    c->min_request_data_rate = 240;
+    c->min_response_data_rate = 240;
+    c->data_rate_grace_period = 5;
     c->phased_restart_batch = 1;
     c->phased_restart_surge = true;
     c->hot_restart_preflight = true;
@@ -1431,6 +1510,17 @@ static int vfail(const sv_config_t *c, sv_diag_t *diag, const char *fmt, ...)
                        SV_DIAG_MAX / 2, msg);
 }
 
+/* A unix socket or a loopback address (127.0.0.0/8, ::1, localhost). */
+static bool local_url(const char *url)
+{
+    sv_bind_t b;
+    char err[128];
+    if (sv_bind_parse(url, &b, err, sizeof(err)) < 0)
+        return false;
+    return b.kind == SV_BIND_UNIX || !strncmp(b.host, "127.", 4) || !strcmp(b.host, "::1") ||
+           !strcmp(b.host, "localhost");
+}
+
 static int validate_process(const sv_config_t *c, sv_diag_t *diag)
 {
     char a[48], b[48];
@@ -1450,6 +1540,14 @@ static int validate_process(const sv_config_t *c, sv_diag_t *diag)
     if ((c->control_token || c->control_no_token) && !c->control_url)
         return vfail(c, diag, "a control token needs a control server (hint: activate_control_app \"URL\" "
                               "or --control-url URL)");
+    if (c->control_data_url && !c->control_url)
+        return vfail(c, diag, "a data_url needs a control server (hint: activate_control_app \"URL\", "
+                              "{ data_url: \"tcp://0.0.0.0:9294\" }, or a data_only control app alone)");
+    if (c->control_url && c->control_no_token && !c->control_data_only && !c->control_allow_remote &&
+        !local_url(c->control_url))
+        return vfail(c, diag, "control app %.60s has no token and can stop the server: bind loopback or a unix "
+                              "socket (hint: add a token; data_only: true / --control-data-only; allow_remote: "
+                              "true / --control-allow-remote behind a firewall)", c->control_url);
     return 0;
 }
 

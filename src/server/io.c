@@ -1,8 +1,7 @@
 /*
  * io.c: how a connection's bytes move when they do not go straight through
- * recv/send: through its TLS object on an ssl:// listener (src/tls), and
- * the few writes outside the response path. conn.c calls these at its I/O
- * points; the plain path stays in conn.c.
+ * recv/send: through its TLS object on an ssl:// listener (src/tls). conn.c
+ * calls these at its I/O points; the plain path stays in conn.c.
  */
 #include <errno.h>
 #include <sys/socket.h>
@@ -63,16 +62,6 @@ ssize_t sv_io_send(sv_conn_t *c, const void *data, size_t len)
         n = send(c->fd, data, len, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
     return n < 0 ? SV_ERRNO() : n;
-}
-
-void sv_conn_send_now(sv_conn_t *c, const char *data, size_t len)
-{
-    if (c->tls) {
-        bool want_out = false;
-        (void)sv_tls_send(c->tls, data, len, &want_out);
-        return;
-    }
-    (void)!send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 void sv_io_shut_wr(sv_conn_t *c)

@@ -873,7 +873,7 @@ static void test_control_app(void **state)
     sv_config_free(&c);
     expect_error("activate_control_app \"tcp://127.0.0.1:9293\", { auth_token: \"a\", tls: true }\n",
                  "puma.rb:1: activate_control_app: unknown option 'tls' (known: auth_token, no_token, "
-                 "data_only, umask)");
+                 "data_only, data_url, allow_remote, umask)");
     expect_error("activate_control_app \"tcp://x\"\n",
                  "puma.rb:1: control URL: bad bind 'tcp://x': expected tcp://HOST:PORT");
     expect_error("activate_control_app\n",
