@@ -2,7 +2,9 @@
  * config_fuzz.c: bytes as a puma.rb through sv_config_parse_text, then the
  * cross-field checks and the stats JSON of whatever was accepted, then free.
  * Aborts if the parser breaks its contract: a failure without a message, or
- * a message that is not one line ("file:line: problem (hint)").
+ * a message that is not one line ("file:line: problem (hint)"), or a warning
+ * list whose count does not match its lines. ASan and UBSan see the rest
+ * (the evaluator, the lexer skipping Ruby blocks).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,6 +24,15 @@ static void check_diag(int rc, const sv_diag_t *d)
         abort();
 }
 
+static void check_warnings(const sv_config_t *c)
+{
+    int lines = 0;
+    for (const char *p = c->warnings; p && *p; p++)
+        lines += *p == '\n';
+    if (lines != c->n_warnings)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 64 * 1024)
@@ -37,6 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     d.msg[0] = '\0';
     int rc = sv_config_parse_text(&c, "puma.rb", text, &d);
     check_diag(rc, &d);
+    check_warnings(&c);
     if (rc == 0) {
         d.msg[0] = '\0';
         check_diag(sv_config_validate(&c, &d), &d);

@@ -120,6 +120,12 @@ typedef struct sv_config {
 
     /* Process-only flags (never in a config file) */
     bool check_only;             /* --check: validate and exit */
+    bool strict;                 /* --strict: every warning is an error */
+    bool print_config;           /* --print-config: print the effective config as JSON and exit */
+
+    /* What the config asks for that serval does not do: "file:line: warning: ...\n" lines */
+    char *warnings;              /* NULL when none */
+    int n_warnings;
 } sv_config_t;
 
 /* What main() should do after sv_config_load. */
@@ -129,6 +135,16 @@ typedef enum sv_config_action {
     SV_CONFIG_VERSION = 2, /* -V: print the version, exit 0 */
 } sv_config_action_t;
 
+/*
+ * Checks that the paths the config names can be used, after the directory
+ * change: pidfile, state_path and the log redirects can be written (the file,
+ * or a new file in its directory), the app file can be read. With try_binds,
+ * also that every bind can be bound now (a taken port is an error); the
+ * sockets are closed again. Returns 0 or SV_ECONFIG with one line in diag.
+ */
+int sv_config_check_paths(const sv_config_t *c, sv_diag_t *diag);
+int sv_config_check_binds(const sv_config_t *c, sv_diag_t *diag);
+
 /* Fill every field with its default (no env, no file). */
 void sv_config_defaults(sv_config_t *c);
 
@@ -137,6 +153,8 @@ void sv_config_defaults(sv_config_t *c);
  * file (-C PATH, else config/puma/<env>.rb or config/puma.rb in the cwd if
  * present, unless --no-config), then the flags in argv (argv[0] is the
  * program). Sets *action. Returns 0 or SV_ECONFIG with diag set.
+ * Warnings (c->warnings) are written to stderr, one line each; with
+ * --strict any warning makes the load fail.
  */
 int sv_config_load(sv_config_t *c, int argc, char **argv, sv_config_action_t *action, sv_diag_t *diag);
 

@@ -1,3 +1,4 @@
+/* commands.c: the one table of operator commands (commands.h): name, control path, signal. */
 #include "control/commands.h"
 
 #include <signal.h>
@@ -39,6 +40,16 @@ const sv_command_t *sv_command_by_path(const char *path)
 {
     for (int i = 0; i < SV_CMD_COUNT; i++)
         if (sv_commands[i].path && !strcmp(sv_commands[i].path, path))
+            return &sv_commands[i];
+    return NULL;
+}
+
+const sv_command_t *sv_command_by_signal(int sig)
+{
+    if (sig == SIGINT) /* Ctrl-C: the same graceful stop as TERM */
+        sig = SIGTERM;
+    for (int i = 0; i < SV_CMD_COUNT; i++)
+        if (sv_commands[i].signal == sig && sig > 0)
             return &sv_commands[i];
     return NULL;
 }

@@ -2,8 +2,8 @@
  * listen.h: listening sockets from bind URIs.
  *
  *   tcp://HOST:PORT          IPv4 address or name, or [IPv6] (v6-only)
- *   unix://PATH[?mode=0600&backlog=N]
- *   (tcp also takes ?backlog=N)
+ *   unix://PATH[?mode=0600&umask=0111&backlog=N]
+ *   (tcp also takes ?backlog=N and ?low_latency=true, which serval always is)
  *   ssl://HOST:PORT?cert=PATH&key=PATH&...   a tcp listener whose
  *            connections speak TLS; the other query keys are TLS options,
  *            checked and used by src/tls (sv_tls_opts_parse)
@@ -31,6 +31,7 @@ typedef struct sv_bind {
     bool ipv6;       /* tcp: host was bracketed */
     char path[108];  /* unix */
     int mode;        /* unix: chmod after bind, -1 = leave */
+    int umask;       /* unix: umask while bind creates the file, -1 = the process's */
     int backlog;
     bool ssl;        /* ssl://: a TLS listener (tcp underneath) */
 } sv_bind_t;
