@@ -969,13 +969,17 @@ ssize_t sv_tls_recv(void *p, void *buf, size_t len, bool *want_out)
         note_done(ssl);
         *want_out = true;
         return -EAGAIN;
-    case SSL_ERROR_ZERO_RETURN: return 0;
+    case SSL_ERROR_ZERO_RETURN: note_done(ssl); return 0; /* a handshake may finish with the client's close */
     case SSL_ERROR_SYSCALL: {
         int err = errno;
+        note_done(ssl);
         ERR_clear_error();
         return err == EAGAIN ? -EAGAIN : err ? -err : 0;
     }
-    default: note_failure(ssl); return -EPROTO;
+    default:
+        note_done(ssl); /* an error after a finished handshake is not a handshake failure */
+        note_failure(ssl);
+        return -EPROTO;
     }
 }
 

@@ -134,9 +134,9 @@ def test_tls13_and_tls12_succeed_tls11_and_weak_ciphers_are_refused(servers, tes
     # the strong one still works through s_client (the refusals above were about the cipher)
     rc, out = s_client(port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256", "-CAfile", pki.ca)
     assert rc == 0 and "ECDHE-ECDSA-AES128-GCM-SHA256" in out, out
-    j = stats(s.cport)
-    assert j["tls"]["failed_protocol"] >= 2 + tried, j["tls"]
-    assert j["tls"]["handshakes"] >= 3
+    # the counters are the server's: it may still be closing the last connection
+    wait_until(lambda: stats(s.cport)["tls"]["failed_protocol"] >= 2 + tried, timeout=10, what="refusals counted")
+    wait_until(lambda: stats(s.cport)["tls"]["handshakes"] >= 3, timeout=10, what="handshakes counted")
 
 
 def test_alpn_selects_http11_and_sni_picks_the_matching_certificate(servers, testapp, port, pki):
