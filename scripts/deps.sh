@@ -6,7 +6,7 @@
 #   scripts/deps.sh --fuzz   also clang and its libFuzzer runtime (make fuzz)
 set -euo pipefail
 
-build_pkgs=(cmake make gcc pkg-config node-llhttp libcmocka-dev libssl-dev openssl python3 python3-pytest curl procps iproute2)
+build_pkgs=(cmake make gcc pkg-config node-llhttp libcmocka-dev libssl-dev openssl python3 python3-pytest curl procps iproute2 haproxy)
 bench_pkgs=(testssl.sh nginx-light h2o puma ruby-rack wrk siege gnuplot-nox slowhttptest)
 test_pkgs=(slowhttptest)
 fuzz_pkgs=(clang-14 libclang-rt-14-dev)

@@ -12,7 +12,7 @@ failure count and a latency timeline.
 
   loadclient.py --port P [--host 127.0.0.1] [--path / --path /cache] [-c 25]
                 [--duration 10] [--rate REQ_PER_S] [--start-at MONOTONIC]
-                [--timeout 10] [--keep-alive] --out FILE.csv
+                [--timeout 10] [--keep-alive] [--until-file PATH] --out FILE.csv
 
 FILE.csv gets one row per request: t_send_s,latency_ms,outcome (outcome: the status
 code, or connect/read/write/timeout). A JSON summary goes to stdout: counts, the
@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import resource
 import sys
 import time
@@ -99,7 +100,7 @@ class _Conn(asyncio.Protocol):
                 w.set_result(self.status)
 
 
-async def _client(loop, cfg, rec, stop_at, idx):
+async def _client(loop, cfg, rec, idx):
     host, port, paths = cfg["host"], cfg["port"], cfg["paths"]
     ka = cfg["keep_alive"]
     reqs = [(f"GET {p} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: serval-bench\r\n"
@@ -111,12 +112,12 @@ async def _client(loop, cfg, rec, stop_at, idx):
     # at once when the previous answer came later than that (no catching up).
     interval = cfg["concurrency"] / cfg["rate"] if cfg["rate"] else 0.0
     next_at = t0 + interval * idx / cfg["concurrency"]
-    while loop.time() < stop_at:
+    while loop.time() < cfg["stop_at"]:
         if interval:
             now = loop.time()
             if next_at > now:
                 await asyncio.sleep(next_at - now)
-                if loop.time() >= stop_at:
+                if loop.time() >= cfg["stop_at"]:
                     break
             next_at = max(next_at, now) + interval
         req = reqs[n % len(reqs)]
@@ -146,13 +147,18 @@ async def _client(loop, cfg, rec, stop_at, idx):
         conn.transport.close()
 
 
-async def _lag_monitor(loop, stop_at, lags, period=0.005):
+async def _lag_monitor(loop, cfg, lags, period=0.005):
     """How late a periodic timer fires: the event loop's scheduling delay, which is
-    added to the latency of whatever request completes in that moment."""
-    while loop.time() < stop_at:
+    added to the latency of whatever request completes in that moment. Also ends the
+    run early when cfg["until_file"] appears (clients finish the request in flight)."""
+    n = 0
+    while loop.time() < cfg["stop_at"]:
         want = loop.time() + period
         await asyncio.sleep(period)
         lags.append(max(0.0, loop.time() - want) * 1000.0)
+        n += 1
+        if cfg["until_file"] and n % 20 == 0 and os.path.exists(cfg["until_file"]):
+            cfg["stop_at"] = loop.time()
 
 
 async def _main(cfg):
@@ -164,23 +170,23 @@ async def _main(cfg):
             await asyncio.sleep(delay)
     # loop.time() is time.monotonic() on Linux; keep one origin for everything.
     cfg["t0"] = loop.time()
-    stop_at = cfg["t0"] + cfg["duration"]
+    cfg["stop_at"] = cfg["t0"] + cfg["duration"]
     rec, lags = [], []
-    tasks = [asyncio.create_task(_client(loop, cfg, rec, stop_at, i))
+    tasks = [asyncio.create_task(_client(loop, cfg, rec, i))
              for i in range(cfg["concurrency"])]
-    mon = asyncio.create_task(_lag_monitor(loop, stop_at, lags))
+    mon = asyncio.create_task(_lag_monitor(loop, cfg, lags))
     await asyncio.gather(*tasks)
     await mon
     return rec, lags
 
 
 def run_load(host, port, paths=("/",), concurrency=25, duration=10.0, timeout=10.0,
-             keep_alive=False, start_at=None, rate=0.0):
+             keep_alive=False, start_at=None, rate=0.0, until_file=None):
     """Runs the load; returns (records, summary). records: [(t_send_s, latency_ms,
     outcome)], outcome an int status or one of ERRORS."""
     cfg = {"host": host, "port": port, "paths": list(paths), "concurrency": concurrency,
            "duration": duration, "timeout": timeout, "keep_alive": keep_alive,
-           "start_at": start_at, "rate": rate}
+           "start_at": start_at, "rate": rate, "until_file": until_file}
     # No cyclic GC pauses in the middle of a latency measurement (nothing here makes
     # long-lived cycles); the heap is small and the process short-lived.
     gc.disable()
@@ -231,10 +237,11 @@ def main():
     p.add_argument("--rate", type=float, default=0.0,
                    help="at most this many requests/s in total (paced per client); 0 = no limit")
     p.add_argument("--start-at", type=float, help="time.monotonic() instant to start at")
+    p.add_argument("--until-file", help="end the run early once this file exists")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     rec, summary = run_load(a.host, a.port, a.path or ["/"], a.concurrency, a.duration,
-                            a.timeout, a.keep_alive, a.start_at, a.rate)
+                            a.timeout, a.keep_alive, a.start_at, a.rate, a.until_file)
     write_records(a.out, rec)
     json.dump(summary, sys.stdout)
     sys.stdout.write("\n")

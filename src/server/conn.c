@@ -199,6 +199,8 @@ static void arm_out(sv_conn_t *c);
 
 int sv_conn_read(sv_conn_t *c)
 {
+    if ((!c->rbuf.data || !c->headers) && sv_server_lend_buffers(c) < 0)
+        return -ENOMEM;
     size_t limit = c->srv->o.limits.max_header_size + 16384;
     size_t room = c->rbuf.cap ? c->rbuf.cap - c->rbuf.len - 1 : 0;
     if (room < 1024 && c->rbuf.cap < limit) {
@@ -655,6 +657,8 @@ static int conn_run(sv_conn_t *c, sv_thread_t *t)
         }
         if (c->drained) {
             arm_wait(c, sv_now_ms());
+            if (c->rbuf.len == 0 && atomic_load_explicit(&c->phase, memory_order_relaxed) <= PH_IDLE)
+                sv_server_idle_buffers(c); /* an idle connection holds no buffer */
             return KEEP;
         }
         int n = sv_conn_read(c);

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -133,6 +134,9 @@ typedef struct sv_thread {
     sv_server_t *srv;
     int index;
     _Atomic int os_tid;
+    /* parking (server.c): futex word, PARK_* */
+    _Atomic int wake;
+    bool poller;                     /* holds the poll role (only this thread reads or writes it) */
 } sv_thread_t;
 
 #define SV_CONN_CHUNK 256
@@ -168,6 +172,27 @@ struct sv_server {
     uint64_t progress_seen;
     int64_t drain_started_ms;
     int64_t last_sweep_ms;
+
+    /*
+     * Leader/followers (server.c, "The serving model" in docs/architecture.md).
+     * One thread at a time holds the poll role: it alone calls epoll_wait and
+     * takes events from the batch below, which belongs to the role (handed
+     * over with release/acquire on poll_owner). The others park, last in
+     * first out; the first parked one is the standby that takes over a role
+     * left free too long.
+     */
+    _Atomic int poll_owner;          /* thread index, -1 = free */
+    _Atomic int64_t poll_released_ns; /* when the role was last let go */
+    struct epoll_event *batch;       /* BATCH_MAX events, owned by the poll role */
+    int batch_n, batch_next;
+    pthread_mutex_t park_mu;
+    int *parked;                     /* stack of thread indices, [0] = the standby */
+    _Atomic int n_parked;
+    _Atomic int deep_standby;        /* standby sleeping without a timeout: index, -1 none */
+    _Atomic int64_t last_takeover_ms; /* when the standby last took a role left free */
+    pthread_mutex_t listen_mu;       /* registering or removing the listeners */
+    _Atomic bool listening;          /* the listeners are in the epoll set */
+    _Atomic int load_end;            /* slots past this one are unused (tick, from the shared table) */
 };
 
 /* conn.c */
@@ -246,5 +271,14 @@ void sv_server_app_enter(sv_server_t *s, sv_thread_t *t);
 void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns);
 void sv_server_requeue(sv_server_t *s, sv_conn_t *c);
 int64_t sv_server_now_ms(void);
+/*
+ * Buffers of idle connections. sv_server_idle_buffers: the connection has
+ * nothing buffered and nothing to write; its buffers and header array go to
+ * the calling thread's cache (or are freed). sv_server_lend_buffers: before
+ * a read, give back whatever it lacks from the cache (or a fresh header
+ * array); -ENOMEM when that fails.
+ */
+void sv_server_idle_buffers(sv_conn_t *c);
+int sv_server_lend_buffers(sv_conn_t *c);
 
 #endif

@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <linux/futex.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -21,18 +22,15 @@
 #define BATCH_MAX 32
 #define ACCEPT_BATCH 64
 #define THREAD_TRIM_MS 30000
-/* An app call slower than this hands the rest of its batch to other threads. */
-#define SLOW_APP_NS 1000000
-/* Above this average app time, threads take one event at a time. */
-#define BATCHING_LIMIT_NS 100000
 /*
  * Below this average app time one thread per process keeps up with its
  * share of the cores, and more threads only add context switches; above it
- * a thread is added whenever all are in the app.
+ * the poller promotes a parked thread before each app call, and a thread is
+ * added whenever all are in the app.
  */
 #define GROW_LIMIT_NS 20000
 /* A sample counts at most this much in the averages above (see sv_server_app_leave). */
-#define EWMA_SAMPLE_MAX_NS (2 * BATCHING_LIMIT_NS)
+#define EWMA_SAMPLE_MAX_NS 200000
 /* All threads inside one app call each for this long: add a thread whatever the average says. */
 #define STUCK_NS 100000000
 
@@ -53,19 +51,27 @@ sv_server_t *sv_server_new(const sv_server_opts_t *opts)
         s->o.max_threads = SV_MAX_THREADS;
     s->epfd = s->wake_fd = -1;
     s->threads = calloc((size_t)s->o.max_threads, sizeof(sv_thread_t));
+    s->parked = calloc((size_t)s->o.max_threads, sizeof(int));
+    s->batch = calloc(BATCH_MAX, sizeof(struct epoll_event));
     /* one chunk pointer per SV_CONN_CHUNK fds up to the fd limit */
     long maxfd = sysconf(_SC_OPEN_MAX);
     s->n_chunks = (size_t)((maxfd > 0 ? maxfd : 65536) + SV_CONN_CHUNK - 1) / SV_CONN_CHUNK;
     s->chunks = calloc(s->n_chunks, sizeof(*s->chunks));
-    if (!s->threads || !s->chunks) {
+    if (!s->threads || !s->chunks || !s->parked || !s->batch) {
         free(s->threads);
         free(s->chunks);
+        free(s->parked);
+        free(s->batch);
         free(s);
         return NULL;
     }
     pthread_mutex_init(&s->gate_mu, NULL);
     pthread_cond_init(&s->gate_cv, NULL);
     pthread_mutex_init(&s->grow_mu, NULL);
+    pthread_mutex_init(&s->park_mu, NULL);
+    pthread_mutex_init(&s->listen_mu, NULL);
+    atomic_store(&s->poll_owner, -1);
+    atomic_store(&s->deep_standby, -1);
     atomic_store(&s->accepting, true);
     return s;
 }
@@ -86,12 +92,112 @@ static int listen_ctl(sv_server_t *s, int op)
     return 0;
 }
 
+/* Register (or remove) the listeners, remembering which; returns listen_ctl's result. */
+static int set_listening(sv_server_t *s, bool on)
+{
+    pthread_mutex_lock(&s->listen_mu);
+    int rc = 0;
+    if (atomic_load(&s->listening) != on) {
+        rc = listen_ctl(s, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL);
+        atomic_store(&s->listening, on);
+        if (s->o.load)
+            __atomic_store_n(&s->o.load[s->o.load_index].listening, on, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&s->listen_mu);
+    return rc;
+}
+
 /* ---- load balancing between workers ----------------------------------- */
+
+/*
+ * Every worker publishes its load in its slot of a table the master maps
+ * before forking (server.h). A slot not refreshed for PEER_STALE_MS belongs
+ * to a worker that is gone or hung and is ignored, so a crash, a restart or
+ * a refork never leaves a worker deferring to a peer that will not serve.
+ */
+#define PEER_STALE_MS 1000
+/* How often a worker that left new connections to its peers looks again while idle. */
+#define STEER_MS 5
 
 static void publish_load(sv_server_t *s, int busy)
 {
     if (s->o.load)
         __atomic_store_n(&s->o.load[s->o.load_index].busy, busy, __ATOMIC_RELAXED);
+}
+
+static sv_load_slot_t *my_slot(sv_server_t *s)
+{
+    return &s->o.load[s->o.load_index];
+}
+
+static int ld(const int *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* A live peer slot (not ours) at index i. */
+static const sv_load_slot_t *peer(sv_server_t *s, int i, int64_t now)
+{
+    const sv_load_slot_t *l = &s->o.load[i];
+    if (i == s->o.load_index || ld(&l->max) <= 0 || now - __atomic_load_n(&l->beat_ms, __ATOMIC_RELAXED) > PEER_STALE_MS)
+        return NULL;
+    return l;
+}
+
+/* All threads busy, or all spoken for by open connections. */
+static bool is_full(sv_server_t *s)
+{
+    int max = s->o.max_threads;
+    return atomic_load(&s->n_conns) >= max || atomic_load(&s->n_busy) >= max;
+}
+
+/*
+ * Take new connections only while this worker has capacity for them, or no
+ * peer has: a full worker leaves the listener to a listening peer with a
+ * thread free that none of its connections speaks for. A full worker that
+ * keeps accepting asks a less loaded peer that left to look again (recheck),
+ * so a burst of connections does not pile up on whoever is listening.
+ * Inside the accept window only (see on_listener): a drain must not see a
+ * listener come back after it removed them.
+ */
+static void steer_accepts(sv_server_t *s, int64_t now)
+{
+    if (!s->o.load)
+        return;
+    bool full = is_full(s);
+    bool want = true;
+    int end = atomic_load_explicit(&s->load_end, memory_order_relaxed);
+    for (int i = 0; i < end && full && want; i++) {
+        const sv_load_slot_t *l = peer(s, i, now);
+        if (l && ld(&l->listening) && ld(&l->busy) < ld(&l->max) && ld(&l->conns) < ld(&l->max))
+            want = false;
+    }
+    if (want != atomic_load(&s->listening))
+        set_listening(s, want);
+    int conns = atomic_load(&s->n_conns);
+    for (int i = 0; i < end && full && want; i++) {
+        sv_load_slot_t *l = (sv_load_slot_t *)peer(s, i, now);
+        if (l && !ld(&l->listening) && ld(&l->conns) < conns && !ld(&l->recheck))
+            __atomic_store_n(&l->recheck, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* The shared slot's heartbeat (main thread's tick): what peers read to steer their accepts. */
+static void publish_slot(sv_server_t *s, int64_t now)
+{
+    if (!s->o.load)
+        return;
+    sv_load_slot_t *me = my_slot(s);
+    __atomic_store_n(&me->max, atomic_load(&s->accepting) ? s->o.max_threads : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&me->conns, atomic_load(&s->n_conns), __ATOMIC_RELAXED);
+    __atomic_store_n(&me->busy, atomic_load(&s->n_busy), __ATOMIC_RELAXED);
+    __atomic_store_n(&me->listening, atomic_load(&s->listening), __ATOMIC_RELAXED);
+    __atomic_store_n(&me->beat_ms, now, __ATOMIC_RELAXED);
+    int end = 0;
+    for (int i = 0; i < s->o.n_load; i++)
+        if (i == s->o.load_index || ld(&s->o.load[i].max) > 0)
+            end = i + 1;
+    atomic_store_explicit(&s->load_end, end, memory_order_relaxed);
 }
 
 /*
@@ -108,11 +214,11 @@ static void maybe_defer_accept(sv_server_t *s)
     if (busy == 0)
         return;
     bool peer_less_busy = false;
-    for (int i = 0; i < s->o.n_load && !peer_less_busy; i++) {
-        const sv_load_slot_t *l = &s->o.load[i];
-        if (i != s->o.load_index && __atomic_load_n(&l->max, __ATOMIC_RELAXED) > 0 &&
-            __atomic_load_n(&l->busy, __ATOMIC_RELAXED) < busy)
-            peer_less_busy = true;
+    int64_t now = sv_now_ms();
+    int end = atomic_load_explicit(&s->load_end, memory_order_relaxed);
+    for (int i = 0; i < end && !peer_less_busy; i++) {
+        const sv_load_slot_t *l = peer(s, i, now);
+        peer_less_busy = l && ld(&l->busy) < busy;
     }
     if (!peer_less_busy)
         return;
@@ -123,34 +229,57 @@ static void maybe_defer_accept(sv_server_t *s)
 
 /*
  * With exclusive wake-ups the kernel hands a connection to the first worker
- * in the listener's wait queue that has a thread waiting, so light traffic
- * would all go to one worker. A worker that has accepted well ahead of the
- * least-served peer moves itself to the back of the queue.
+ * in the listener's wait queue that has a thread waiting, so traffic would
+ * all go to one worker. A worker that holds more connections per thread
+ * than a listening peer, or has accepted well ahead of the least-served one
+ * (Connection: close traffic), moves itself to the back of the queue.
  */
 #define ACCEPT_SKEW 16
+
+static bool ahead_of_peers(sv_server_t *s, uint64_t accepted, int64_t now)
+{
+    int conns = atomic_load(&s->n_conns), max = s->o.max_threads;
+    uint64_t least = UINT64_MAX;
+    int end = atomic_load_explicit(&s->load_end, memory_order_relaxed);
+    for (int i = 0; i < end; i++) {
+        const sv_load_slot_t *l = peer(s, i, now);
+        if (!l || !ld(&l->listening))
+            continue;
+        if ((int64_t)conns * ld(&l->max) > (int64_t)(ld(&l->conns) + 1) * max)
+            return true;
+        uint64_t a = __atomic_load_n(&l->accepted, __ATOMIC_RELAXED);
+        least = a < least ? a : least;
+    }
+    if (least == UINT64_MAX || accepted <= least + ACCEPT_SKEW)
+        return false;
+    /* catch up the counter so the peer gets a run of its own before the next move */
+    __atomic_store_n(&my_slot(s)->accepted, least, __ATOMIC_RELAXED);
+    return true;
+}
 
 static void balance_accepts(sv_server_t *s, int idx)
 {
     if (!s->o.load)
         return;
-    sv_load_slot_t *me = &s->o.load[s->o.load_index];
-    uint64_t mine = __atomic_add_fetch(&me->accepted, 1, __ATOMIC_RELAXED);
-    if (mine % 4)
+    uint64_t mine = __atomic_add_fetch(&my_slot(s)->accepted, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&my_slot(s)->conns, atomic_load(&s->n_conns), __ATOMIC_RELAXED);
+    if (!ahead_of_peers(s, mine, sv_now_ms()))
         return;
-    uint64_t least = UINT64_MAX;
-    for (int i = 0; i < s->o.n_load; i++)
-        if (i != s->o.load_index && __atomic_load_n(&s->o.load[i].max, __ATOMIC_RELAXED) > 0)
-            least = __atomic_load_n(&s->o.load[i].accepted, __ATOMIC_RELAXED) < least
-                        ? __atomic_load_n(&s->o.load[i].accepted, __ATOMIC_RELAXED)
-                        : least;
-    if (least == UINT64_MAX || mine <= least + ACCEPT_SKEW)
-        return;
-    /* catch up the counter so the peer gets a run of its own before the next move */
-    __atomic_store_n(&me->accepted, least, __ATOMIC_RELAXED);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = TAG_LISTENER | (uint64_t)idx};
     int fd = s->o.listeners[idx].fd;
-    if (atomic_load(&s->accepting) && epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL) == 0)
+    pthread_mutex_lock(&s->listen_mu);
+    if (atomic_load(&s->accepting) && atomic_load(&s->listening) && epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL) == 0)
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+    pthread_mutex_unlock(&s->listen_mu);
+}
+
+/* steer_accepts from outside the accept window: enter it first (see on_listener). */
+static void steer_in_window(sv_server_t *s, int64_t now)
+{
+    atomic_fetch_add(&s->in_accept, 1);
+    if (atomic_load(&s->accepting))
+        steer_accepts(s, now);
+    atomic_fetch_sub(&s->in_accept, 1);
 }
 
 /*
@@ -193,6 +322,9 @@ static void on_listener(sv_server_t *s, sv_thread_t *t, int idx)
         return;
     }
     sv_conn_accept(s, t, fd, l->bind.kind == SV_BIND_UNIX, l->tls, sv_now_ms());
+    /* after its first request: a Connection: close client no longer counts against our capacity */
+    if (s->o.load)
+        steer_in_window(s, sv_now_ms());
 }
 
 /* ---- the fork gate ---------------------------------------------------- */
@@ -286,34 +418,257 @@ void sv_server_unquiesce(sv_server_t *s)
     pthread_mutex_unlock(&s->gate_mu);
 }
 
-/* ---- threads ---------------------------------------------------------- */
+/* ---- buffers of idle connections ----------------------------------------- */
+
+/*
+ * A keep-alive connection waiting for its next request holds no buffer: at
+ * that point (nothing buffered, nothing to write) its buffers go to a cache
+ * of one set per serving thread, and the next read takes a set from the
+ * cache of whichever thread reads it. A thread serving connection after
+ * connection so reuses one set and never calls malloc, and 10,000 idle
+ * connections cost their slots only.
+ */
+#define CACHE_BUF_MAX 65536 /* larger buffers are freed, not cached */
+
+typedef struct buf_cache {
+    sv_buf_t rbuf, body, out, scratch, res_headers;
+    sv_http_header_t *headers;
+} buf_cache_t;
+
+static _Thread_local buf_cache_t cache;
+
+static void stash(sv_buf_t *slot, sv_buf_t *b)
+{
+    if (!slot->data && b->data && b->cap <= CACHE_BUF_MAX) {
+        *slot = *b;
+        slot->len = 0;
+        *b = (sv_buf_t)SV_BUF_INIT;
+    } else {
+        sv_buf_free(b);
+    }
+}
+
+static void lend(sv_buf_t *b, sv_buf_t *slot)
+{
+    if (!b->data && slot->data) {
+        *b = *slot;
+        sv_buf_reset(b);
+        *slot = (sv_buf_t)SV_BUF_INIT;
+    }
+}
+
+void sv_server_idle_buffers(sv_conn_t *c)
+{
+    stash(&cache.rbuf, &c->rbuf);
+    stash(&cache.body, &c->body);
+    stash(&cache.out, &c->out);
+    stash(&cache.scratch, &c->scratch);
+    stash(&cache.res_headers, &c->res_headers);
+    c->rpos = c->out_off = c->body_off = 0;
+    if (!cache.headers)
+        cache.headers = c->headers;
+    else
+        free(c->headers);
+    c->headers = NULL;
+    c->req.headers = NULL;
+}
+
+int sv_server_lend_buffers(sv_conn_t *c)
+{
+    lend(&c->rbuf, &cache.rbuf);
+    lend(&c->body, &cache.body);
+    lend(&c->out, &cache.out);
+    lend(&c->scratch, &cache.scratch);
+    lend(&c->res_headers, &cache.res_headers);
+    if (!c->headers) {
+        c->headers = cache.headers ? cache.headers
+                                   : calloc((size_t)c->srv->o.limits.max_headers, sizeof(sv_http_header_t));
+        cache.headers = NULL;
+        if (!c->headers)
+            return -ENOMEM;
+    }
+    c->req.headers = c->headers;
+    return 0;
+}
+
+static void free_cache(void)
+{
+    sv_buf_free(&cache.rbuf);
+    sv_buf_free(&cache.body);
+    sv_buf_free(&cache.out);
+    sv_buf_free(&cache.scratch);
+    sv_buf_free(&cache.res_headers);
+    free(cache.headers);
+    cache.headers = NULL;
+}
+
+/* ---- threads: leader/followers ------------------------------------------ */
 
 static int start_thread(sv_server_t *s);
 
+/*
+ * One thread at a time holds the poll role: it calls epoll_wait and works
+ * through the batch, running the app inline. Before an app call it lets the
+ * role go, so the rest of the batch and new events never wait behind a call
+ * that may be slow: when the average app time says slow, it promotes a
+ * parked thread at once (leader/followers); when it says fast, it keeps
+ * running alone, and the standby (the first parked thread, which looks every
+ * STANDBY_NS while calls run) takes the role if it stays free TAKEOVER_NS.
+ * A fast app so costs one thread's wake-ups whatever max_threads is.
+ */
+#define PARK_WAITING 0
+#define PARK_PROMOTED 1 /* popped off the stack: go and take the poll role */
+#define PARK_KICKED 2   /* look again (the standby's duty changed) */
+/*
+ * The standby looks every STANDBY_NS while calls run (each look is a
+ * context switch: at 1 ms they cost a fast app ~10 % of its CPU, measured),
+ * and again after TAKEOVER_NS once a look finds the role free: a call that
+ * holds the only free thread is found within about 3.5 ms.
+ */
+#define STANDBY_NS 3000000
+#define TAKEOVER_NS 500000
+/* Within this long of a takeover (an app with slow calls among fast ones) the standby looks every ms. */
+#define STANDBY_ALERT_MS 1000
+#define STANDBY_ALERT_NS 1000000
+/* The standby sleeps without a timeout after this many looks found no call running. */
+#define STANDBY_QUIET_LOOKS 10
+/* Nobody has polled for this long and nobody is parked: add a thread (see sv_server_tick). */
+#define STALL_MS 10
+
+static void futex_wait(_Atomic int *w, int val, int64_t timeout_ns)
+{
+    struct timespec ts = {.tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000};
+    syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, timeout_ns >= 0 ? &ts : NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic int *w)
+{
+    syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static bool take_poll_role(sv_server_t *s, sv_thread_t *t)
+{
+    int none = -1;
+    if (atomic_load_explicit(&s->poll_owner, memory_order_relaxed) != -1 ||
+        !atomic_compare_exchange_strong(&s->poll_owner, &none, t->index))
+        return false;
+    t->poller = true;
+    return true;
+}
+
+static void kick(sv_thread_t *p)
+{
+    int w = PARK_WAITING;
+    if (atomic_compare_exchange_strong(&p->wake, &w, PARK_KICKED))
+        futex_wake(&p->wake);
+}
+
+/* Pop the most recently parked thread (warm cache) and send it for the poll role. */
+static bool promote_one(sv_server_t *s)
+{
+    int idx = -1;
+    pthread_mutex_lock(&s->park_mu);
+    int n = atomic_load(&s->n_parked);
+    if (n > 0) {
+        idx = s->parked[n - 1];
+        atomic_store(&s->n_parked, n - 1);
+    }
+    pthread_mutex_unlock(&s->park_mu);
+    if (idx < 0)
+        return false;
+    atomic_store(&s->threads[idx].wake, PARK_PROMOTED);
+    futex_wake(&s->threads[idx].wake);
+    return true;
+}
+
+static void wake_all_parked(sv_server_t *s)
+{
+    while (promote_one(s)) {
+    }
+}
+
+/* Take t off the stack; false if a promoter popped it first. park_mu held. */
+static bool unpark_locked(sv_server_t *s, sv_thread_t *t)
+{
+    int n = atomic_load(&s->n_parked);
+    for (int i = 0; i < n; i++) {
+        if (s->parked[i] != t->index)
+            continue;
+        memmove(&s->parked[i], &s->parked[i + 1], (size_t)(n - i - 1) * sizeof(int));
+        atomic_store(&s->n_parked, n - 1);
+        if (i == 0 && n > 1)
+            kick(&s->threads[s->parked[0]]); /* the new standby starts watching */
+        return true;
+    }
+    return false;
+}
+
+static bool is_standby(sv_server_t *s, sv_thread_t *t)
+{
+    pthread_mutex_lock(&s->park_mu);
+    bool first = atomic_load(&s->n_parked) > 0 && s->parked[0] == t->index;
+    pthread_mutex_unlock(&s->park_mu);
+    return first;
+}
+
+/* A call runs without anybody polling: the standby must be watching. */
+static void kick_deep_standby(sv_server_t *s)
+{
+    if (atomic_load(&s->deep_standby) < 0)
+        return;
+    int idx = atomic_exchange(&s->deep_standby, -1);
+    if (idx >= 0)
+        kick(&s->threads[idx]);
+}
+
+static void release_poll_role(sv_server_t *s, sv_thread_t *t, int64_t now_ns)
+{
+    t->poller = false;
+    atomic_store_explicit(&s->poll_released_ns, now_ns, memory_order_relaxed);
+    atomic_store(&s->poll_owner, -1); /* seq_cst: against the standby going deep */
+}
+
 void sv_server_app_enter(sv_server_t *s, sv_thread_t *t)
 {
-    atomic_store_explicit(&t->app_since_ns, sv_now_ns(), memory_order_relaxed);
+    int64_t now = sv_now_ns();
+    atomic_store_explicit(&t->app_since_ns, now, memory_order_relaxed);
     int busy = atomic_fetch_add(&s->n_busy, 1) + 1;
     publish_load(s, busy);
+    bool slow = atomic_load_explicit(&s->app_ewma_ns, memory_order_relaxed) > GROW_LIMIT_NS;
+    if (t->poller) {
+        /* never hold the batch and the epoll set while inside a call that may be slow */
+        release_poll_role(s, t, now);
+        if (!slow) {
+            kick_deep_standby(s);
+            return;
+        }
+        if (promote_one(s))
+            return;
+    }
     /* keep one thread free to take new work while the app is slow and capacity remains */
-    if (busy >= atomic_load(&s->n_threads) && atomic_load(&s->n_threads) < s->o.max_threads &&
-        atomic_load_explicit(&s->app_ewma_ns, memory_order_relaxed) > GROW_LIMIT_NS)
+    if (slow && busy >= atomic_load(&s->n_threads) && atomic_load(&s->n_threads) < s->o.max_threads)
         start_thread(s);
 }
 
 void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
 {
+    /*
+     * Take the role straight back if nobody did: it is free only while the
+     * app runs, so a thread preempted while writing its response is not
+     * mistaken by the standby for one stuck in a slow call.
+     */
+    take_poll_role(s, t);
     atomic_store_explicit(&t->app_since_ns, 0, memory_order_relaxed);
     int busy = atomic_fetch_sub(&s->n_busy, 1) - 1;
     publish_load(s, busy);
     atomic_fetch_add_explicit(&t->app_ns, (uint64_t)ns, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->progress, 1, memory_order_relaxed);
     /*
-     * The averages decide batching and growth. They see wall time, and on a
+     * The averages decide promotion and growth. They see wall time, and on a
      * busy machine a fast call is now and then preempted for milliseconds;
-     * one such sample must not make a fast app look slow (a thread too many,
-     * one event per epoll_wait). A slow app still gets there: clamped samples
-     * stay well above both limits.
+     * one such sample must not make a fast app look slow (a wake-up per
+     * request, a thread too many). A slow app still gets there: clamped
+     * samples stay well above the limit.
      */
     int64_t clamped = ns < EWMA_SAMPLE_MAX_NS ? ns : EWMA_SAMPLE_MAX_NS;
     t->app_ewma_ns += (clamped - t->app_ewma_ns) / 8;
@@ -333,28 +688,14 @@ void sv_server_requeue(sv_server_t *s, sv_conn_t *c)
     epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
-static void handle_batch(sv_server_t *s, sv_thread_t *t, struct epoll_event *ev, int n)
+static void handle_event(sv_server_t *s, sv_thread_t *t, uint64_t d)
 {
-    for (int i = 0; i < n; i++) {
-        uint64_t d = ev[i].data.u64;
-        if (d & TAG_WAKE)
-            continue;
-        int64_t before = atomic_load_explicit(&t->app_ns, memory_order_relaxed);
-        if (d & TAG_LISTENER)
-            on_listener(s, t, (int)(d & 0xffff));
-        else
-            sv_conn_on_event(s, t, d);
-        int64_t spent = (int64_t)atomic_load_explicit(&t->app_ns, memory_order_relaxed) - before;
-        if (spent > SLOW_APP_NS && i + 1 < n) {
-            /* a slow app call held these events back: let idle threads have them */
-            for (int j = i + 1; j < n; j++) {
-                uint64_t dj = ev[j].data.u64;
-                if (!(dj & (TAG_WAKE | TAG_LISTENER)))
-                    sv_conn_hand_back(s, dj);
-            }
-            return;
-        }
-    }
+    if (d & TAG_WAKE)
+        return;
+    if (d & TAG_LISTENER)
+        on_listener(s, t, (int)(d & 0xffff));
+    else
+        sv_conn_on_event(s, t, d);
 }
 
 /*
@@ -379,37 +720,146 @@ static bool should_trim(sv_server_t *s, sv_thread_t *t, int64_t idle_since)
     return n > floor && atomic_compare_exchange_strong(&s->n_threads, &n, n - 1);
 }
 
+/* The standby's look: should it take the poll role, and may it sleep without a timeout? */
+static bool standby_takes_over(sv_server_t *s, int *quiet_looks, bool *role_free)
+{
+    *role_free = atomic_load(&s->poll_owner) == -1;
+    if (*role_free) {
+        *quiet_looks = 0;
+        return sv_now_ns() - atomic_load_explicit(&s->poll_released_ns, memory_order_relaxed) >= TAKEOVER_NS;
+    }
+    if (atomic_load(&s->n_busy) > 0)
+        *quiet_looks = 0;
+    else
+        (*quiet_looks)++;
+    return false;
+}
+
+/* Deep sleep only while someone polls; whoever lets the role go kicks us (kick_deep_standby). */
+static bool go_deep(sv_server_t *s, sv_thread_t *t)
+{
+    atomic_store(&s->deep_standby, t->index);
+    if (atomic_load(&s->poll_owner) != -1)
+        return true;
+    int me = t->index;
+    atomic_compare_exchange_strong(&s->deep_standby, &me, -1);
+    return false;
+}
+
+enum { PARK_GO, PARK_TRIM };
+
+/*
+ * Wait on the stack until promoted, or (the standby) until the poll role has
+ * been free too long. PARK_TRIM: the thread leaves (should_trim said so).
+ */
+static int park(sv_server_t *s, sv_thread_t *t, int64_t idle_since)
+{
+    atomic_store(&t->wake, PARK_WAITING);
+    pthread_mutex_lock(&s->park_mu);
+    int n = atomic_load(&s->n_parked);
+    s->parked[n] = t->index;
+    atomic_store(&s->n_parked, n + 1);
+    pthread_mutex_unlock(&s->park_mu);
+    int floor = s->o.min_threads > 1 ? s->o.min_threads : 1;
+    int quiet_looks = 0;
+    bool role_free = false;
+    for (bool first = true;; first = false) {
+        /*
+         * Right after the push: a poller that let the role go before it saw
+         * us on the stack promoted nobody, so look at the role ourselves;
+         * sv_server_shutdown sets stop before it pops the stack.
+         */
+        if (atomic_load(&s->stop) || (first && atomic_load(&s->poll_owner) == -1)) {
+            pthread_mutex_lock(&s->park_mu);
+            unpark_locked(s, t);
+            pthread_mutex_unlock(&s->park_mu);
+            return PARK_GO;
+        }
+        bool standby = is_standby(s, t);
+        bool deep = standby && quiet_looks >= STANDBY_QUIET_LOOKS && go_deep(s, t);
+        bool alert = sv_now_ms() - atomic_load_explicit(&s->last_takeover_ms, memory_order_relaxed) < STANDBY_ALERT_MS;
+        int64_t look = alert ? STANDBY_ALERT_NS : STANDBY_NS;
+        int64_t timeout = standby && !deep ? (role_free ? TAKEOVER_NS : look) : atomic_load(&s->n_threads) > floor ? 1000000000 : -1;
+        atomic_store(&t->active, 0);
+        futex_wait(&t->wake, PARK_WAITING, timeout);
+        atomic_store(&t->active, 1);
+        if (deep) {
+            int me = t->index;
+            atomic_compare_exchange_strong(&s->deep_standby, &me, -1);
+            quiet_looks = 0;
+        }
+        if (atomic_load(&s->paused))
+            gate_wait(s, t);
+        int w = PARK_KICKED;
+        if (!atomic_compare_exchange_strong(&t->wake, &w, PARK_WAITING) && w == PARK_PROMOTED)
+            return PARK_GO;
+        bool leave = atomic_load(&s->stop) || (standby && standby_takes_over(s, &quiet_looks, &role_free));
+        bool trim = !leave && should_trim(s, t, idle_since);
+        if (!leave && !trim)
+            continue;
+        pthread_mutex_lock(&s->park_mu);
+        bool off = unpark_locked(s, t);
+        pthread_mutex_unlock(&s->park_mu);
+        if (!off) { /* promoted meanwhile: serve; give the trim back */
+            if (trim)
+                atomic_fetch_add(&s->n_threads, 1);
+            return PARK_GO;
+        }
+        if (leave && !atomic_load(&s->stop))
+            atomic_store_explicit(&s->last_takeover_ms, sv_now_ms(), memory_order_relaxed);
+        return trim ? PARK_TRIM : PARK_GO;
+    }
+}
+
 static void *thread_main(void *arg)
 {
     sv_thread_t *t = arg;
     sv_server_t *s = t->srv;
     atomic_store(&t->os_tid, (int)syscall(SYS_gettid));
-    struct epoll_event ev[BATCH_MAX];
     int64_t idle_since = sv_now_ms();
     t->next_trim_check_ms = idle_since + 1000;
     for (;;) {
-        int floor = s->o.min_threads > 1 ? s->o.min_threads : 1;
-        int timeout = atomic_load(&s->n_threads) > floor ? 1000 : -1;
-        int batch = t->app_ewma_ns > BATCHING_LIMIT_NS ? 1 : BATCH_MAX;
-        atomic_store(&t->active, 0);
-        int n = epoll_wait(s->epfd, ev, batch, timeout);
-        atomic_store(&t->active, 1);
-        atomic_fetch_add_explicit(&s->progress, 1, memory_order_relaxed);
         if (atomic_load(&s->paused))
             gate_wait(s, t);
         if (atomic_load(&s->stop))
             break;
-        if (n > 0) {
-            handle_batch(s, t, ev, n);
-            idle_since = sv_now_ms();
+        if (!t->poller && !take_poll_role(s, t)) {
+            if (park(s, t, idle_since) == PARK_TRIM) {
+                free_cache();
+                /* EXITED before inactive: a quiesce never sees this thread quiet and not leaving */
+                atomic_store(&t->in_use, SV_SLOT_EXITED);
+                atomic_store(&t->active, 0);
+                return NULL;
+            }
+            continue;
         }
-        if (n >= 0 && should_trim(s, t, idle_since)) {
-            /* EXITED before inactive: a quiesce never sees this thread quiet and not leaving */
-            atomic_store(&t->in_use, SV_SLOT_EXITED);
+        if (s->batch_next >= s->batch_n) {
+            /* left new connections to a peer: look again soon whether to take them back */
+            bool stepped_aside = s->o.load && atomic_load(&s->accepting) && !atomic_load(&s->listening);
+            int timeout = stepped_aside ? STEER_MS : -1;
             atomic_store(&t->active, 0);
-            return NULL;
+            int n = epoll_wait(s->epfd, s->batch, BATCH_MAX, timeout);
+            atomic_store(&t->active, 1);
+            atomic_fetch_add_explicit(&s->progress, 1, memory_order_relaxed);
+            s->batch_n = n > 0 ? n : 0;
+            s->batch_next = 0;
+            if (n == 0)
+                steer_in_window(s, sv_now_ms());
+            continue;
         }
+        if (s->o.load && ld(&my_slot(s)->recheck)) {
+            __atomic_store_n(&my_slot(s)->recheck, 0, __ATOMIC_RELAXED);
+            steer_in_window(s, sv_now_ms());
+        }
+        uint64_t d = s->batch[s->batch_next++].data.u64;
+        handle_event(s, t, d);
+        idle_since = sv_now_ms();
     }
+    if (t->poller) {
+        t->poller = false;
+        atomic_store(&s->poll_owner, -1);
+    }
+    free_cache();
     atomic_store(&t->active, 0);
     return NULL;
 }
@@ -484,13 +934,10 @@ int sv_server_start(sv_server_t *s)
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
     if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &ev) < 0)
         return SV_ERRNO();
-    int rc = listen_ctl(s, EPOLL_CTL_ADD);
+    int rc = set_listening(s, true);
     if (rc < 0)
         return rc;
-    if (s->o.load) {
-        __atomic_store_n(&s->o.load[s->o.load_index].max, s->o.max_threads, __ATOMIC_RELAXED);
-        publish_load(s, 0);
-    }
+    publish_slot(s, sv_now_ms());
     int want = s->o.min_threads > 1 ? s->o.min_threads : 1;
     for (int i = 0; i < want && rc == 0; i++)
         rc = start_thread(s);
@@ -505,9 +952,11 @@ void sv_server_stop_accepting(sv_server_t *s, bool close_listeners)
     atomic_store(&s->accepting, false);
     while (atomic_load(&s->in_accept) > 0) /* a few instructions: see on_listener */
         sched_yield();
-    /* after the wait: balance_accepts (inside the window) may have re-added a listener */
+    /* after the wait: balance_accepts and steer_accepts (inside the window) may have re-added a listener */
     if (s->epfd >= 0)
-        listen_ctl(s, EPOLL_CTL_DEL);
+        set_listening(s, false);
+    if (s->o.load) /* peers stop counting on us at once */
+        __atomic_store_n(&s->o.load[s->o.load_index].max, 0, __ATOMIC_RELAXED);
     /* whatever the kernel queued for us is served, not dropped */
     int64_t now = sv_now_ms();
     for (int i = 0; i < s->o.n_listeners && close_listeners; i++) {
@@ -527,7 +976,8 @@ void sv_server_resume_accepting(sv_server_t *s)
 {
     atomic_store(&s->accepting, true);
     if (s->epfd >= 0)
-        listen_ctl(s, EPOLL_CTL_ADD);
+        set_listening(s, true);
+    publish_slot(s, sv_now_ms());
 }
 
 void sv_server_drain(sv_server_t *s)
@@ -560,11 +1010,28 @@ static bool all_stuck(sv_server_t *s)
     return true;
 }
 
+/*
+ * Nobody has polled for STALL_MS and nobody is parked to take over: a call
+ * the average took for fast holds the only free thread. Add one (up to
+ * max_threads); it is trimmed again once the app is fast.
+ */
+static bool stalled(sv_server_t *s)
+{
+    if (atomic_load(&s->poll_owner) != -1 || atomic_load(&s->n_parked) > 0 ||
+        atomic_load(&s->n_threads) >= s->o.max_threads || atomic_load(&s->n_busy) == 0)
+        return false;
+    return sv_now_ns() - atomic_load_explicit(&s->poll_released_ns, memory_order_relaxed) >= STALL_MS * 1000000LL;
+}
+
 void sv_server_tick(sv_server_t *s, int64_t now_ms)
 {
     reap_exited(s);
-    if (s->started && !atomic_load(&s->paused) && all_stuck(s))
+    if (s->started && !atomic_load(&s->paused) && (all_stuck(s) || stalled(s)))
         start_thread(s);
+    if (s->started && s->o.load) {
+        publish_slot(s, now_ms);
+        steer_in_window(s, now_ms);
+    }
     if (now_ms - s->last_sweep_ms < 100)
         return;
     s->last_sweep_ms = now_ms;
@@ -592,6 +1059,7 @@ int sv_server_shutdown(sv_server_t *s, int join_timeout_ms)
     pthread_mutex_unlock(&s->grow_mu);
     uint64_t one = 1;
     (void)!write(s->wake_fd, &one, sizeof(one));
+    wake_all_parked(s);
     sv_server_unquiesce(s);
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -674,6 +1142,8 @@ void sv_server_free(sv_server_t *s)
     }
     free(s->chunks);
     free(s->threads);
+    free(s->parked);
+    free(s->batch);
     free(s);
 }
 
@@ -700,6 +1170,7 @@ void sv_server_stats(sv_server_t *s, sv_server_stats_t *out)
     out->connections_max = atomic_exchange(&s->conns_max, out->connections);
     for (int i = 0; i < s->o.max_threads; i++)
         out->app_ns_total += atomic_load_explicit(&s->threads[i].app_ns, memory_order_relaxed);
+    out->parked_threads = atomic_load(&s->n_parked);
     out->body_memory = atomic_load_explicit(&s->body_mem, memory_order_relaxed);
     out->bodies_spooled = atomic_load_explicit(&s->bodies_spooled, memory_order_relaxed);
     for (int i = 0; i < s->o.n_listeners; i++) {

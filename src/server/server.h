@@ -1,9 +1,12 @@
 /*
  * server.h: one serving process: listeners, connections, threads, the app.
  *
- * Threads. Up to max_threads threads share one epoll instance. Every
- * connection is registered once, edge-triggered; whichever thread receives
- * its event takes ownership (an atomic flag in the connection), reads,
+ * Threads. Up to max_threads threads share one epoll instance, one at a
+ * time: the thread holding the poll role waits in epoll_wait and lets the
+ * role go before each app call (at once to a parked thread when the app is
+ * slow; to a standby that takes it if the call runs long when the app is
+ * fast), the others are parked. Every connection is registered once,
+ * edge-triggered; whichever thread takes its event takes ownership (an atomic flag in the connection), reads,
  * parses, calls the app on that same thread, writes, and gives ownership
  * back. A connection that is idle or still sending a partial request holds
  * no thread. Events that arrive while another thread owns the connection are
@@ -32,6 +35,10 @@ typedef struct sv_load_slot {
     _Alignas(64) int busy;  /* app calls running */
     int max;                /* max_threads; 0 = slot unused */
     uint64_t accepted;      /* connections accepted */
+    int conns;              /* open connections */
+    int listening;          /* 1: its listeners are in its epoll set (it takes new connections) */
+    int recheck;            /* set by a peer: look again whether to take new connections */
+    int64_t beat_ms;        /* monotonic ms of the worker's last tick; stale = ignore the slot */
 } sv_load_slot_t;
 
 typedef struct sv_server_opts {
@@ -69,6 +76,7 @@ typedef struct sv_server_stats {
     int connections;         /* open client connections */
     int connections_max;     /* most open since the previous read */
     uint64_t app_ns_total;   /* time spent in the app */
+    int parked_threads;      /* threads parked (neither polling nor serving) */
     int64_t body_memory;     /* bytes of request bodies held in memory now */
     uint64_t bodies_spooled; /* request bodies written to a temp file since start */
 } sv_server_stats_t;
@@ -119,7 +127,7 @@ void sv_server_dump_threads(sv_server_t *s);
  * Fork gate. sv_server_quiesce waits (up to timeout_ms) until no thread is
  * handling a connection, inside the app, starting or exiting (exited threads
  * are joined), and holds every thread at the gate: each is then in
- * epoll_wait or at the gate, holding no lock of ours, libc's or a
+ * epoll_wait, parked or at the gate, holding no lock of ours, libc's or a
  * sanitizer's. Returns 0 or -ETIMEDOUT (then nothing is held).
  * sv_server_unquiesce lets them go. Between the two the calling thread may
  * fork safely.

@@ -1,0 +1,102 @@
+"""The serving model: threads a fast app does not need stay parked, a slow call holds
+no other request back, and connections go to the worker with a free thread."""
+
+import http.client
+import json
+import os
+import threading
+import time
+
+from helpers import get, wait_until
+
+# x86_64 and aarch64 syscall numbers (first field of /proc/PID/task/TID/syscall)
+EPOLL_WAITS = {"232", "281", "441", "22"}   # epoll_wait, epoll_pwait, epoll_pwait2 (x86_64); epoll_pwait (aarch64)
+FUTEX = {"202", "98"}                        # futex (x86_64, aarch64)
+SLEEPS = {"35", "230", "101", "115"}        # nanosleep, clock_nanosleep (x86_64, aarch64)
+
+
+def thread_syscalls(pid):
+    """The syscall each thread of pid is blocked in ('running' when on a CPU)."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                out.append(f.read().split()[0])
+        except OSError:
+            pass
+    return out
+
+
+def keep_alive_requests(port, path, n):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        for _ in range(n):
+            c.request("GET", path)
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+    finally:
+        c.close()
+
+
+def test_fast_app_keeps_one_thread_polling_and_parks_the_others(servers, testapp, port):
+    s = servers("-t", "5:5", "-b", f"tcp://127.0.0.1:{port}", testapp)
+    clients = [threading.Thread(target=keep_alive_requests, args=(port, "/", 200)) for _ in range(4)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+
+    def one_poller():
+        calls = thread_syscalls(s.pid)
+        polling = sum(1 for c in calls if c in EPOLL_WAITS)
+        parked = sum(1 for c in calls if c in FUTEX)
+        return (polling, parked) if polling == 1 and parked >= 4 else None
+
+    # the standby thread looks every few ms; the others stay parked the whole time
+    wait_until(one_poller, timeout=10, what="one thread in epoll_wait, four parked")
+
+
+def test_a_fast_request_is_answered_while_a_slow_call_runs(servers, testapp, port):
+    """The app is fast on average (so nothing is promoted eagerly), then one call
+    sleeps 4 s: requests on other connections are answered meanwhile, by the
+    threads that are free."""
+    s = servers("-t", "3:3", "-b", f"tcp://127.0.0.1:{port}", testapp)
+    keep_alive_requests(port, "/", 300)
+    done = []
+    slow = threading.Thread(target=lambda: done.append(get(port, "/sleep?ms=4000", timeout=20).status))
+    slow.start()
+    try:
+        wait_until(lambda: any(c in SLEEPS for c in thread_syscalls(s.pid)), timeout=10, what="the slow call")
+        for _ in range(3):
+            t0 = time.monotonic()
+            keep_alive_requests(port, "/", 5)
+            assert get(port, "/", timeout=10).status == 200
+            assert time.monotonic() - t0 < 2.0, "fast requests waited behind the slow call"
+        assert not done, "the slow call ended before the fast requests were checked"
+    finally:
+        slow.join()
+    assert done == [200]
+
+
+def test_connections_go_to_the_worker_with_a_free_thread(servers, testapp, port):
+    """2 workers x 2 threads, 4 keep-alive clients: a worker whose threads are all
+    spoken for by its connections leaves the next ones to the other worker."""
+    s = servers("-w", "2", "-t", "2:2", "-b", f"tcp://127.0.0.1:{port}", testapp, workers=2)
+    s.wait_workers(2)
+    conns, pids = [], []
+    try:
+        for _ in range(4):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/pid")
+            r = c.getresponse()
+            pid = json.loads(r.read())["pid"]
+            pids.append(pid)
+            conns.append(c)
+            # the worker looks at its load after the first response: let it finish
+            wait_until(lambda: "running" not in thread_syscalls(pid), timeout=10, what="the worker idle")
+        per_worker = sorted(pids.count(p) for p in set(pids))
+        assert per_worker == [2, 2], f"connections per worker {per_worker}"
+    finally:
+        for c in conns:
+            c.close()
