@@ -14,6 +14,7 @@
 #include "core/err.h"
 #include "core/time.h"
 #include "os/listen.h"
+#include "tls/tls.h"
 
 static int remaining_ms(int64_t deadline)
 {
@@ -113,48 +114,60 @@ int ctl_connect(const char *url, int timeout_ms, char *err, size_t errlen)
     return connect_until(url, sv_now_ms() + timeout_ms, err, errlen);
 }
 
-static int send_all(int fd, const char *data, size_t len, int64_t deadline)
+/* One send or recv, through TLS for an ssl:// URL: >0, 0 EOF, -EAGAIN (*events: what to wait for), <0. */
+static ssize_t io(int fd, void *tls, bool out, char *buf, size_t len, short *events)
+{
+    bool want_out = out;
+    ssize_t n;
+    if (tls) {
+        want_out = false;
+        n = out ? sv_tls_send(tls, buf, len, &want_out) : sv_tls_recv(tls, buf, len, &want_out);
+    } else {
+        n = out ? send(fd, buf, len, MSG_NOSIGNAL) : recv(fd, buf, len, 0);
+        n = n >= 0 ? n : errno == EINTR ? -EAGAIN : SV_ERRNO();
+    }
+    *events = want_out ? POLLOUT : POLLIN;
+    return n;
+}
+
+static int send_all(int fd, void *tls, const char *data, size_t len, int64_t deadline)
 {
     size_t off = 0;
     while (off < len) {
-        ssize_t n = send(fd, data + off, len - off, MSG_NOSIGNAL);
+        short events;
+        ssize_t n = io(fd, tls, true, (char *)data + off, len - off, &events);
         if (n > 0) {
             off += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno != EAGAIN)
-            return SV_ERRNO();
-        int rc = wait_fd(fd, POLLOUT, deadline);
+        if (n != -EAGAIN)
+            return n < 0 ? (int)n : -EPIPE;
+        int rc = wait_fd(fd, events, deadline);
         if (rc < 0)
             return rc;
     }
     return 0;
 }
 
-static int recv_all(int fd, sv_buf_t *out, int64_t deadline)
+static int recv_all(int fd, void *tls, sv_buf_t *out, int64_t deadline)
 {
     for (;;) {
         if (out->len >= CTL_RESPONSE_MAX)
             return SV_ELIMIT;
         if (sv_buf_reserve(out, 16384) < 0)
             return -ENOMEM;
-        ssize_t n = recv(fd, out->data + out->len, out->cap - out->len - 1, 0);
+        short events;
+        ssize_t n = io(fd, tls, false, out->data + out->len, out->cap - out->len - 1, &events);
         if (n > 0) {
             out->len += (size_t)n;
             out->data[out->len] = '\0';
             continue;
         }
-        if (n == 0)
-            return 0;
-        if (errno == ECONNRESET)
-            return 0; /* what arrived before the reset is the answer */
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN)
-            return SV_ERRNO();
-        int rc = wait_fd(fd, POLLIN, deadline);
+        if (n == 0 || n == -ECONNRESET)
+            return 0; /* what arrived before the end (or a reset) is the answer */
+        if (n != -EAGAIN)
+            return (int)n;
+        int rc = wait_fd(fd, events, deadline);
         if (rc < 0)
             return rc;
     }
@@ -199,15 +212,15 @@ static int parse_reply(ctl_reply_t *r)
     return 0;
 }
 
-static int exchange(int fd, const char *target, int64_t deadline, ctl_reply_t *reply)
+static int exchange(int fd, void *tls, const char *target, int64_t deadline, ctl_reply_t *reply)
 {
     sv_buf_t req = SV_BUF_INIT;
     if (sv_buf_printf(&req, "GET %s HTTP/1.0\r\n\r\n", target) < 0)
         return -ENOMEM;
-    int rc = send_all(fd, req.data, req.len, deadline);
+    int rc = send_all(fd, tls, req.data, req.len, deadline);
     sv_buf_free(&req);
     if (rc == 0)
-        rc = recv_all(fd, &reply->raw, deadline);
+        rc = recv_all(fd, tls, &reply->raw, deadline);
     if (rc == -EPIPE || rc == -ECONNRESET)
         rc = 0; /* closed before we finished writing: judged by what we got */
     if (rc == 0 && reply->raw.len == 0)
@@ -225,7 +238,17 @@ int ctl_http_get(const char *url, const char *target, int timeout_ms, ctl_reply_
     int fd = connect_until(url, deadline, err, errlen);
     if (fd < 0)
         return fd;
-    int rc = exchange(fd, target, deadline, reply);
+    sv_bind_t b;
+    char why[300];
+    void *tls = NULL;
+    /* ssl:// control URL: TLS without verifying the server's certificate, as pumactl does */
+    if (sv_bind_parse(url, &b, why, sizeof(why)) == 0 && b.ssl && !(tls = sv_tls_client_new(fd))) {
+        close(fd);
+        snprintf(err, errlen, "servalctl: cannot start TLS to %s", url);
+        return -ENOMEM;
+    }
+    int rc = exchange(fd, tls, target, deadline, reply);
+    sv_tls_conn_free(tls);
     close(fd);
     if (rc == SV_EPROTO && reply->raw.len == 0)
         snprintf(err, errlen, "Server closed connection before responding");

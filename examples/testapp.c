@@ -310,6 +310,8 @@ static void route_echo(struct testapp *app, serval_request_t *req, serval_respon
     struct jbuf b = {0};
     jb_puts(&b, "{\"method\":");
     jb_string(&b, serval_request_method(req));
+    jb_puts(&b, ",\"scheme\":");
+    jb_string(&b, serval_request_scheme(req));
     jb_puts(&b, ",\"path\":");
     jb_string(&b, serval_request_path(req));
     jb_puts(&b, ",\"query\":");

@@ -177,6 +177,8 @@ const void *serval_request_body(const serval_request_t *req, size_t *len);
 long serval_request_read(serval_request_t *req, void *buf, size_t cap);
 /* The client: "127.0.0.1:53210", "[::1]:53210", or "unix". */
 const char *serval_request_peer(const serval_request_t *req);
+/* "https" for a request that came over TLS (an ssl:// listener), else "http" (Rack's rack.url_scheme). */
+const char *serval_request_scheme(const serval_request_t *req);
 
 /* ---- Query strings, form bodies, cookies --------------------------------
  *

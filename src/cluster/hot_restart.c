@@ -23,6 +23,7 @@
 #include "os/chan.h"
 #include "os/fd.h"
 #include "os/sig.h"
+#include "tls/tls.h"
 
 #define PREFLIGHT_TIMEOUT_MS 20000
 /* MAX_ARG_STRLEN is 128 KiB for one "NAME=value" string; keep well below it */
@@ -180,6 +181,12 @@ void sv_hot_restart_common_records(const sv_runtime_t *rt, const sv_control_t *c
         sv_msg_put(rec, sizeof(rec), "token", rt->control_token);
         add(env, rec);
     }
+    if (sv_tls_shared_fd() >= 0) {
+        /* TLS ticket keys and counters: the new image shares them with the workers it keeps */
+        snprintf(rec, sizeof(rec), "tls");
+        sv_msg_put_int(rec, sizeof(rec), "fd", sv_tls_shared_fd());
+        add(env, rec);
+    }
     char opsbuf[SV_OPLOG_SIZE * 700];
     sv_oplog_handover(ops, opsbuf, sizeof(opsbuf));
     sv_buf_puts(env, opsbuf);
@@ -189,6 +196,8 @@ int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_f
 {
     for (int i = 0; i < n_keep; i++)
         sv_fd_cloexec(keep_fds[i], false);
+    if (sv_tls_shared_fd() >= 0)
+        sv_fd_cloexec(sv_tls_shared_fd(), false);
     sv_buf_t assignment = SV_BUF_INIT;
     int memfd = -1;
     if (env->len > HANDOVER_ENV_MAX) {
@@ -222,6 +231,8 @@ int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_f
     sv_log_error("! hot restart: cannot execute %s: %s", rt->exe, strerror(-rc));
     for (int i = 0; i < n_keep; i++)
         sv_fd_cloexec(keep_fds[i], true);
+    if (sv_tls_shared_fd() >= 0)
+        sv_fd_cloexec(sv_tls_shared_fd(), true);
     free_env(rt, envp);
     return rc;
 }

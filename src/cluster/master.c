@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cluster/certs.h"
 #include "cluster/hot_restart.h"
 #include "cluster/master_internal.h"
 #include "cluster/state.h"
@@ -700,6 +701,7 @@ int sv_master_act(sv_master_t *m, sv_control_cmd_t cmd, const char *trigger, cha
         if (m->mold.chan >= 0) /* workers it forks later write to the new files */
             sv_chan_send(m->mold.chan, sv_proto_name(SV_PROTO_REOPEN_LOGS), -1, 0);
         return 0;
+    case SV_CMD_RELOAD_CERTS: sv_certs_reload(m->rt, trigger, NULL); return 0;
     case SV_CMD_INFO:
         sv_state_log_backtrace("master");
         for (int i = 0; i < m->nw; i++)
@@ -736,7 +738,8 @@ static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
 static void setup_signals(sv_master_t *m)
 {
     sv_sig_open();
-    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGURG, SIGTTIN, SIGTTOU, SIGHUP, SIGCHLD, SIGPWR};
+    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGURG, SIGTTIN, SIGTTOU, SIGHUP, SIGCHLD, SIGPWR,
+                    SIGWINCH};
     for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
         sv_sig_catch(caught[i]);
     sv_sig_ignore(SIGPIPE);
@@ -854,6 +857,7 @@ int sv_master_run(sv_runtime_t *rt)
         enforce_timeouts(m, now);
         notify_systemd(m, now);
         sv_master_sample_memory(m, now);
+        sv_certs_tick(now);
         sv_control_tick(m->control, now);
         if (m->state == M_STOP && m->nw == 0)
             finish(m);

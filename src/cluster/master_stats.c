@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/certs.h"
 #include "cluster/master_internal.h"
 #include "cluster/state.h"
 #include "core/json.h"
@@ -222,6 +223,7 @@ void sv_master_stats_json(sv_master_t *m, sv_buf_t *out)
             worker_json(m, &w, m->w[i], total);
     sv_json_arr_end(&w);
     cluster_extras(m, &w);
+    sv_certs_stats(m->rt, &w);
     sv_json_obj_end(&w);
 }
 
@@ -300,6 +302,7 @@ void sv_master_metrics(sv_master_t *m, sv_buf_t *out)
         }
     sv_metric_head(out, "serval_restart_in_progress", "gauge", "1 while a restart operation runs.");
     sv_metric(out, "serval_restart_in_progress", NULL, m->ops.current != NULL);
+    sv_certs_metrics(m->rt, out);
 }
 
 /* ---- the control server's commands --------------------------------------------------- */
@@ -354,6 +357,7 @@ int sv_master_control(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
     case SV_CMD_READY: return health(m, out, true);
     case SV_CMD_LIVE: return health(m, out, false);
     case SV_CMD_OPERATION: return sv_state_operation(&m->ops, query, out);
+    case SV_CMD_RELOAD_CERTS: return sv_certs_reload(m->rt, "control", out);
     default: return 404;
     }
 }

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/certs.h"
 #include "cluster/master_internal.h"
 #include "core/log.h"
 #include "core/time.h"
@@ -76,6 +77,8 @@ static void phased_start(sv_master_t *m)
     sv_roll_begin(m, total, prev, "phased upgrade", false);
     sv_log("- Starting phased worker restart, phase: %u", m->phase);
     sv_rt_chdir_restart_dir(m->rt);
+    /* new certificates on disk come with the new workers (a bad one is refused; the old ones serve on) */
+    sv_certs_reload_if_tls(m->rt, "phased restart");
 }
 
 /* New-phase workers still booting (in flight). */

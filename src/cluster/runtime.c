@@ -25,6 +25,7 @@
 #include "os/fd.h"
 #include "os/file.h"
 #include "os/proc.h"
+#include "tls/tls.h"
 
 extern char **environ;
 
@@ -208,6 +209,15 @@ static int check_only(sv_runtime_t *rt)
     sv_diag_t diag = {{0}};
     if (sv_rt_load_app(rt) < 0)
         return SV_ECONFIG;
+    /* certificates and keys load, and match (a hot restart's preflight refuses a bad new certificate) */
+    for (int i = 0; i < sv_config_bind_count(&rt->cfg); i++) {
+        char err[600];
+        const char *uri = sv_config_bind(&rt->cfg, i);
+        if (!strncmp(uri, "ssl://", 6) && sv_tls_check(uri, err, sizeof(err)) < 0) {
+            fprintf(stderr, "serval: %s\n", err);
+            return SV_ECONFIG;
+        }
+    }
     /* a hot restart's preflight (SERVAL_CHECK_INIT set) runs while the old image holds the binds */
     const char *with_init = getenv("SERVAL_CHECK_INIT");
     if (!with_init && sv_config_check_binds(&rt->cfg, &diag) < 0) {
@@ -309,6 +319,41 @@ static int adopt(sv_runtime_t *rt, sv_listener_t *l, const char *uri, char **rec
     return 0;
 }
 
+/*
+ * TLS contexts for the ssl:// listeners, built here, before any fork: the
+ * master reads the certificates and keys, and every worker inherits them.
+ * The shared block (ticket keys, certificate generation, counters) is the
+ * one a hot restart handed over, if any.
+ */
+static int open_tls(sv_runtime_t *rt, char *err, size_t errlen)
+{
+    char *rec = NULL;
+    int fd = -1;
+    if (sv_rt_take_handover(rt, "tls", &rec, 1) == 1) {
+        fd = (int)sv_msg_int(rec, "fd", -1);
+        free(rec);
+    }
+    bool any = false;
+    for (int i = 0; i < rt->n_listeners; i++)
+        any |= rt->listeners[i].bind.ssl;
+    if (!any) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    int rc = sv_tls_shared_init(fd);
+    if (rc < 0) {
+        snprintf(err, errlen, "TLS: cannot create the shared ticket key block: %s", strerror(-rc));
+        return rc;
+    }
+    for (int i = 0; i < rt->n_listeners; i++) {
+        sv_listener_t *l = &rt->listeners[i];
+        if (l->bind.ssl && !(l->tls = sv_tls_new(l->uri, err, errlen)))
+            return SV_ECONFIG;
+    }
+    return 0;
+}
+
 int sv_rt_open_listeners(sv_runtime_t *rt)
 {
     char *recs[SV_CONFIG_MAX_BINDS * 2];
@@ -342,6 +387,8 @@ int sv_rt_open_listeners(sv_runtime_t *rt)
         close((int)sv_msg_int(recs[i], "fd", -1));
         free(recs[i]);
     }
+    if (rc >= 0)
+        rc = open_tls(rt, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "serval: %s\n", err);
         sv_rt_close_listeners(rt, true);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cluster/certs.h"
 #include "cluster/hot_restart.h"
 #include "cluster/state.h"
 #include "cluster/worker.h"
@@ -113,6 +114,7 @@ static int act(single_t *s, sv_control_cmd_t cmd, const char *trigger)
             sv_log("* phased-restart called but not available in single mode, restarting normally.");
         return request_restart(s, trigger);
     case SV_CMD_RESTART: return request_restart(s, trigger);
+    case SV_CMD_RELOAD_CERTS: sv_certs_reload(s->rt, trigger, NULL); return 0;
     case SV_CMD_INFO:
         sv_state_log_backtrace("main");
         sv_server_dump_threads(s->srv);
@@ -191,6 +193,8 @@ static int control_cb(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
     case SV_CMD_LIVE:
         sv_buf_puts(out, "{ \"status\": \"ok\" }");
         return 200;
+    case SV_CMD_RELOAD_CERTS:
+        return sv_certs_reload(s->rt, "control", out);
     default:
         return 404;
     }
@@ -245,7 +249,7 @@ static void finish(single_t *s)
 static void setup_signals(single_t *s)
 {
     sv_sig_open();
-    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP, SIGPWR};
+    int caught[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP, SIGPWR, SIGWINCH};
     for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
         sv_sig_catch(caught[i]);
     sv_sig_ignore(SIGPIPE);
@@ -296,6 +300,7 @@ int sv_single_run(sv_runtime_t *rt)
         sv_loop_run_once(s.loop, 20);
         int64_t now = sv_now_ms();
         sv_server_tick(s.srv, now);
+        sv_certs_tick(now);
         sv_control_tick(s.control, now);
         sv_notify_watchdog(now);
         if (s.state == S_RUN && s.lame_duck_until_ms && now >= s.lame_duck_until_ms)

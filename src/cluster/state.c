@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "cluster/certs.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -145,6 +146,7 @@ void sv_state_single_stats(const sv_runtime_t *rt, sv_server_t *srv, const sv_op
     sv_oplog_json(ops, &w);
     sv_json_key(&w, "config");
     sv_config_to_json(&rt->cfg, &w);
+    sv_certs_stats(rt, &w);
     sv_json_obj_end(&w);
 }
 
@@ -194,6 +196,7 @@ void sv_state_single_metrics(const sv_runtime_t *rt, sv_server_t *srv, const sv_
     sv_metric_head(out, "serval_connections", "gauge", "Open client connections.");
     sv_metric(out, "serval_connections", "worker=\"single\"", st.connections);
     op_metrics(ops, out);
+    sv_certs_metrics(rt, out);
 }
 
 int sv_state_operation(sv_oplog_t *ops, const char *query, sv_buf_t *out)

@@ -24,6 +24,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "os/listen.h"
+#include "tls/tls.h"
 
 #define DEFAULT_BIND "tcp://0.0.0.0:9292"
 /* A year: every duration stays representable in milliseconds as an int. */
@@ -645,6 +646,18 @@ static int add_bind(sv_config_t *c, const char *uri, const sv_site_t *s)
     char err[SV_DIAG_MAX / 2];
     if (sv_bind_parse(uri, &b, err, sizeof(err)) < 0)
         return sv_cfg_fail(s, "%s", err);
+    if (b.ssl) {
+        sv_tls_opts_t o;
+        if (strlen(uri) > SV_TLS_URI_MAX)
+            return sv_cfg_fail(s, "bind '%.80s...': longer than %d bytes (hint: shorter certificate paths, or a "
+                                  "symlink to their directory)", uri, SV_TLS_URI_MAX);
+        int rc = sv_tls_opts_parse(uri, &o, err, sizeof(err));
+        if (rc == -ENOMEM)
+            return oom(s);
+        if (rc < 0)
+            return sv_cfg_fail(s, "%s", err);
+        sv_tls_opts_free(&o);
+    }
     for (int i = 0; i < c->n_binds; i++)
         if (!strcmp(c->binds[i], uri))
             return sv_cfg_fail(s, "bind '%s' is given twice", uri);
@@ -683,6 +696,67 @@ static int set_port(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a
     snprintf(uri, sizeof(uri), "tcp://%s%.260s%s:%lld", bracket ? "[" : "", host, bracket ? "]" : "",
              (long long)port);
     return add_bind(c, uri, s);
+}
+
+/* Append a %-encoded ssl:// query value (the separators and % itself). */
+static void put_query_value(sv_buf_t *b, const char *v)
+{
+    for (const char *p = v; *p; p++) {
+        if (strchr("%&=?# ", *p))
+            sv_buf_printf(b, "%%%02X", (unsigned char)*p);
+        else
+            sv_buf_putc(b, *p);
+    }
+}
+
+/*
+ * Puma's ssl_bind HOST, PORT, { cert:, key:, ... }: builds the equivalent
+ * ssl:// URI, so the options travel with the listener through a hot restart.
+ * cert: and key: may repeat (in pairs, in order) for several certificates
+ * picked by SNI.
+ */
+static int set_ssl_bind(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n, const sv_site_t *s)
+{
+    const char *host = "";
+    int64_t port = 0;
+    int rc = want_nargs(d, n, 3, 3, s);
+    if (rc == 0)
+        rc = want_str(d, &a[0], s, &host);
+    if (rc == 0)
+        rc = want_int(d, &a[1], s, &port);
+    if (rc == 0)
+        rc = check_range(d, "ssl_bind port", (double)port, 0, 65535, s);
+    if (rc == 0 && a[2].type != SV_V_HASH)
+        rc = type_error(d, &a[2], "a hash of options such as { cert: \"cert.pem\", key: \"key.pem\" }", s);
+    if (rc)
+        return rc;
+    sv_buf_t uri = SV_BUF_INIT;
+    bool bracket = strchr(host, ':') && host[0] != '[';
+    sv_buf_printf(&uri, "ssl://%s%s%s:%lld", bracket ? "[" : "", host, bracket ? "]" : "", (long long)port);
+    for (int i = 0; i < a[2].npairs; i++) {
+        const sv_value_t *v = &a[2].pairs[i].val;
+        char num[32];
+        const char *str = NULL;
+        if (v->type == SV_V_STR || v->type == SV_V_SYM)
+            str = v->s;
+        else if (v->type == SV_V_BOOL)
+            str = v->b ? "true" : "false";
+        else if (v->type == SV_V_INT)
+            snprintf(num, sizeof(num), "%lld", (long long)v->i), str = num;
+        else if (v->type == SV_V_NIL)
+            continue;
+        if (!str) {
+            sv_buf_free(&uri);
+            return sv_cfg_fail(s, "ssl_bind: option %s expects a string", a[2].pairs[i].key);
+        }
+        sv_buf_putc(&uri, strchr(uri.data, '?') ? '&' : '?');
+        sv_buf_puts(&uri, a[2].pairs[i].key);
+        sv_buf_putc(&uri, '=');
+        put_query_value(&uri, str);
+    }
+    rc = uri.data ? add_bind(c, uri.data, s) : oom(s);
+    sv_buf_free(&uri);
+    return rc;
 }
 
 static int check_thresholds(const int64_t *v, int n, const sv_site_t *s)
@@ -760,6 +834,13 @@ static int check_control_url(const char *url, const sv_site_t *s)
                               "or unix://PATH URL)");
     if (sv_bind_parse(url, &b, err, sizeof(err)) < 0)
         return sv_cfg_fail(s, "control URL: %s", err);
+    if (b.ssl) {
+        sv_tls_opts_t o;
+        int rc = sv_tls_opts_parse(url, &o, err, sizeof(err));
+        if (rc < 0)
+            return rc == -ENOMEM ? oom(s) : sv_cfg_fail(s, "control URL: %s", err);
+        sv_tls_opts_free(&o);
+    }
     return 0;
 }
 
@@ -1212,7 +1293,9 @@ static const sv_directive_t table[] = {
      0, 0, "", NULL, "no warning for workers 1"},
     /* sockets */
     {"bind", set_bind, show_binds, SV_F_NONE, 0, 0, 0, 0, "\"URI\"", DEFAULT_BIND,
-     "listen on tcp://HOST:PORT, tcp://[IPV6]:PORT or unix://PATH[?mode=0600]; repeatable"},
+     "listen on tcp://HOST:PORT, tcp://[IPV6]:PORT, unix://PATH[?mode=0600] or ssl://HOST:PORT?cert=PATH&key=PATH; repeatable"},
+    {"ssl_bind", set_ssl_bind, NULL, SV_F_NONE, 0, 0, 0, 0, "\"HOST\", PORT, { cert: \"PATH\", key: \"PATH\" }",
+     "none", "listen on HOST:PORT with TLS (docs/tls.md has every option); same as bind \"ssl://...\""},
     {"port", set_port, NULL, SV_F_NONE, 0, 0, 65535, 0, "PORT[, \"HOST\"]", "9292",
      "same as bind \"tcp://HOST:PORT\" (HOST defaults to 0.0.0.0)"},
     /* app */
@@ -1406,7 +1489,6 @@ static const struct {
     {"state_permission", "not supported by serval yet: the state file is created 0644; set the directory's "
                          "permissions instead"},
     /* serval features being built: read as warnings until their rows land in the table */
-    {"ssl_bind", "not supported by serval yet: terminate TLS in a proxy and bind serval to tcp://"},
     {"set_remote_address", "not supported by serval yet: the app sees the peer address of the connection"},
     {"app_timeout", "not supported by serval yet"},
     {"bind_to_activated_sockets", "not supported by serval yet"},

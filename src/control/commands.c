@@ -25,6 +25,7 @@ const sv_command_t sv_commands[SV_CMD_COUNT] = {
     {SV_CMD_WORKER_COUNT_DOWN, "worker-count-down", NULL, SIGTTOU, false, false},
     {SV_CMD_REOPEN_LOG, "reopen-log", NULL, SIGHUP, false, false},
     {SV_CMD_INFO, "info", NULL, SIGPWR, false, false},
+    {SV_CMD_RELOAD_CERTS, "reload-certs", "/reload-certs", SIGWINCH, false, false},
 };
 
 const sv_command_t *sv_command_by_name(const char *name)

@@ -29,6 +29,7 @@ typedef enum sv_control_cmd {
     SV_CMD_WORKER_COUNT_DOWN,
     SV_CMD_REOPEN_LOG,
     SV_CMD_INFO,
+    SV_CMD_RELOAD_CERTS,
     SV_CMD_COUNT
 } sv_control_cmd_t;
 

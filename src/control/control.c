@@ -11,9 +11,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/err.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "os/listen.h"
+#include "tls/tls.h"
 
 #define MAX_CLIENTS SV_CONTROL_CLIENTS
 #define REQUEST_MAX SV_CONTROL_REQUEST_MAX
@@ -30,6 +32,7 @@ typedef enum client_state {
 
 typedef struct client {
     int fd;
+    void *tls;           /* an ssl:// control URL: the client's TLS object */
     client_state_t state;
     int listener;        /* L_MAIN or L_DATA */
     int64_t accepted_ms; /* eviction order */
@@ -95,6 +98,11 @@ static void client_close(sv_control_t *c, client_t *cl)
     if (cl->fd < 0)
         return;
     sv_loop_unwatch(c->loop, cl->fd);
+    if (cl->tls) {
+        sv_tls_conn_shutdown(cl->tls);
+        sv_tls_conn_free(cl->tls);
+        cl->tls = NULL;
+    }
     close(cl->fd);
     cl->fd = -1;
     cl->state = C_FREE;
@@ -178,15 +186,24 @@ static void note_refusal(sv_control_t *c, client_t *cl, const sv_control_req_t *
 
 static void on_client(sv_loop_t *loop, int fd, short revents, void *arg);
 
+/* recv/send, or through TLS: >0 bytes, 0 EOF, -EAGAIN (*want_out: waiting to write), <0 error. */
+static ssize_t client_io(client_t *cl, bool out, char *buf, size_t len, bool *want_out)
+{
+    if (cl->tls)
+        return out ? sv_tls_send(cl->tls, buf, len, want_out) : sv_tls_recv(cl->tls, buf, len, want_out);
+    *want_out = out;
+    ssize_t n = out ? send(cl->fd, buf, len, MSG_NOSIGNAL) : recv(cl->fd, buf, len, 0);
+    return n >= 0 ? n : (errno == EINTR || errno == EAGAIN) ? -EAGAIN : -errno;
+}
+
 static void client_write(sv_control_t *c, client_t *cl)
 {
     cl->state = C_WRITING;
     while (cl->out_off < cl->out.len) {
-        ssize_t n = send(cl->fd, cl->out.data + cl->out_off, cl->out.len - cl->out_off, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            sv_loop_events(c->loop, cl->fd, POLLOUT);
+        bool want_out = false;
+        ssize_t n = client_io(cl, true, cl->out.data + cl->out_off, cl->out.len - cl->out_off, &want_out);
+        if (n == -EAGAIN) {
+            sv_loop_events(c->loop, cl->fd, want_out ? POLLOUT : POLLIN);
             return;
         }
         if (n <= 0)
@@ -248,14 +265,24 @@ static void on_client(sv_loop_t *loop, int fd, short revents, void *arg)
         client_write(c, cl);
         return;
     }
-    ssize_t n = recv(fd, cl->in + cl->in_len, REQUEST_MAX - cl->in_len, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    bool want_out = false;
+    size_t got = 0;
+    ssize_t n;
+    /* poll is level-triggered on the fd, not on what TLS has decrypted already: take that too */
+    do {
+        n = client_io(cl, false, cl->in + cl->in_len + got, REQUEST_MAX - cl->in_len - got, &want_out);
+        if (n > 0)
+            got += (size_t)n;
+    } while (n > 0 && cl->tls && sv_tls_pending(cl->tls) && cl->in_len + got < REQUEST_MAX);
+    if (got == 0 && n == -EAGAIN) {
+        sv_loop_events(c->loop, fd, want_out ? POLLIN | POLLOUT : POLLIN);
         return;
-    if (n <= 0 || (revents & (POLLERR | POLLNVAL))) {
+    }
+    if (got == 0 || (revents & (POLLERR | POLLNVAL))) {
         client_close(c, cl);
         return;
     }
-    cl->in_len += (size_t)n;
+    cl->in_len += got;
     cl->in[cl->in_len] = '\0';
     sv_control_req_t r;
     if (sv_control_request(&c->ls[cl->listener].policy, cl->in, cl->in_len, &r)) {
@@ -335,6 +362,10 @@ static void on_accept(sv_loop_t *loop, int fd, short revents, void *arg)
             continue;
         }
         memset(cl, 0, sizeof(*cl));
+        if (c->ls[which].l.tls && !(cl->tls = sv_tls_conn_new(c->ls[which].l.tls, cfd))) {
+            close(cfd);
+            continue;
+        }
         cl->fd = cfd;
         cl->state = C_READING;
         cl->listener = which;
@@ -353,14 +384,20 @@ static int setup_listener(sv_listener_t *l, const char *uri, int inherited_fd, b
     /* a control socket is private unless the URL says otherwise */
     if (!strncmp(url, "unix://", 7) && !strstr(url, "mode="))
         snprintf(url + strlen(url), sizeof(url) - strlen(url), "%smode=0600", strchr(url, '?') ? "&" : "?");
+    int rc;
     if (inherited_fd >= 0) {
-        int rc = sv_listener_adopt(l, url, inherited_fd, err, errlen);
+        rc = sv_listener_adopt(l, url, inherited_fd, err, errlen);
         l->created_path = inherited_created;
-        return rc;
+    } else {
+        rc = sv_listener_open(l, url, err, errlen);
+        if (rc < 0 && errlen)
+            snprintf(err + strlen(err), errlen - strlen(err), " (control server)");
     }
-    int rc = sv_listener_open(l, url, err, errlen);
-    if (rc < 0 && errlen)
-        snprintf(err + strlen(err), errlen - strlen(err), " (control server)");
+    /* an ssl:// control URL: its own contexts (not reloaded by /reload-certs) */
+    if (rc >= 0 && l->bind.ssl && !(l->tls = sv_tls_new(url, err, errlen))) {
+        sv_listener_close(l, true);
+        return SV_ECONFIG;
+    }
     return rc;
 }
 
@@ -461,6 +498,7 @@ void sv_control_close(sv_control_t *c, bool unlink_path)
     for (int i = 0; i < c->nls; i++) {
         sv_loop_unwatch(c->loop, c->ls[i].l.fd);
         sv_listener_close(&c->ls[i].l, unlink_path);
+        sv_tls_free(c->ls[i].l.tls);
     }
     free(c);
 }

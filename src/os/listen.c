@@ -69,6 +69,8 @@ static int parse_query(const char *q, sv_bind_t *b, const char *uri, char *err, 
             if (vlen != 4 || memcmp(eq + 1, "true", 4))
                 return fail(err, errlen, "bad bind '%s': low_latency=%.*s is not supported (serval always sets "
                                          "TCP_NODELAY; drop the parameter)", uri, (int)(vlen < 20 ? vlen : 20), eq + 1);
+        } else if (b->ssl) {
+            /* a TLS option: src/tls checks it (sv_tls_opts_parse) */
         } else {
             char key[64];
             snprintf(key, sizeof(key), "%.*s", (int)(klen < 60 ? klen : 60), q);
@@ -150,8 +152,11 @@ int sv_bind_parse(const char *uri, sv_bind_t *out, char *err, size_t errlen)
         out->kind = SV_BIND_UNIX;
         return parse_unix(uri + 7, uri, out, err, errlen);
     }
-    if (!strncmp(uri, "ssl://", 6))
-        return fail(err, errlen, "bad bind '%s': ssl:// is not supported, terminate TLS in a proxy", uri);
+    if (!strncmp(uri, "ssl://", 6)) {
+        out->kind = SV_BIND_TCP;
+        out->ssl = true;
+        return parse_tcp(uri + 6, uri, out, err, errlen);
+    }
     return fail(err, errlen, "bad bind '%s': expected tcp://HOST:PORT or unix://PATH", uri);
 }
 
@@ -342,9 +347,9 @@ const char *sv_listener_display(const sv_listener_t *l, char *buf, size_t cap)
     if (l->bind.kind == SV_BIND_UNIX)
         snprintf(buf, cap, "unix://%s", l->bind.path);
     else if (l->bind.ipv6)
-        snprintf(buf, cap, "http://[%s]:%d", l->bind.host, sv_listener_port(l));
+        snprintf(buf, cap, "%s://[%s]:%d", l->bind.ssl ? "ssl" : "http", l->bind.host, sv_listener_port(l));
     else
-        snprintf(buf, cap, "http://%s:%d", l->bind.host, sv_listener_port(l));
+        snprintf(buf, cap, "%s://%s:%d", l->bind.ssl ? "ssl" : "http", l->bind.host, sv_listener_port(l));
     return buf;
 }
 

@@ -4,6 +4,9 @@
  *   tcp://HOST:PORT          IPv4 address or name, or [IPv6] (v6-only)
  *   unix://PATH[?mode=0600&umask=0111&backlog=N]
  *   (tcp also takes ?backlog=N and ?low_latency=true, which serval always is)
+ *   ssl://HOST:PORT?cert=PATH&key=PATH&...   a tcp listener whose
+ *            connections speak TLS; the other query keys are TLS options,
+ *            checked and used by src/tls (sv_tls_opts_parse)
  *
  * A listener remembers whether serval created its unix socket file (also
  * across a hot restart, through the handover): only then is the file
@@ -30,6 +33,7 @@ typedef struct sv_bind {
     int mode;        /* unix: chmod after bind, -1 = leave */
     int umask;       /* unix: umask while bind creates the file, -1 = the process's */
     int backlog;
+    bool ssl;        /* ssl://: a TLS listener (tcp underneath) */
 } sv_bind_t;
 
 typedef struct sv_listener {
@@ -38,6 +42,7 @@ typedef struct sv_listener {
     sv_bind_t bind;
     bool created_path;  /* we made the unix socket file: unlink it at close */
     bool inherited;
+    struct sv_tls *tls; /* ssl:// listeners: contexts (built by the runtime after open), else NULL */
 } sv_listener_t;
 
 /* Parse uri into *out. On failure returns SV_ECONFIG with a reason in err. */

@@ -134,12 +134,13 @@ static int register_and_release(sv_server_t *s, sv_conn_t *c, sv_thread_t *t, ui
     }
 }
 
-int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, int64_t now_ms)
+int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, struct sv_tls *tls, int64_t now_ms)
 {
     sv_conn_t *c = sv_conn_slot(s, fd, true);
     if (c && !c->headers)
         c->headers = calloc((size_t)s->o.limits.max_headers, sizeof(sv_http_header_t));
-    if (!c || !c->headers) {
+    void *ssl = c && c->headers && tls ? sv_io_tls_new(tls, fd) : NULL;
+    if (!c || !c->headers || (tls && !ssl)) {
         close(fd);
         atomic_fetch_sub(&s->n_conns, 1);
         return -ENOMEM;
@@ -147,6 +148,7 @@ int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, int64_t
     /* the thread that closed this fd's previous connection may not have let go yet */
     while (atomic_load(&c->state) & C_OWNED)
         sched_yield();
+    c->tls = ssl; /* the TLS handshake runs inside the first reads, non-blocking like any read */
     uint32_t gen = C_GEN(atomic_load(&c->state));
     init_conn(s, c, fd, is_unix, now_ms);
     atomic_store_explicit(&c->state, C_MAKE(gen, C_OPEN | C_OWNED), memory_order_release);
@@ -183,6 +185,7 @@ static int conn_close(sv_conn_t *c)
         sv_buf_free(&c->rbuf);
     if (c->out.cap > RBUF_KEEP_MAX)
         sv_buf_free(&c->out);
+    sv_io_close_tls(c);
     close(c->fd);
     c->fd = -1;
     atomic_fetch_sub(&s->n_conns, 1);
@@ -191,6 +194,8 @@ static int conn_close(sv_conn_t *c)
 }
 
 /* ---- I/O ---------------------------------------------------------------- */
+
+static void arm_out(sv_conn_t *c);
 
 int sv_conn_read(sv_conn_t *c)
 {
@@ -205,6 +210,18 @@ int sv_conn_read(sv_conn_t *c)
     size_t space = c->rbuf.cap - c->rbuf.len - 1;
     if (space == 0)
         return -ENOBUFS;
+    if (c->tls) {
+        /* drained only on -EAGAIN: a short TLS read says nothing about the socket (sv_io_tls_read) */
+        bool want_out = false;
+        int r = sv_io_tls_read(c, space, &want_out);
+        if (want_out)
+            arm_out(c);
+        if (r > 0) {
+            c->bytes_recv += r;
+            c->last_recv_ms = sv_now_ms();
+        }
+        return r;
+    }
     ssize_t n;
     do {
         n = recv(c->fd, c->rbuf.data + c->rbuf.len, space, 0);
@@ -256,15 +273,23 @@ static void sent(sv_conn_t *c, ssize_t n)
 
 int sv_conn_flush(sv_conn_t *c)
 {
-    while (c->out_off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno == EAGAIN ? 0 : SV_ERRNO();
+    for (;;) {
+        while (c->out_off < c->out.len) {
+            ssize_t n = sv_io_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
+            if (n < 0)
+                return n == -EAGAIN ? 0 : (int)n;
+            c->out_off += (size_t)n;
+            sent(c, n);
         }
-        c->out_off += (size_t)n;
-        sent(c, n);
+        if (!c->tls || c->file_fd < 0 || c->file_left <= 0)
+            break;
+        /* TLS has no sendfile: the file (or the spool) goes out through out */
+        int64_t before = c->file_left;
+        int r = sv_io_file_refill(c);
+        if (r < 0)
+            return r;
+        if (c->spill)
+            sv_out_spool_sent(c, before - c->file_left);
     }
     while (c->file_fd >= 0 && c->file_left > 0) {
         off_t off = (off_t)c->file_off;
@@ -569,7 +594,7 @@ static int response_done(sv_conn_t *c)
     if (c->close_after) {
         if (!must_linger(c))
             return conn_close(c);
-        shutdown(c->fd, SHUT_WR);
+        sv_io_shut_wr(c);
         sv_buf_reset(&c->rbuf);
         c->rpos = 0;
         sv_conn_set_phase(c, PH_LINGER, now + LINGER_MS, now);
@@ -797,7 +822,7 @@ void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
         if (sv_conn_flush(c) > 0) {
             c->res_pending = false;
             /* the client may still be sending: read and drop that a while, or closing would reset the 408 */
-            shutdown(c->fd, SHUT_WR);
+            sv_io_shut_wr(c);
             sv_buf_reset(&c->rbuf);
             c->rpos = 0;
             sv_conn_set_phase(c, PH_LINGER, now + LINGER_MS, now);

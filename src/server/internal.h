@@ -58,6 +58,7 @@ typedef struct sv_conn {
     bool out_armed;          /* EPOLLOUT is in the event mask (a write blocked once) */
     bool nodelay;            /* TCP_NODELAY set */
     sv_server_t *srv;
+    void *tls;               /* ssl:// connection: its TLS object (all I/O goes through it), else NULL */
 
     /* Everything below belongs to the owner. */
     sv_buf_t rbuf;           /* received bytes: [0, head_len) is the current head */
@@ -203,7 +204,7 @@ void sv_conn_hand_back(sv_server_t *s, uint64_t data);
  * it stays open; t NULL (the main thread) only registers it. Closes fd and
  * returns <0 on failure.
  */
-int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, int64_t now_ms);
+int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, struct sv_tls *tls, int64_t now_ms);
 void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now_ms);
 sv_conn_t *sv_conn_slot(sv_server_t *s, int fd, bool create);
 void sv_conn_set_phase(sv_conn_t *c, conn_phase_t ph, int64_t deadline_ms, int64_t now_ms);
@@ -223,6 +224,19 @@ int64_t sv_conn_pending(const sv_conn_t *c);
 int sv_conn_parse(sv_conn_t *c);
 /* Read from the socket once into rbuf: >0 bytes, 0 EOF, -EAGAIN, <0 error. */
 int sv_conn_read(sv_conn_t *c);
+
+/* io.c: the TLS side of a connection's I/O (c->tls set) */
+void *sv_io_tls_new(struct sv_tls *tls, int fd);
+/* Send close_notify (if possible) and free the TLS object; the fd stays open. */
+void sv_io_close_tls(sv_conn_t *c);
+/* One TLS read into rbuf: >0 bytes, 0 EOF, -EAGAIN (*want_out: waiting to write), <0 error. */
+int sv_io_tls_read(sv_conn_t *c, size_t space, bool *want_out);
+/* send, or through TLS: >0 bytes, -EAGAIN, <0 error. */
+ssize_t sv_io_send(sv_conn_t *c, const void *data, size_t len);
+/* Our side is done sending: close_notify first on TLS, then the TCP half-close. */
+void sv_io_shut_wr(sv_conn_t *c);
+/* TLS has no sendfile: the next piece of the file into out (out is flushed). */
+int sv_io_file_refill(sv_conn_t *c);
 
 /* spool.c: request bodies and streamed output beyond memory */
 /* The parser's body callback: memory within the budgets, else the temp file. <0 on failure. */

@@ -15,6 +15,7 @@
 #include "core/time.h"
 #include "os/sig.h"
 #include "server/internal.h"
+#include "tls/tls.h"
 
 #define TAG_LISTENER (1ull << 63)
 #define TAG_WAKE (1ull << 62)
@@ -320,7 +321,7 @@ static void on_listener(sv_server_t *s, sv_thread_t *t, int idx)
             sv_log_error("! accept: %s (raise the open file limit)", strerror(err));
         return;
     }
-    sv_conn_accept(s, t, fd, l->bind.kind == SV_BIND_UNIX, sv_now_ms());
+    sv_conn_accept(s, t, fd, l->bind.kind == SV_BIND_UNIX, l->tls, sv_now_ms());
     /* after its first request: a Connection: close client no longer counts against our capacity */
     if (s->o.load)
         steer_in_window(s, sv_now_ms());
@@ -910,8 +911,20 @@ static int start_thread(sv_server_t *s)
     return rc;
 }
 
+/* ssl:// listeners: pick up certificates the master reloaded (a cheap check when it did not). */
+static void refresh_tls(sv_server_t *s)
+{
+    struct sv_tls *tls[64];
+    int n = 0;
+    for (int i = 0; i < s->o.n_listeners && n < 64; i++)
+        if (s->o.listeners[i].tls)
+            tls[n++] = s->o.listeners[i].tls;
+    sv_tls_refresh(tls, n);
+}
+
 int sv_server_start(sv_server_t *s)
 {
+    refresh_tls(s); /* a worker forked by the mold may come from before a reload */
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0)
         return SV_ERRNO();
@@ -953,7 +966,7 @@ void sv_server_stop_accepting(sv_server_t *s, bool close_listeners)
             if (fd < 0)
                 break;
             atomic_fetch_add(&s->n_conns, 1);
-            sv_conn_accept(s, NULL, fd, l->bind.kind == SV_BIND_UNIX, now);
+            sv_conn_accept(s, NULL, fd, l->bind.kind == SV_BIND_UNIX, l->tls, now);
         }
         sv_listener_close(l, false);
     }
@@ -1022,6 +1035,7 @@ void sv_server_tick(sv_server_t *s, int64_t now_ms)
     if (now_ms - s->last_sweep_ms < 100)
         return;
     s->last_sweep_ms = now_ms;
+    refresh_tls(s);
     for (size_t ci = 0; ci < s->n_chunks; ci++) {
         sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
         if (!chunk)
@@ -1070,8 +1084,11 @@ int sv_server_shutdown(sv_server_t *s, int join_timeout_ms)
     for (size_t ci = 0; ci < s->n_chunks; ci++) {
         sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
         for (int k = 0; chunk && k < SV_CONN_CHUNK; k++)
-            if (atomic_load(&chunk[k].state) & C_OPEN)
+            if (atomic_load(&chunk[k].state) & C_OPEN) {
+                sv_tls_conn_free(chunk[k].tls);
+                chunk[k].tls = NULL;
                 close(chunk[k].fd);
+            }
     }
     s->started = false;
     return 0;
@@ -1085,6 +1102,8 @@ void sv_server_forget_in_child(sv_server_t *s)
             sv_conn_t *c = &chunk[k];
             if (!(atomic_load(&c->state) & C_OPEN))
                 continue;
+            sv_tls_conn_free(c->tls);
+            c->tls = NULL;
             close(c->fd);
             /* a body or a response backlog in a temp file, a file being sent: the parent's */
             if (c->body_fd >= 0)

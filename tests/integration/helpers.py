@@ -107,7 +107,31 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
+class TLSTarget:
+    """An ssl:// listener for connection(), request() and ClientLoop: its port, the CA
+    file that signed its certificate, and the server name to send (SNI)."""
+
+    def __init__(self, port, cafile, server_name="localhost", context=None):
+        import ssl
+        self.port = port
+        self.server_name = server_name
+        self.context = context or ssl.create_default_context(cafile=cafile)
+
+    def connection(self, timeout=10):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=self.context)
+        name = self.server_name
+
+        def connect():
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout)
+            conn.sock = self.context.wrap_socket(sock, server_hostname=name)
+
+        conn.connect = connect
+        return conn
+
+
 def connection(target, timeout=10):
+    if isinstance(target, TLSTarget):
+        return target.connection(timeout)
     if isinstance(target, str):
         return UnixHTTPConnection(target, timeout=timeout)
     host = "127.0.0.1"

@@ -715,7 +715,9 @@ static void test_unknown_directives(void **state)
     expect_warning("require \"etc\"\n", "puma.rb:1: warning: require is Ruby, which serval cannot run: skipped");
     expect_warning("require_relative 'x'\n", "require_relative is Ruby, which serval cannot run");
     expect_warning("supported_http_methods %w[GET HEAD]\n", "Puma's supported_http_methods is not supported");
-    expect_warning("ssl_bind \"127.0.0.1\", \"9292\", { key: \"k\" }\n", "Puma's ssl_bind is not supported by serval");
+    expect_error("ssl_bind \"127.0.0.1\", \"9292\", { key: \"k\" }\n",
+                 "puma.rb:1: bad bind 'ssl://127.0.0.1:9292': ssl:// needs cert=PATH&key=PATH (a key for every "
+                 "cert)");
     expect_warning("set_remote_address header: \"X-Forwarded-For\"\n", "Puma's set_remote_address is not supported");
     expect_warning("daemonize false\n", "puma.rb:1: warning: daemonize false does nothing: serval never daemonizes");
     expect_error("daemonize\n", "puma.rb:1: daemonize is not supported by serval (hint: it was removed in Puma 5: "
@@ -1166,7 +1168,30 @@ static void test_bind_and_port(void **state)
     expect_error("bind \"http://0.0.0.0:80\"\n",
                  "puma.rb:1: bad bind 'http://0.0.0.0:80': expected tcp://HOST:PORT or unix://PATH");
     expect_error("bind \"ssl://0.0.0.0:443\"\n",
-                 "puma.rb:1: bad bind 'ssl://0.0.0.0:443': ssl:// is not supported, terminate TLS in a proxy");
+                 "puma.rb:1: bad bind 'ssl://0.0.0.0:443': ssl:// needs cert=PATH&key=PATH (a key for every cert)");
+    expect_error("bind \"ssl://0.0.0.0:443?cert=c&key=k&verify_mode=peer\"\n",
+                 "puma.rb:1: bad bind 'ssl://0.0.0.0:443': verify_mode peer needs ca=PATH (the CAs that sign client "
+                 "certificates)");
+    expect_error("bind \"ssl://0.0.0.0:443?cert=c&key=k&no_tlsv1_1=false\"\n",
+                 "puma.rb:1: bad bind 'ssl://0.0.0.0:443': no_tlsv1_1=false: serval never enables TLS 1.0 or 1.1 "
+                 "(delete the option)");
+    expect_error("bind \"ssl://0.0.0.0:443?cert=c&key=k&cert_pem=x\"\n",
+                 "puma.rb:1: bad bind 'ssl://0.0.0.0:443': cert_pem is not supported (hint: write the PEM to a file "
+                 "readable only by the server's user and give its path as cert)");
+    expect_error("bind \"ssl://0.0.0.0:443?cert=c&key=k&sni=x\"\n",
+                 "puma.rb:1: bad bind 'ssl://0.0.0.0:443': unknown ssl parameter 'sni' (known: cert, key, ca, "
+                 "verify_mode, ssl_cipher_filter, ssl_ciphersuites, key_password_command, min_version, no_tlsv1, "
+                 "no_tlsv1_1)");
+    {
+        sv_config_t t;
+        sv_diag_t td;
+        int trc = parse(&t, "ssl_bind \"::1\", 9443, { cert: \"/a b/c.pem\", key: :k, verify_mode: \"none\", "
+                            "no_tlsv1_1: true, cert: \"d&e\", key: \"f\" }\n", &td);
+        assert_int_equal(trc, 0);
+        assert_string_equal(t.binds[0], "ssl://[::1]:9443?cert=/a%20b/c.pem&key=k&verify_mode=none&no_tlsv1_1=true"
+                                        "&cert=d%26e&key=f");
+        sv_config_free(&t);
+    }
     expect_error("port 1\nport 1\n", "puma.rb:2: bind 'tcp://0.0.0.0:1' is given twice");
     expect_error("port 65536\n", "puma.rb:1: port must be at most 65535 (got 65536)");
     expect_error("port \"http\"\n", "puma.rb:1: port expects a whole number, got \"http\"");

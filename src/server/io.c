@@ -1,0 +1,91 @@
+/*
+ * io.c: how a connection's bytes move when they do not go straight through
+ * recv/send: through its TLS object on an ssl:// listener (src/tls). conn.c
+ * calls these at its I/O points; the plain path stays in conn.c.
+ */
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "server/internal.h"
+#include "tls/tls.h"
+
+/* TLS has no sendfile: a file goes out through a buffer of this size. */
+#define TLS_FILE_CHUNK 16384
+
+const char *serval_request_scheme(const serval_request_t *req)
+{
+    return ((const sv_conn_t *)(const void *)req)->tls ? "https" : "http";
+}
+
+void *sv_io_tls_new(struct sv_tls *tls, int fd)
+{
+    return sv_tls_conn_new(tls, fd);
+}
+
+void sv_io_close_tls(sv_conn_t *c)
+{
+    if (!c->tls)
+        return;
+    sv_tls_conn_shutdown(c->tls); /* close_notify, never waiting for the client's */
+    sv_tls_conn_free(c->tls);
+    c->tls = NULL;
+}
+
+/*
+ * One TLS read into rbuf (space bytes free). The handshake runs inside it.
+ * A short read says nothing about the socket (TLS hands data over one record
+ * at a time), so only -EAGAIN (the TLS layer found the socket empty and
+ * nothing decrypted left inside) may mark the connection drained: with
+ * edge-triggered epoll, bytes left in the TLS object would otherwise wait
+ * for an event that never comes.
+ */
+int sv_io_tls_read(sv_conn_t *c, size_t space, bool *want_out)
+{
+    ssize_t n = sv_tls_recv(c->tls, c->rbuf.data + c->rbuf.len, space, want_out);
+    if (n <= 0)
+        return (int)n;
+    c->rbuf.len += (size_t)n;
+    c->rbuf.data[c->rbuf.len] = '\0';
+    return (int)n;
+}
+
+ssize_t sv_io_send(sv_conn_t *c, const void *data, size_t len)
+{
+    if (c->tls) {
+        bool want_out = false; /* EPOLLOUT is armed by the caller whenever a write would block */
+        return sv_tls_send(c->tls, data, len, &want_out);
+    }
+    ssize_t n;
+    do {
+        n = send(c->fd, data, len, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? SV_ERRNO() : n;
+}
+
+void sv_io_shut_wr(sv_conn_t *c)
+{
+    if (c->tls)
+        sv_tls_conn_shutdown(c->tls);
+    shutdown(c->fd, SHUT_WR);
+}
+
+int sv_io_file_refill(sv_conn_t *c)
+{
+    size_t want = c->file_left > TLS_FILE_CHUNK ? TLS_FILE_CHUNK : (size_t)c->file_left;
+    sv_buf_reset(&c->out);
+    c->out_off = 0;
+    if (sv_buf_reserve(&c->out, want) < 0)
+        return -ENOMEM;
+    ssize_t n;
+    do {
+        n = pread(c->file_fd, c->out.data, want, (off_t)c->file_off);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return -EIO; /* the file shrank under us */
+    c->out.len = (size_t)n;
+    c->file_off += n;
+    c->file_left -= n;
+    return 0;
+}
