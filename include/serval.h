@@ -178,6 +178,13 @@ const void *serval_request_body(const serval_request_t *req, size_t *len);
 long serval_request_read(serval_request_t *req, void *buf, size_t cap);
 /* The client: "127.0.0.1:53210", "[::1]:53210", or "unix". */
 const char *serval_request_peer(const serval_request_t *req);
+/*
+ * Milliseconds left before app_timeout ends this request's app call (0 once
+ * past it), or -1 when app_timeout is off. An app that calls a database or
+ * another service can pass this on as that call's timeout, so it gives up
+ * (and answers) before serval answers 504 for it and replaces the worker.
+ */
+int64_t serval_request_deadline_ms(const serval_request_t *req);
 
 /* ---- Responses --------------------------------------------------------- */
 

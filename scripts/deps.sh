@@ -5,7 +5,7 @@
 #   scripts/deps.sh --bench  also the peers and load tools used by bench/
 set -euo pipefail
 
-build_pkgs=(cmake make gcc pkg-config node-llhttp libcmocka-dev python3 python3-pytest curl procps iproute2)
+build_pkgs=(cmake make gcc pkg-config node-llhttp libunwind-dev libcmocka-dev python3 python3-pytest curl procps iproute2)
 bench_pkgs=(nginx-light h2o puma ruby-rack wrk siege gnuplot-nox slowhttptest)
 
 want=("${build_pkgs[@]}")

@@ -388,6 +388,8 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
             h->stop_ms = sv_now_ms();
             snprintf(h->stop_reason, sizeof(h->stop_reason), "external TERM");
         }
+    } else if (!strcmp(verb, "app-timeout")) {
+        sv_replace_on_app_timeout(m, h, msg);
     } else if (!strcmp(verb, "mold-failed")) {
         sv_refork_on_mold_msg(m, msg, -1);
     }
@@ -508,9 +510,9 @@ static void enforce_timeouts(sv_master_t *m, int64_t now)
         sv_whandle_t *h = m->w[i];
         if (h->kill_sent)
             continue;
-        if (h->stopping && now - h->stop_ms > (int64_t)(c->worker_shutdown_timeout * 1000)) {
+        if (h->stopping && now - h->stop_ms > (int64_t)(sv_replace_grace(m, h) * 1000)) {
             sv_log_error("! Worker %d (PID: %d) did not stop within %g seconds, killing it", h->index, (int)h->pid,
-                         c->worker_shutdown_timeout);
+                         sv_replace_grace(m, h));
             sv_master_kill_worker(m, h, SV_DEATH_TIMEOUT);
         } else if (!h->booted && !h->stopping && now - h->spawned_ms > (int64_t)(c->worker_boot_timeout * 1000)) {
             sv_log_error("! Terminating timed out worker (Worker %d failed to boot within %g seconds): %d", h->index,
@@ -821,6 +823,7 @@ int sv_master_run(sv_runtime_t *rt)
         if (m->state == M_RUN) {
             step_operations(m, now);
             recycle(m);
+            sv_replace_step(m);
             cull_workers(m);
             ensure_workers(m, now);
             char err[64];

@@ -67,6 +67,7 @@ typedef struct sv_whandle {
     int child_fd;            /* the worker's channel end while it waits for the mold, else -1 */
     bool mold_pending;       /* waits for a mold to fork it */
     bool sent_to_mold;       /* the mold was asked to fork it */
+    bool replace_stuck;      /* superseded after an app timeout (replace.c) */
 } sv_whandle_t;
 
 typedef enum master_state { M_RUN = 0, M_STOP, M_EXEC } master_state_t;
@@ -103,6 +104,7 @@ struct sv_master {
     int64_t respawn_at[SV_MAX_INDEX];
     unsigned long deaths[SV_DEATH_CAUSES];
     unsigned long spawned_total;
+    unsigned long app_timeouts; /* app calls past app_timeout, reported by workers */
     uint64_t handle_seq;      /* last sv_whandle_t.seq handed out */
     int64_t next_mem_ms;
     /* restart state machines (phased.c, hot_cluster.c, refork.c) */
@@ -166,6 +168,12 @@ void sv_master_sample_memory(sv_master_t *m, int64_t now_ms);
 void sv_master_parse_ping(sv_whandle_t *h, const char *msg);
 /* Request a restart operation by kind; returns its id (0 if refused, with a reason in err). */
 int sv_master_request(sv_master_t *m, sv_op_kind_t kind, const char *trigger, char *err, size_t errlen);
+
+/* replace.c: surge replacement of a worker after an app timeout */
+void sv_replace_on_app_timeout(sv_master_t *m, sv_whandle_t *h, const char *msg);
+void sv_replace_step(sv_master_t *m);
+/* How long a stopping worker may take before SIGKILL (seconds). */
+double sv_replace_grace(const sv_master_t *m, const sv_whandle_t *h);
 
 /* phased.c */
 void sv_phased_start(sv_master_t *m);

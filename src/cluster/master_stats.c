@@ -179,6 +179,8 @@ static void cluster_extras(sv_master_t *m, sv_json_t *w)
     for (int c = 0; c < SV_DEATH_CAUSES; c++)
         kv_int(w, causes[c], (int64_t)m->deaths[c]);
     sv_json_obj_end(w);
+    kv_int(w, "app_timeouts", (int64_t)m->app_timeouts);
+    kv_int(w, "crashes", (int64_t)m->deaths[SV_DEATH_CRASH]);
 }
 
 void sv_master_stats_json(sv_master_t *m, sv_buf_t *out)
@@ -271,6 +273,10 @@ void sv_master_metrics(sv_master_t *m, sv_buf_t *out)
         snprintf(labels, sizeof(labels), "cause=\"%s\"", causes[c]);
         sv_metric(out, "serval_worker_deaths_total", labels, (double)m->deaths[c]);
     }
+    sv_metric_head(out, "serval_app_timeouts_total", "counter", "App calls that ran past app_timeout.");
+    sv_metric(out, "serval_app_timeouts_total", NULL, (double)m->app_timeouts);
+    sv_metric_head(out, "serval_crashes_total", "counter", "Workers that died of a crash while serving.");
+    sv_metric(out, "serval_crashes_total", NULL, (double)m->deaths[SV_DEATH_CRASH]);
     sv_metric_head(out, "serval_restarts_total", "counter", "Restart operations by kind and outcome.");
     for (int k = 0; k < SV_OP_KINDS; k++)
         for (int ok = 1; ok >= 0; ok--) {

@@ -399,6 +399,7 @@ void sv_rt_server_opts(sv_runtime_t *rt, sv_server_opts_t *o)
     o->first_data_timeout_ms = (int64_t)(c->first_data_timeout * 1000);
     o->request_timeout_ms = (int64_t)(c->request_timeout * 1000);
     o->write_timeout_ms = 10000;
+    o->app_timeout_ms = (int64_t)(c->app_timeout * 1000);
     o->log_requests = c->log_requests;
     o->app = &rt->app;
     o->wait_for_less_busy = c->wait_for_less_busy_worker;

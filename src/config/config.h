@@ -81,6 +81,8 @@ typedef struct sv_config {
     double first_data_timeout;   /* 30: inactivity while a request is incomplete, or before the first byte */
     double request_timeout;      /* 60: a whole request (head and buffered body) must arrive within this */
     double force_shutdown_after; /* -1 = :forever (default), 0 = :immediately, else seconds */
+    double app_timeout;          /* 0 = off: an app call longer than this gets 504, its worker is replaced */
+    double app_timeout_cleanup;  /* 5: grace for the replaced worker's other requests */
 
     /* Worker supervision (seconds) */
     double worker_timeout;          /* 60, minimum 6 and > worker_check_interval */

@@ -442,6 +442,8 @@ int serval_response_write(serval_response_t *res, const void *data, size_t len)
             rc = sv_buf_append(&c->out, "\r\n", 2);
         c->res_bytes += (int64_t)len;
     }
+    if (rc == 0 && !sv_deadline_claim(c)) /* app_timeout already answered the client */
+        rc = -ETIMEDOUT;
     return rc ? rc : sv_conn_flush_blocking(c);
 }
 

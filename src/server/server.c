@@ -65,6 +65,8 @@ sv_server_t *sv_server_new(const sv_server_opts_t *opts)
     pthread_mutex_init(&s->gate_mu, NULL);
     pthread_cond_init(&s->gate_cv, NULL);
     pthread_mutex_init(&s->grow_mu, NULL);
+    for (int i = 0; i < s->o.max_threads; i++)
+        sv_deadline_thread_init(&s->threads[i]);
     atomic_store(&s->accepting, true);
     return s;
 }
@@ -266,8 +268,9 @@ void sv_server_unquiesce(sv_server_t *s)
 
 static int start_thread(sv_server_t *s);
 
-void sv_server_app_enter(sv_server_t *s, sv_thread_t *t)
+void sv_server_app_enter(sv_server_t *s, sv_thread_t *t, sv_conn_t *c)
 {
+    sv_deadline_enter(s, t, c);
     atomic_store_explicit(&t->app_since_ns, sv_now_ns(), memory_order_relaxed);
     int busy = atomic_fetch_add(&s->n_busy, 1) + 1;
     publish_load(s, busy);
@@ -277,9 +280,10 @@ void sv_server_app_enter(sv_server_t *s, sv_thread_t *t)
         start_thread(s);
 }
 
-void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
+bool sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
 {
     atomic_store_explicit(&t->app_since_ns, 0, memory_order_relaxed);
+    bool taken = sv_deadline_leave(s, t);
     int busy = atomic_fetch_sub(&s->n_busy, 1) - 1;
     publish_load(s, busy);
     atomic_fetch_add_explicit(&t->app_ns, (uint64_t)ns, memory_order_relaxed);
@@ -295,6 +299,7 @@ void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
     t->app_ewma_ns += (clamped - t->app_ewma_ns) / 8;
     int64_t e = atomic_load_explicit(&s->app_ewma_ns, memory_order_relaxed);
     atomic_store_explicit(&s->app_ewma_ns, e + (clamped - e) / 16, memory_order_relaxed);
+    return taken;
 }
 
 /*
@@ -360,6 +365,7 @@ static void *thread_main(void *arg)
     sv_thread_t *t = arg;
     sv_server_t *s = t->srv;
     atomic_store(&t->os_tid, (int)syscall(SYS_gettid));
+    sv_bt_thread_attach(&t->bt);
     struct epoll_event ev[BATCH_MAX];
     int64_t idle_since = sv_now_ms();
     t->next_trim_check_ms = idle_since + 1000;
@@ -381,11 +387,13 @@ static void *thread_main(void *arg)
         }
         if (n >= 0 && should_trim(s, t, idle_since)) {
             /* EXITED before inactive: a quiesce never sees this thread quiet and not leaving */
+            sv_bt_thread_detach();
             atomic_store(&t->in_use, SV_SLOT_EXITED);
             atomic_store(&t->active, 0);
             return NULL;
         }
     }
+    sv_bt_thread_detach();
     atomic_store(&t->active, 0);
     return NULL;
 }
@@ -423,6 +431,7 @@ static int start_thread(sv_server_t *s)
         int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
         for (size_t k = 0; k < sizeof(faults) / sizeof(faults[0]); k++)
             sigdelset(&all, faults[k]);
+        sigdelset(&all, SV_BT_SIGNAL); /* stack captures (os/backtrace.h) */
         pthread_sigmask(SIG_BLOCK, &all, &old);
         rc = -pthread_create(&t->tid, &attr, thread_main, t);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -439,6 +448,7 @@ static int start_thread(sv_server_t *s)
 
 int sv_server_start(sv_server_t *s)
 {
+    sv_bt_init();
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0)
         return SV_ERRNO();
@@ -504,7 +514,8 @@ int sv_server_connections(const sv_server_t *s)
 {
     sv_server_t *m = (sv_server_t *)s;
     int accepting = atomic_load(&m->in_accept); /* first: see on_listener */
-    return accepting + atomic_load(&m->n_conns);
+    /* a call past app_timeout may never return: its connection does not hold up a drain */
+    return accepting + atomic_load(&m->n_conns) - atomic_load(&m->n_expired);
 }
 
 /* Every thread has been inside one app call for STUCK_NS (a slow call the average did not predict). */
@@ -527,6 +538,7 @@ static bool all_stuck(sv_server_t *s)
 void sv_server_tick(sv_server_t *s, int64_t now_ms)
 {
     reap_exited(s);
+    sv_deadline_tick(s, now_ms);
     if (s->started && !atomic_load(&s->paused) && all_stuck(s))
         start_thread(s);
     if (now_ms - s->last_sweep_ms < 100)
@@ -629,6 +641,11 @@ void sv_server_free(sv_server_t *s)
 
 /* ---- stats ------------------------------------------------------------ */
 
+uint64_t sv_server_app_timeouts(const sv_server_t *s)
+{
+    return atomic_load(&((sv_server_t *)s)->app_timeouts);
+}
+
 uint64_t sv_server_requests(const sv_server_t *s)
 {
     uint64_t n = 0;
@@ -648,6 +665,7 @@ void sv_server_stats(sv_server_t *s, sv_server_stats_t *out)
     out->requests_count = sv_server_requests(s);
     out->connections = atomic_load(&s->n_conns);
     out->connections_max = atomic_exchange(&s->conns_max, out->connections);
+    out->app_timeouts = atomic_load(&s->app_timeouts);
     for (int i = 0; i < s->o.max_threads; i++)
         out->app_ns_total += atomic_load_explicit(&s->threads[i].app_ns, memory_order_relaxed);
     for (int i = 0; i < s->o.n_listeners; i++) {
@@ -680,5 +698,7 @@ void sv_server_dump_threads(sv_server_t *s)
                    (double)(now - since) / 1e6);
         else
             sv_log("Thread: TID-%d serving thread %d: waiting for work", atomic_load(&t->os_tid), i);
+        if (sv_bt_capture_thread(&t->bt, atomic_load(&t->os_tid), 200) > 0)
+            sv_bt_log(&t->bt.bt, "    ");
     }
 }

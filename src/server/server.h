@@ -45,6 +45,7 @@ typedef struct sv_server_opts {
     int64_t first_data_timeout_ms;
     int64_t request_timeout_ms;
     int64_t write_timeout_ms;    /* no progress writing a response */
+    int64_t app_timeout_ms;      /* an app call longer than this is answered 504 (0 = off) */
     bool log_requests;
     sv_app_t *app;               /* borrowed, initialised */
     /* cluster balancing: NULL in single mode */
@@ -64,6 +65,7 @@ typedef struct sv_server_stats {
     int connections;         /* open client connections */
     int connections_max;     /* most open since the previous read */
     uint64_t app_ns_total;   /* time spent in the app */
+    uint64_t app_timeouts;   /* app calls that ran past app_timeout */
 } sv_server_stats_t;
 
 /* Allocate; nothing started. Returns NULL on allocation failure. */
@@ -96,6 +98,8 @@ int sv_server_shutdown(sv_server_t *s, int join_timeout_ms);
 void sv_server_free(sv_server_t *s);
 /* Fill *out; resets connections_max. */
 void sv_server_stats(sv_server_t *s, sv_server_stats_t *out);
+/* App calls that ran past app_timeout since start (cheap). */
+uint64_t sv_server_app_timeouts(const sv_server_t *s);
 /* Requests completed since start (cheap). */
 uint64_t sv_server_requests(const sv_server_t *s);
 /*
