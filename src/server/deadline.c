@@ -157,6 +157,9 @@ static void check_thread(sv_server_t *s, sv_thread_t *t, int64_t now)
     sv_log_error("! app_timeout: %s: \"%s\" ran %.3f s in the app (app_timeout %.3f s): %s", whom, line,
                  (double)(now - start) / 1000.0, (double)s->o.app_timeout_ms / 1000.0, what);
     log_stack(t, "inside the app");
+    if (serval_context()->role == SERVAL_ROLE_SINGLE)
+        sv_log_error("! app_timeout in single mode: the thread stays in that call until it returns; the other "
+                     "threads serve on (workers >= 1 replace the whole process instead)");
 }
 
 /* A serving thread faulted and waits in its handler: log its request and stack, then let it die. */
