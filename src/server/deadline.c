@@ -27,6 +27,7 @@
 
 static const char resp_504[] = "HTTP/1.1 504 Gateway Timeout\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n"
                                "Connection: close\r\n\r\nGateway Timeout\n";
+#define RESP_504_HEAD_LEN (sizeof(resp_504) - 1 - 16) /* without the body, for HEAD */
 
 void sv_deadline_thread_init(sv_thread_t *t)
 {
@@ -54,6 +55,7 @@ void sv_deadline_enter(sv_server_t *s, sv_thread_t *t, sv_conn_t *c)
     t->dl.expired = false;
     t->dl.start_ms = now;
     t->dl.conn = c;
+    t->dl.head = c->req.method == HTTP_HEAD;
     request_line(c, t->dl.line, sizeof(t->dl.line));
     pthread_mutex_unlock(&t->dl.mu);
 }
@@ -127,8 +129,8 @@ static const char *expire_locked(sv_server_t *s, sv_thread_t *t)
     if (t->dl.state == DL_OPEN) {
         t->dl.state = DL_TAKEN;
         /* nothing else is in the socket's send queue: this goes out whole or not at all */
-        if (send(c->fd, resp_504, sizeof(resp_504) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) ==
-            (ssize_t)(sizeof(resp_504) - 1))
+        size_t len = t->dl.head ? RESP_504_HEAD_LEN : sizeof(resp_504) - 1;
+        if (send(c->fd, resp_504, len, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)len)
             what = "sent 504";
         else
             what = "504 not delivered (client gone)";

@@ -110,6 +110,7 @@ typedef struct sv_deadline_slot {
     bool expired;            /* the deadline fired for this call */
     int64_t start_ms;
     struct sv_conn *conn;
+    bool head;               /* a HEAD request: the 504 has no body */
     char line[256];          /* "METHOD TARGET", for the log */
 } sv_deadline_slot_t;
 
