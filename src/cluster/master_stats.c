@@ -331,7 +331,7 @@ int sv_master_control(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
     case SV_CMD_METRICS: sv_master_metrics(m, out); return 200;
     case SV_CMD_GC: return 200;
     case SV_CMD_GC_STATS: sv_state_gc_stats(out); return 200;
-    case SV_CMD_THREAD_BACKTRACES: sv_state_backtraces("master", out); return 200;
+    case SV_CMD_THREAD_BACKTRACES: sv_state_backtraces("master", NULL, out); return 200;
     case SV_CMD_HEALTH:
     case SV_CMD_READY: return health(m, out, true);
     case SV_CMD_LIVE: return health(m, out, false);

@@ -148,7 +148,7 @@ static int control_cb(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
         sv_state_gc_stats(out);
         return 200;
     case SV_CMD_THREAD_BACKTRACES:
-        sv_state_backtraces("single", out);
+        sv_state_backtraces("single", s->srv, out);
         return 200;
     case SV_CMD_HEALTH:
     case SV_CMD_READY:

@@ -228,26 +228,35 @@ void sv_state_gc_stats(sv_buf_t *out)
                   mi.arena, mi.ordblks, mi.hblks, mi.hblkhd, mi.uordblks, mi.fordblks, mi.keepcost);
 }
 
-void sv_state_backtraces(const char *label, sv_buf_t *out)
+static void thread_json(void *arg, const char *name, const sv_bt_t *bt)
+{
+    sv_json_t *w = arg;
+    char frame[400];
+    sv_json_obj(w);
+    sv_json_key(w, "name");
+    sv_json_str(w, name);
+    sv_json_key(w, "backtrace");
+    sv_json_arr(w);
+    for (int i = 0; bt && i < bt->n; i++) {
+        sv_bt_frame_name(bt, i, frame, sizeof(frame));
+        sv_json_str(w, frame);
+    }
+    sv_json_arr_end(w);
+    sv_json_obj_end(w);
+}
+
+void sv_state_backtraces(const char *label, sv_server_t *srv, sv_buf_t *out)
 {
     sv_bt_t bt;
     sv_bt_capture_self(&bt);
     sv_json_t w;
     sv_json_init(&w, out);
     sv_json_arr(&w);
-    sv_json_obj(&w);
-    char name[400];
+    char name[128];
     snprintf(name, sizeof(name), "Thread: TID-%ld %s", (long)syscall(SYS_gettid), label);
-    sv_json_key(&w, "name");
-    sv_json_str(&w, name);
-    sv_json_key(&w, "backtrace");
-    sv_json_arr(&w);
-    for (int i = 0; i < bt.n; i++) {
-        sv_bt_frame_name(&bt, i, name, sizeof(name));
-        sv_json_str(&w, name);
-    }
-    sv_json_arr_end(&w);
-    sv_json_obj_end(&w);
+    thread_json(&w, name, &bt);
+    if (srv)
+        sv_server_thread_stacks(srv, thread_json, &w);
     sv_json_arr_end(&w);
 }
 

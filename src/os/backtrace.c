@@ -257,11 +257,14 @@ void sv_bt_frame_name(const sv_bt_t *bt, int i, char *out, size_t cap)
         snprintf(out, cap, "%p", bt->ip[i]);
 }
 
-void sv_bt_log(const sv_bt_t *bt, const char *indent)
+void sv_bt_log(const sv_bt_t *bt, const char *indent, bool error)
 {
     char name[400];
     for (int i = 0; i < bt->n; i++) {
         sv_bt_frame_name(bt, i, name, sizeof(name));
-        sv_log_error("%s#%d %s", indent, i, name);
+        if (error)
+            sv_log_error("%s#%d %s", indent, i, name);
+        else
+            sv_log("%s#%d %s", indent, i, name);
     }
 }

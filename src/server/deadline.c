@@ -115,7 +115,7 @@ static void log_stack(sv_thread_t *t, const char *why)
         return;
     }
     sv_log_error("!   stack of thread TID-%d (%s):", atomic_load(&t->os_tid), why);
-    sv_bt_log(&t->bt.bt, "!     ");
+    sv_bt_log(&t->bt.bt, "!     ", true);
 }
 
 /* Under t->dl.mu: the call is past its deadline. Returns what the client got. */
@@ -180,7 +180,7 @@ static void log_fault(sv_thread_t *t, int sig)
         sv_log_error("! crash: %s: signal %d (%s) on serving thread TID-%d outside the app", whom, sig,
                      strsignal(sig), atomic_load(&t->os_tid));
     sv_log_error("!   stack of thread TID-%d:", atomic_load(&t->os_tid));
-    sv_bt_log(&t->bt.crash, "!     ");
+    sv_bt_log(&t->bt.crash, "!     ", true);
 }
 
 void sv_deadline_tick(sv_server_t *s, int64_t now_ms)

@@ -685,20 +685,35 @@ bool sv_server_progressing(sv_server_t *s)
            atomic_load(&s->n_threads) < s->o.max_threads;
 }
 
-void sv_server_dump_threads(sv_server_t *s)
+void sv_server_thread_stacks(sv_server_t *s, void (*cb)(void *arg, const char *label, const sv_bt_t *bt),
+                             void *arg)
 {
-    int64_t now = sv_now_ns();
     for (int i = 0; i < s->o.max_threads; i++) {
         sv_thread_t *t = &s->threads[i];
         if (atomic_load(&t->in_use) != SV_SLOT_RUNNING)
             continue;
+        char label[128];
         int64_t since = atomic_load(&t->app_since_ns);
+        int tid = atomic_load(&t->os_tid);
         if (since)
-            sv_log("Thread: TID-%d serving thread %d: inside the app for %.1f ms", atomic_load(&t->os_tid), i,
-                   (double)(now - since) / 1e6);
+            snprintf(label, sizeof(label), "Thread: TID-%d serving thread %d: inside the app for %.1f ms", tid, i,
+                     (double)(sv_now_ns() - since) / 1e6);
         else
-            sv_log("Thread: TID-%d serving thread %d: waiting for work", atomic_load(&t->os_tid), i);
-        if (sv_bt_capture_thread(&t->bt, atomic_load(&t->os_tid), 200) > 0)
-            sv_bt_log(&t->bt.bt, "    ");
+            snprintf(label, sizeof(label), "Thread: TID-%d serving thread %d: waiting for work", tid, i);
+        bool got = tid > 0 && sv_bt_capture_thread(&t->bt, tid, 200) > 0;
+        cb(arg, label, got ? &t->bt.bt : NULL);
     }
+}
+
+static void log_stack_cb(void *arg, const char *label, const sv_bt_t *bt)
+{
+    (void)arg;
+    sv_log("%s", label);
+    if (bt)
+        sv_bt_log(bt, "    ", false);
+}
+
+void sv_server_dump_threads(sv_server_t *s)
+{
+    sv_server_thread_stacks(s, log_stack_cb, NULL);
 }

@@ -23,6 +23,7 @@
 
 #include "app/app.h"
 #include "http/parser.h"
+#include "os/backtrace.h"
 #include "os/listen.h"
 
 typedef struct sv_server sv_server_t;
@@ -109,8 +110,15 @@ uint64_t sv_server_requests(const sv_server_t *s);
  */
 bool sv_server_progressing(sv_server_t *s);
 
-/* Log one line per serving thread: its id and what it is doing (SIGPWR / servalctl info). */
+/* Log one line per serving thread: its id and what it is doing, then its stack (SIGPWR / servalctl info). */
 void sv_server_dump_threads(sv_server_t *s);
+/*
+ * Each running serving thread's stack, taken by signal (each thread has
+ * 200 ms to answer; one that does not is passed with bt NULL): cb gets a
+ * label "Thread: TID-N serving thread I: ..." as the dump's.
+ */
+void sv_server_thread_stacks(sv_server_t *s, void (*cb)(void *arg, const char *label, const sv_bt_t *bt),
+                             void *arg);
 
 /*
  * Fork gate. sv_server_quiesce waits (up to timeout_ms) until no thread is

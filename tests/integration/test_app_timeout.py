@@ -4,6 +4,7 @@ stuck thread's stack with function names. Crashes log the same forensics."""
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -190,3 +191,33 @@ def test_head_gets_a_504_without_body(servers, tmp_path, port):
     data = raw(port, b"HEAD /stuck HTTP/1.1\r\nHost: x\r\n\r\n", timeout=15)
     assert data.startswith(b"HTTP/1.1 504 Gateway Timeout\r\n"), data
     assert data.endswith(b"\r\n\r\n"), data
+
+
+def test_thread_dumps_have_function_names(servers, tmp_path, testapp, port):
+    """/thread-backtraces (single mode: every serving thread) and SIGPWR (a worker's threads)."""
+    s = boot(servers, tmp_path, testapp, port, workers=0, threads="2, 4", timeout="0")
+    t = threading.Thread(target=lambda: get(port, "/sleep?ms=3000", timeout=20), daemon=True)
+    t.start()
+    wait_until(lambda: stats(s.cport)["busy_threads"] == 1, timeout=10, what="the request in the app")
+    threads = get(s.cport, "/thread-backtraces?token=tok").json()
+    assert threads[0]["name"].endswith(" single")
+    assert any(f.startswith("sv_state_backtraces+0x") for f in threads[0]["backtrace"]), threads[0]
+    inside = [th for th in threads if "inside the app" in th["name"]]
+    assert inside and any(f.startswith("route_sleep+0x") and f.endswith("(testapp.so)") for f in inside[0]["backtrace"])
+    t.join(timeout=10)
+
+
+def test_sigpwr_dump_names_a_workers_threads(servers, tmp_path, testapp, port):
+    s = boot(servers, tmp_path, testapp, port, workers=1, timeout="0")
+    worker = s.wait_workers(1)[0]
+    t = threading.Thread(target=lambda: get(port, "/sleep?ms=4000", timeout=20), daemon=True)
+    t.start()
+
+    def dumped():
+        os.kill(worker, signal.SIGPWR)  # again until the dump shows the request in the app
+        time.sleep(0.3)
+        return re.search(r"#\d+ route_sleep\+0x[0-9a-f]+ \(testapp\.so\)", s.stdout())
+
+    wait_until(dumped, timeout=4, what="a dump with route_sleep")
+    assert re.search(r"serving thread \d+: inside the app for", s.stdout())
+    t.join(timeout=10)
