@@ -48,8 +48,9 @@ def metric(cport, name):
 def test_stuck_request_gets_504_and_its_worker_is_replaced(servers, tmp_path, testapp, port):
     s = boot(servers, tmp_path, testapp, port)
     before = set(s.wait_workers(2))
-    with ClientLoop(port, threads=3) as loop:
+    with ClientLoop(port, threads=2) as loop, ClientLoop(port, threads=2, keepalive=True) as kloop:
         loop.wait_requests(50)
+        kloop.wait_requests(50)
         t0 = time.monotonic()
         r = get(port, "/sleep?ms=60000", timeout=20)
         waited = time.monotonic() - t0
@@ -71,7 +72,9 @@ def test_stuck_request_gets_504_and_its_worker_is_replaced(servers, tmp_path, te
         after = set(s.wait_workers(2))
         assert stuck_pid not in after and len(after) == 2
         loop.wait_requests(50)
+        kloop.wait_requests(50)
     loop.assert_clean(min_ok=100)
+    kloop.assert_clean(min_ok=100)
     out = s.stdout()
     assert out.index("booted in", out.index("Worker")) >= 0
     # the replacement booted before the stuck worker was told to stop
@@ -221,3 +224,36 @@ def test_sigpwr_dump_names_a_workers_threads(servers, tmp_path, testapp, port):
     wait_until(dumped, timeout=4, what="a dump with route_sleep")
     assert re.search(r"serving thread \d+: inside the app for", s.stdout())
     t.join(timeout=10)
+
+
+def test_the_stuck_workers_other_requests_finish(servers, tmp_path, testapp, port):
+    """A request that starts while the replacement boots (slowly: TESTAPP_BOOT_MS) runs
+    on the stuck worker, and completes during its drain."""
+    cport = free_port()
+    conf = tmp_path / "other.rb"
+    conf.write_text(f"workers 1\nthreads 1, 4\napp_timeout 2, cleanup: 5\n"
+                    f'bind "tcp://127.0.0.1:{port}"\n'
+                    f'activate_control_app "tcp://127.0.0.1:{cport}", {{ auth_token: "tok" }}\n')
+    s = servers("-C", str(conf), testapp, workers=1, env={"TESTAPP_BOOT_MS": "1500"})
+    old = s.wait_workers(1)[0]
+    results = {}
+
+    def call(name, path):
+        results[name] = get(port, path, timeout=30)
+
+    stuck = threading.Thread(target=call, args=("stuck", "/sleep?ms=60000"))
+    stuck.start()
+    s.wait_log(r"app_timeout: worker 0", stream="stderr")
+    slow = threading.Thread(target=call, args=("slow", "/pid?x=1"))
+    slower = threading.Thread(target=call, args=("slower", "/sleep?ms=1900"))
+    slow.start()
+    slower.start()
+    for t in (stuck, slow, slower):
+        t.join(timeout=30)
+    assert results["stuck"].status == 504
+    assert results["slow"].status == 200
+    assert results["slower"].status == 200 and results["slower"].text == "Slept 1900"
+    wait_until(lambda: not pid_alive(old), timeout=15, what="the old worker to exit")
+    # it left by itself once its requests were done (no SIGKILL)
+    assert "did not stop within" not in s.stderr()
+    assert stats(cport)["app_timeouts"] == 1
