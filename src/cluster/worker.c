@@ -114,7 +114,12 @@ static void begin_stop(worker_t *w, const char *why)
     w->stopping = true;
     w->stop_started_ms = sv_now_ms();
     sv_log_debug("- Worker %d stopping (%s)", w->a->index, why);
-    sv_server_stop_accepting(w->srv, true);
+    /*
+     * A worker replaced after an app timeout has threads it will never get
+     * back: connections still queued on the shared listeners are left to the
+     * other workers rather than taken and maybe never served.
+     */
+    sv_server_stop_accepting(w->srv, w->app_timeouts == 0);
     sv_server_drain(w->srv);
 }
 

@@ -257,3 +257,28 @@ def test_the_stuck_workers_other_requests_finish(servers, tmp_path, testapp, por
     # it left by itself once its requests were done (no SIGKILL)
     assert "did not stop within" not in s.stderr()
     assert stats(cport)["app_timeouts"] == 1
+
+
+def test_more_stuck_requests_than_threads_all_get_504(servers, tmp_path, testapp, port):
+    """Requests queued while every thread is stuck wait for a replacement: a
+    worker being replaced does not take them from the shared queue and drop them."""
+    s = boot(servers, tmp_path, testapp, port, workers=2, threads="1, 2", timeout="2, cleanup: 1")
+    s.wait_workers(2)
+    results = []
+    lock = threading.Lock()
+
+    def call():
+        try:
+            r = get(port, "/hang", timeout=40).status
+        except Exception as e:  # noqa: BLE001 - a dropped connection is the failure looked for
+            r = repr(e)
+        with lock:
+            results.append(r)
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert results == [504] * 6, results
+    assert get(port, "/").status == 200
