@@ -641,6 +641,11 @@ void sv_server_free(sv_server_t *s)
 
 /* ---- stats ------------------------------------------------------------ */
 
+int sv_server_lost_threads(const sv_server_t *s)
+{
+    return atomic_load(&((sv_server_t *)s)->n_expired);
+}
+
 uint64_t sv_server_app_timeouts(const sv_server_t *s)
 {
     return atomic_load(&((sv_server_t *)s)->app_timeouts);

@@ -101,6 +101,8 @@ void sv_server_free(sv_server_t *s);
 void sv_server_stats(sv_server_t *s, sv_server_stats_t *out);
 /* App calls that ran past app_timeout since start (cheap). */
 uint64_t sv_server_app_timeouts(const sv_server_t *s);
+/* Threads inside an app call that ran past app_timeout right now (lost until they return). */
+int sv_server_lost_threads(const sv_server_t *s);
 /* Requests completed since start (cheap). */
 uint64_t sv_server_requests(const sv_server_t *s);
 /*

@@ -282,3 +282,12 @@ def test_more_stuck_requests_than_threads_all_get_504(servers, tmp_path, testapp
         t.join(timeout=60)
     assert results == [504] * 6, results
     assert get(port, "/").status == 200
+
+
+def test_single_mode_restarts_itself_when_every_thread_is_lost(servers, tmp_path, port):
+    s = boot(servers, tmp_path, DEADLINE_APP, port, workers=0, threads="1, 1", timeout="1, cleanup: 1")
+    assert get(port, "/stuck", timeout=20).status == 504
+    s.wait_log(r"all 1 threads are stuck in the app; restarting \(hot restart\)", stream="stderr")
+    s.wait_log(r"Use Ctrl-C to stop", count=2)
+    r = get(port, "/", timeout=20)
+    assert r.status == 200 and s.alive()
