@@ -11,6 +11,11 @@
  *   /crash    dies with SIGSEGV;  /hang  spins forever
  *   /cache    builds a read-only cache of TESTAPP_CACHE_MB MiB once per
  *             process image, answers its checksum
+ *   /respond?status=N&mode=M  status N (200 when absent) with a body made by
+ *             M: 1 body "respond" (default), 2 streamed "respond", 3 the file
+ *             "respond-file\n" (sendfile), 4 that file from offset 1 with a
+ *             huge length, 5 header X-Ctl with a control byte in its value
+ *             (the return code goes in X-Ctl-Rc)
  *   else      404 "Not Found"
  *
  * Environment: TESTAPP_BOOT_MS (slow init), TESTAPP_HOOK_LOG (one line
@@ -344,6 +349,41 @@ static void route_stream(struct testapp *app, serval_request_t *req, serval_resp
     }
 }
 
+/* A file with known bytes and no name, for serval_response_file. */
+static int respond_file(void)
+{
+    static const char text[] = "respond-file\n";
+    int fd = memfd_create("testapp-respond", MFD_CLOEXEC);
+    if (fd >= 0 && write(fd, text, sizeof text - 1) != (ssize_t)(sizeof text - 1)) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void route_respond(struct testapp *app, serval_request_t *req, serval_response_t *res)
+{
+    const char *q = serval_request_query(req);
+    int64_t status = query_number(q, "status", 999);
+    int64_t mode = query_number(q, "mode", 9);
+    serval_response_status(res, status >= 200 ? (int)status : 200);
+    serval_response_header(res, "Content-Type", "text/plain");
+    if (mode == 5) {
+        char rc[16];
+        snprintf(rc, sizeof rc, "%d", serval_response_header(res, "X-Ctl", "a\x01b"));
+        serval_response_header(res, "X-Ctl-Rc", rc);
+    }
+    if (mode == 2) {
+        serval_response_write(res, "respond", 7);
+    } else if (mode == 3 || mode == 4) {
+        int fd = respond_file();
+        if (fd < 0 || serval_response_file(res, fd, mode == 4 ? 1 : 0, mode == 4 ? INT64_MAX : -1) < 0)
+            send_text(res, 500, "file");
+    } else {
+        serval_response_body(res, "respond", 7);
+    }
+}
+
 static void route_crash(struct testapp *app, serval_request_t *req, serval_response_t *res)
 {
     crash();
@@ -423,6 +463,7 @@ static const struct route {
     {"/", route_root},         {"/pid", route_pid},     {"/version", route_version},
     {"/echo", route_echo},     {"/sleep", route_sleep}, {"/stream", route_stream},
     {"/crash", route_crash},   {"/hang", route_hang},   {"/cache", route_cache},
+    {"/respond", route_respond},
 };
 
 static void handle(void *app_data, serval_request_t *req, serval_response_t *res)

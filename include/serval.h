@@ -161,19 +161,18 @@ int serval_request_header_at(const serval_request_t *req, size_t i, const char *
 /* Content-Length, or -1 for a chunked body; 0 when there is no body. */
 int64_t serval_request_content_length(const serval_request_t *req);
 /*
- * The whole body when serval buffered it (bodies up to body_buffer_size),
- * with its length in *len; NULL when the body is being streamed, in which
- * case read it with serval_request_read().
+ * The whole body, with its length in *len ("" and 0 without one). serval
+ * reads every body before handle is called; a large one waits in a temp
+ * file and is mapped read-only on the first call. NULL (and *len 0) only if
+ * that mapping fails; serval_request_read() still works then.
  */
 const void *serval_request_body(const serval_request_t *req, size_t *len);
 /*
- * Read up to cap bytes of the body into buf. Returns the number of bytes
- * read, 0 at the end of the body, or a negative errno value: -EMSGSIZE
- * when the body exceeds max_body_size, -EPROTO when it is malformed,
- * -ETIMEDOUT, -EPIPE. After such an error serval answers the request itself
- * (413, 400, 408) unless the app already started a streamed response.
- * Works for buffered and streamed bodies alike; blocks the calling thread
- * while a streamed body has not arrived (up to first_data_timeout).
+ * Copy up to cap bytes of the body, from where the previous call stopped,
+ * into buf. Returns the number of bytes copied, 0 at the end of the body,
+ * or -EIO when its temp file cannot be read. Never waits for the client:
+ * the body is whole before handle is called (a body too large, malformed or
+ * too slow is answered by serval, 413, 400, 408, without calling the app).
  */
 long serval_request_read(serval_request_t *req, void *buf, size_t cap);
 /* The client: "127.0.0.1:53210", "[::1]:53210", or "unix". */
@@ -192,8 +191,9 @@ int64_t serval_request_deadline_ms(const serval_request_t *req);
 int serval_response_status(serval_response_t *res, int status);
 /*
  * Add a header. Content-Length, Transfer-Encoding, Connection and Date are
- * serval's and rejected with -EINVAL. Names and values must not contain
- * CR, LF or NUL.
+ * serval's and rejected with -EINVAL. A name must be a token; a value must
+ * not contain a control byte (0x00-0x1f except tab, 0x7f): -EINVAL, and the
+ * header is not sent.
  */
 int serval_response_header(serval_response_t *res, const char *name, const char *value);
 /* Set the whole body (copied). Ends the response; sent after handle returns. */
@@ -204,14 +204,19 @@ int serval_response_send(serval_response_t *res, int status, const char *content
 /*
  * Stream the body: the first call sends the head with chunked encoding,
  * each call sends one chunk (len 0 is ignored); the last chunk is sent when
- * handle returns. Blocks while the client reads slowly, up to 10 s without
- * progress (-ETIMEDOUT), and returns -EPIPE once the client is gone.
+ * handle returns. Does not wait for a slow client: what it has not read
+ * waits in memory and then a temp file. Returns -ETIMEDOUT once the client
+ * read nothing for 10 s or less than min_response_data_rate, -EPIPE once it
+ * is gone, -ENOBUFS when the process's spool (max_response_buffer) is full
+ * and this client lags: the response is cut, stop writing. With
+ * max_response_buffer 0 a write waits for the client instead.
  */
 int serval_response_write(serval_response_t *res, const void *data, size_t len);
 /*
- * Send length bytes of fd from offset as the body (sendfile). length -1 means
- * to the end of the file. serval owns fd from this call on and closes it,
- * even when the call fails.
+ * Send length bytes of fd from offset as the body (sendfile). length -1 (or
+ * more than the file holds) means to the end of the file. After status 204
+ * or 304, or for HEAD, nothing of the file is sent. serval owns fd from this
+ * call on and closes it, even when the call fails.
  */
 int serval_response_file(serval_response_t *res, int fd, int64_t offset, int64_t length);
 

@@ -7,8 +7,9 @@ set -euo pipefail
 
 build_pkgs=(cmake make gcc pkg-config node-llhttp libunwind-dev libcmocka-dev python3 python3-pytest curl procps iproute2)
 bench_pkgs=(nginx-light h2o puma ruby-rack wrk siege gnuplot-nox slowhttptest)
+test_pkgs=(slowhttptest)
 
-want=("${build_pkgs[@]}")
+want=("${build_pkgs[@]}" "${test_pkgs[@]}")
 if [[ "${1:-}" == "--bench" ]]; then want+=("${bench_pkgs[@]}"); fi
 
 missing=()

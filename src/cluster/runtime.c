@@ -394,6 +394,11 @@ void sv_rt_server_opts(sv_runtime_t *rt, sv_server_opts_t *o)
                                    .max_headers = c->max_headers,
                                    .max_body_size = c->max_body_size};
     o->body_buffer_size = c->body_buffer_size;
+    o->body_memory_limit = c->body_memory_limit;
+    o->max_response_buffer = c->max_response_buffer;
+    o->min_request_data_rate = c->min_request_data_rate;
+    o->min_response_data_rate = c->min_response_data_rate;
+    o->data_rate_grace_ms = (int64_t)(c->data_rate_grace_period * 1000);
     o->max_keep_alive = c->max_keep_alive;
     o->persistent_timeout_ms = (int64_t)(c->persistent_timeout * 1000);
     o->first_data_timeout_ms = (int64_t)(c->first_data_timeout * 1000);

@@ -79,7 +79,8 @@ typedef struct sv_config {
     /* Client timeouts (seconds) */
     double persistent_timeout;   /* 65: idle keep-alive connection */
     double first_data_timeout;   /* 30: inactivity while a request is incomplete, or before the first byte */
-    double request_timeout;      /* 60: a whole request (head and buffered body) must arrive within this */
+    double request_timeout;      /* 60: a whole request head must arrive within this */
+    double data_rate_grace_period; /* 5: window over which the minimum data rates are measured */
     double force_shutdown_after; /* -1 = :forever (default), 0 = :immediately, else seconds */
     double app_timeout;          /* 0 = off: an app call longer than this gets 504, its worker is replaced */
     double app_timeout_cleanup;  /* 5: grace for the replaced worker's other requests */
@@ -97,7 +98,11 @@ typedef struct sv_config {
     size_t max_header_size;      /* 64 KiB: request line + headers -> 431 */
     int max_headers;             /* 100 -> 431 */
     int64_t max_body_size;       /* 100 MiB -> 413; 0 = unlimited */
-    size_t body_buffer_size;     /* 1 MiB: larger bodies are streamed to the app */
+    size_t body_buffer_size;     /* 1 MiB: larger bodies wait in a temp file */
+    size_t body_memory_limit;    /* 32 MiB: request bodies in memory per process; past it, temp files */
+    int64_t max_response_buffer; /* 256 MiB: streamed output in temp files, per process; 0 = the app waits */
+    int64_t min_request_data_rate;  /* 240 B/s; 0 = off */
+    int64_t min_response_data_rate; /* 240 B/s; 0 = off */
 
     /* Restarts */
     int phased_restart_batch;    /* 1: workers replaced at a time */

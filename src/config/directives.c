@@ -1103,7 +1103,13 @@ static const sv_directive_t table[] = {
     {"first_data_timeout", set_dur, show_field, SV_F_DUR, F(first_data_timeout), 0, DUR_MAX, SV_D_GT,
      "SECONDS", NULL, "close a connection whose next request stalls this long (408 once headers are in)"},
     {"request_timeout", set_dur, show_field, SV_F_DUR, F(request_timeout), 0, DUR_MAX, SV_D_GT, "SECONDS",
-     NULL, "a whole request (head and buffered body) must arrive within this"},
+     NULL, "a whole request head must arrive within this"},
+    {"data_rate_grace_period", set_dur, show_field, SV_F_DUR, F(data_rate_grace_period), 0, DUR_MAX, SV_D_GT,
+     "SECONDS", NULL, "window over which min_request_data_rate and min_response_data_rate are measured"},
+    {"min_request_data_rate", set_int, show_field, SV_F_I64, F(min_request_data_rate), 0, NOLIM, SV_D_BYTES,
+     "SIZE", NULL, "bytes per second a request body must keep up (408 below; 0 = off)"},
+    {"min_response_data_rate", set_int, show_field, SV_F_I64, F(min_response_data_rate), 0, NOLIM, SV_D_BYTES,
+     "SIZE", NULL, "bytes per second a client must read a waiting response at (closed below; 0 = off)"},
     {"force_shutdown_after", set_force_shutdown, show_force_shutdown, SV_F_DUR, F(force_shutdown_after), 0,
      DUR_MAX, 0, "SECONDS|:forever|:immediately", ":forever",
      "on stop, abandon in-flight requests after this"},
@@ -1132,7 +1138,11 @@ static const sv_directive_t table[] = {
     {"max_body_size", set_int, show_field, SV_F_I64, F(max_body_size), 0, NOLIM, SV_D_BYTES, "SIZE", NULL,
      "largest request body (413 beyond; 0 = unlimited)"},
     {"body_buffer_size", set_int, show_field, SV_F_SIZE, F(body_buffer_size), 1, GIB, SV_D_BYTES, "SIZE",
-     NULL, "bodies up to this are buffered; larger ones are streamed to the app"},
+     NULL, "bodies up to this are held in memory; larger ones in a temp file"},
+    {"body_memory_limit", set_int, show_field, SV_F_SIZE, F(body_memory_limit), 0, 64 * GIB, SV_D_BYTES, "SIZE",
+     NULL, "request bodies held in memory per process; past it they go to temp files"},
+    {"max_response_buffer", set_int, show_field, SV_F_I64, F(max_response_buffer), 0, NOLIM, SV_D_BYTES, "SIZE",
+     NULL, "streamed output waiting in temp files for slow clients, per process; past it the app's write waits"},
     /* restarts */
     {"phased_restart_batch", set_int, show_field, SV_F_INT, F(phased_restart_batch), 1, 1024, 0, "N", NULL,
      "workers replaced at a time in a phased restart"},
@@ -1318,6 +1328,11 @@ void sv_config_defaults(sv_config_t *c)
     c->max_headers = 100;
     c->max_body_size = 100 * 1024 * 1024;
     c->body_buffer_size = 1024 * 1024;
+    c->body_memory_limit = 32 * 1024 * 1024;
+    c->max_response_buffer = 256 * 1024 * 1024;
+    c->min_request_data_rate = 240;
+    c->min_response_data_rate = 240;
+    c->data_rate_grace_period = 5;
     c->phased_restart_batch = 1;
     c->phased_restart_surge = true;
     c->hot_restart_preflight = true;

@@ -1,6 +1,8 @@
 #include "http/parser.h"
 
 #include <string.h>
+
+#include "http/response.h"
 #include <strings.h>
 
 static sv_http_parser_t *P(llhttp_t *ll)
@@ -100,26 +102,75 @@ bool sv_span_ieq(const char *base, sv_span_t s, const char *name)
     return s.len == n && strncasecmp(base + s.off, name, n) == 0;
 }
 
-/* Host (required once in 1.1) and Expect are checked here; llhttp owns the framing headers. */
+/*
+ * Transfer-Encoding: llhttp frames by it when "chunked" is last; serval
+ * decodes nothing else, so any other coding would reach the app still
+ * encoded (RFC 9112 6.1: 501). In HTTP/1.0 its framing is faulty (400).
+ */
+static int check_transfer_encoding(sv_http_parser_t *p, const char *head, const sv_http_header_t *h, int seen)
+{
+    if (p->req->minor == 0)
+        return fail(p, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (seen > 0)
+        return fail(p, 400, "more than one Transfer-Encoding header");
+    if (sv_span_ieq(head, h->value, "chunked"))
+        return 0;
+    const char *v = head + h->value.off;
+    size_t n = h->value.len;
+    bool chunked_last = n > 7 && strncasecmp(v + n - 7, "chunked", 7) == 0 &&
+                        (v[n - 8] == ',' || v[n - 8] == ' ' || v[n - 8] == '\t');
+    if (!chunked_last)
+        return fail(p, 400, "Transfer-Encoding without chunked last");
+    return fail(p, 501, "Transfer-Encoding other than chunked");
+}
+
+/* An absolute-form target's authority replaces Host (RFC 9112 3.2.2); record and check it. */
+static int check_authority(sv_http_parser_t *p, const char *head)
+{
+    sv_http_req_t *r = p->req;
+    const char *t = head + r->target.off;
+    size_t n = r->target.len;
+    if (n == 0 || t[0] == '/' || t[0] == '*')
+        return 0;
+    const char *sep = memmem(t, n, "://", 3);
+    if (!sep)
+        return 0;
+    size_t start = (size_t)(sep + 3 - t), end = start;
+    while (end < n && t[end] != '/' && t[end] != '?' && t[end] != '#')
+        end++;
+    if (end == start || !sv_http_host_ok(t + start, end - start))
+        return fail(p, 400, "invalid authority in the request-target");
+    r->authority.off = r->target.off + (uint32_t)start;
+    r->authority.len = (uint32_t)(end - start);
+    return 0;
+}
+
+/* Host (required once in 1.1), Expect and Transfer-Encoding are checked here; llhttp owns the rest of framing. */
 static int check_headers(sv_http_parser_t *p, const char *head)
 {
     sv_http_req_t *r = p->req;
-    int hosts = 0;
+    int hosts = 0, tes = 0;
     for (int i = 0; i < r->nheaders; i++) {
         const sv_http_header_t *h = &r->headers[i];
         if (h->name.len == 0) /* llhttp 8 accepts ": value" */
             return fail(p, 400, "empty header name");
         if (sv_span_ieq(head, h->name, "host")) {
             hosts++;
+            if (!sv_http_host_ok(head + h->value.off, h->value.len))
+                return fail(p, 400, "invalid Host value");
         } else if (sv_span_ieq(head, h->name, "expect")) {
             if (!sv_span_ieq(head, h->value, "100-continue"))
                 return fail(p, 417, "unsupported Expect");
             r->expect_continue = true;
+        } else if (sv_span_ieq(head, h->name, "transfer-encoding")) {
+            int rc = check_transfer_encoding(p, head, h, tes++);
+            if (rc)
+                return rc;
         }
     }
     if (hosts > 1 || (hosts == 0 && r->minor == 1))
         return fail(p, 400, hosts ? "more than one Host header" : "missing Host header");
-    return 0;
+    return check_authority(p, head);
 }
 
 static int on_headers_complete(llhttp_t *ll)
@@ -128,6 +179,9 @@ static int on_headers_complete(llhttp_t *ll)
     sv_http_req_t *r = p->req;
     /* the head is whole in the buffer now: base - base_off is its start */
     const char *head = p->base - p->base_off;
+    /* no version at all ("GET /", HTTP/0.9's form) is a malformed request line, not a version to refuse */
+    if (strncmp(head + r->target.off + r->target.len, " HTTP/", 6) != 0)
+        return fail(p, 400, "no HTTP version in the request line");
     if (ll->http_major != 1)
         return fail(p, 505, "HTTP version not supported");
     r->method = ll->method;
@@ -215,7 +269,8 @@ static sv_http_result_t map_error(sv_http_parser_t *p, llhttp_errno_t e)
         switch (e) {
         case HPE_INVALID_METHOD: p->error_status = 501; break;
         /* llhttp also reports a malformed version line (bare CR) this way */
-        case HPE_INVALID_VERSION: p->error_status = p->ll.http_major == 1 ? 400 : 505; break;
+        /* a version we could read and cannot serve is 505; no version at all is a malformed line */
+        case HPE_INVALID_VERSION: p->error_status = p->ll.http_major >= 2 ? 505 : 400; break;
         default: p->error_status = 400;
         }
         p->error_reason = llhttp_get_error_reason(&p->ll);

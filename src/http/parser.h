@@ -49,6 +49,7 @@ typedef struct sv_http_req {
     bool upgrade;            /* Upgrade/CONNECT: the connection closes after it */
     int64_t content_length;  /* -1 chunked, 0 no body */
     sv_span_t target;
+    sv_span_t authority;     /* an absolute-form target's host[:port]; len 0 otherwise */
     int nheaders;
     sv_http_header_t *headers; /* caller-provided array of max_headers */
     size_t head_len;         /* bytes of request line + headers, CRLFs included */

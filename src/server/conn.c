@@ -5,7 +5,9 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
 
@@ -25,6 +27,8 @@
 /* A drain closes keep-alive connections only once they have been idle this long. */
 #define DRAIN_GRACE_MS 1000
 #define NO_DEADLINE INT64_MAX
+/* While output waits for a slow reader, an app's writes try the socket again only every this many spooled bytes. */
+#define SPOOL_RETRY_BYTES 262144
 
 /* ---- slots ------------------------------------------------------------ */
 
@@ -42,6 +46,7 @@ sv_conn_t *sv_conn_slot(sv_server_t *s, int fd, bool create)
             for (int k = 0; chunk && k < SV_CONN_CHUNK; k++) {
                 chunk[k].fd = -1;
                 chunk[k].file_fd = -1;
+                chunk[k].body_fd = -1;
                 chunk[k].srv = s;
             }
             atomic_store(&s->chunks[ci], chunk);
@@ -63,11 +68,8 @@ void sv_conn_set_phase(sv_conn_t *c, conn_phase_t ph, int64_t deadline_ms, int64
 static void reset_request(sv_conn_t *c)
 {
     c->head_done = c->msg_done = false;
-    c->streaming_body = false;
     c->continue_sent = false;
-    c->body_error = 0;
-    sv_buf_reset(&c->body);
-    c->body_off = 0;
+    sv_body_release(c);
     c->req_start_ms = 0;
 }
 
@@ -82,8 +84,13 @@ static void init_conn(sv_server_t *s, sv_conn_t *c, int fd, bool is_unix, int64_
     c->served = 0;
     c->peer[0] = '\0';
     c->close_after = false;
+    c->res_pending = false;
     sv_buf_reset(&c->out);
     c->out_off = 0;
+    c->out_blocked = false;
+    c->reset_on_close = false;
+    c->bytes_sent = c->bytes_recv = 0;
+    c->last_recv_ms = now_ms;
     reset_request(c);
     c->req.headers = c->headers;
     c->out_armed = false;
@@ -160,15 +167,22 @@ static int conn_close(sv_conn_t *c)
     uint32_t gen = C_GEN(atomic_load(&c->state));
     atomic_store(&c->state, C_MAKE(gen + 1, C_OWNED));
     sv_conn_set_phase(c, PH_FREE, NO_DEADLINE, 0);
+    sv_out_release(c);
     if (c->file_fd >= 0)
         close(c->file_fd);
     c->file_fd = -1;
+    c->res_pending = false;
+    sv_body_release(c);
+    if (c->reset_on_close) {
+        /* a client cut for reading too slowly: drop what the kernel still queues for it (RST), not keep it for minutes */
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        c->reset_on_close = false;
+    }
     if (c->rbuf.cap > RBUF_KEEP_MAX)
         sv_buf_free(&c->rbuf);
     if (c->out.cap > RBUF_KEEP_MAX)
         sv_buf_free(&c->out);
-    if (c->body.cap > RBUF_KEEP_MAX)
-        sv_buf_free(&c->body);
     close(c->fd);
     c->fd = -1;
     atomic_fetch_sub(&s->n_conns, 1);
@@ -182,8 +196,7 @@ int sv_conn_read(sv_conn_t *c)
 {
     size_t limit = c->srv->o.limits.max_header_size + 16384;
     size_t room = c->rbuf.cap ? c->rbuf.cap - c->rbuf.len - 1 : 0;
-    /* never move rbuf while the app holds pointers into the head */
-    if (room < 1024 && !c->streaming_body && c->rbuf.cap < limit) {
+    if (room < 1024 && c->rbuf.cap < limit) {
         if (sv_buf_reserve(&c->rbuf, c->rbuf.cap ? c->rbuf.cap : RBUF_INITIAL) < 0)
             return -ENOMEM;
     }
@@ -198,6 +211,8 @@ int sv_conn_read(sv_conn_t *c)
         return errno == EAGAIN ? -EAGAIN : SV_ERRNO();
     if (n == 0)
         return 0;
+    c->bytes_recv += n;
+    c->last_recv_ms = sv_now_ms();
     c->rbuf.len += (size_t)n;
     c->rbuf.data[c->rbuf.len] = '\0';
     if ((size_t)n < space)
@@ -231,6 +246,12 @@ static void arm_out(sv_conn_t *c)
     epoll_ctl(c->srv->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+static void sent(sv_conn_t *c, ssize_t n)
+{
+    c->bytes_sent += n;
+    c->last_progress_ms = sv_now_ms();
+}
+
 int sv_conn_flush(sv_conn_t *c)
 {
     while (c->out_off < c->out.len) {
@@ -241,7 +262,7 @@ int sv_conn_flush(sv_conn_t *c)
             return errno == EAGAIN ? 0 : SV_ERRNO();
         }
         c->out_off += (size_t)n;
-        c->last_progress_ms = sv_now_ms();
+        sent(c, n);
     }
     while (c->file_fd >= 0 && c->file_left > 0) {
         off_t off = (off_t)c->file_off;
@@ -256,30 +277,129 @@ int sv_conn_flush(sv_conn_t *c)
             return -EIO; /* the file shrank under us */
         c->file_off += n;
         c->file_left -= n;
-        c->last_progress_ms = sv_now_ms();
+        if (c->spill)
+            sv_out_spool_sent(c, n);
+        sent(c, n);
     }
     sv_buf_reset(&c->out);
     c->out_off = 0;
-    if (c->file_fd >= 0) {
+    c->out_blocked = false;
+    if (c->spill) {
+        /* all of the spool is out: start it over rather than let it grow */
+        if (c->file_off > 0 && ftruncate(c->file_fd, 0) == 0)
+            c->file_off = 0;
+    } else if (c->file_fd >= 0) {
         close(c->file_fd);
         c->file_fd = -1;
     }
     return 1;
 }
 
-int sv_conn_flush_blocking(sv_conn_t *c)
+int64_t sv_conn_pending(const sv_conn_t *c)
 {
-    int64_t timeout = c->srv->o.write_timeout_ms;
-    c->last_progress_ms = sv_now_ms();
+    return (int64_t)(c->out.len - c->out_off) + (c->file_fd >= 0 ? c->file_left : 0);
+}
+
+/*
+ * Bytes the client has acknowledged: what we wrote minus what still sits in
+ * the socket's send queue. The socket's own buffer can hold megabytes, so
+ * bytes written say nothing of a client's pace while it drains them.
+ */
+static int64_t delivered(const sv_conn_t *c)
+{
+    int queued = 0;
+    if (ioctl(c->fd, SIOCOUTQ, &queued) < 0 || queued < 0)
+        queued = 0;
+    return c->bytes_sent - queued;
+}
+
+/* Output waits for the client from now on: the rate window starts here. */
+static void note_blocked(sv_conn_t *c, int64_t now)
+{
+    if (c->out_blocked)
+        return;
+    c->out_blocked = true;
+    c->spool_at_try = c->file_left;
+    c->delivered_seen = delivered(c);
+    c->wr_rate = (sv_rate_t){.ms = now, .bytes = c->delivered_seen};
+}
+
+/*
+ * A minimum data rate over windows of the grace period: true when the
+ * window that just ended moved fewer than rate * window bytes; a window that
+ * passed starts the next one.
+ */
+static bool rate_failed(sv_rate_t *r, int64_t bytes, int64_t now, int64_t rate, int64_t window_ms)
+{
+    if (rate <= 0 || now - r->ms < window_ms)
+        return false;
+    if ((bytes - r->bytes) * 1000 < rate * (now - r->ms))
+        return true;
+    *r = (sv_rate_t){.ms = now, .bytes = bytes};
+    return false;
+}
+
+static int64_t rate_check_at(const sv_rate_t *r, int64_t rate, int64_t window_ms)
+{
+    return rate > 0 ? r->ms + window_ms : NO_DEADLINE;
+}
+
+/* The client reads the pending output too slowly: nothing acknowledged for write_timeout, or below the rate. */
+static bool write_too_slow(sv_conn_t *c, int64_t now)
+{
+    const sv_server_opts_t *o = &c->srv->o;
+    int64_t d = delivered(c);
+    if (d > c->delivered_seen) {
+        c->delivered_seen = d;
+        c->last_progress_ms = now;
+    }
+    if (now - c->last_progress_ms >= o->write_timeout_ms)
+        return true;
+    return rate_failed(&c->wr_rate, d, now, o->min_response_data_rate, o->data_rate_grace_ms);
+}
+
+static int64_t write_deadline(const sv_conn_t *c)
+{
+    const sv_server_opts_t *o = &c->srv->o;
+    int64_t a = c->last_progress_ms + o->write_timeout_ms;
+    int64_t b = rate_check_at(&c->wr_rate, o->min_response_data_rate, o->data_rate_grace_ms);
+    return a < b ? a : b;
+}
+
+/* Blocked, and the spool grew little since the last try: another send would only say EAGAIN again. */
+static bool flush_pointless(sv_conn_t *c, int64_t keep)
+{
+    if (keep != INT64_MAX || !c->out_blocked || !c->spill)
+        return false;
+    if (c->file_left - c->spool_at_try < SPOOL_RETRY_BYTES)
+        return true;
+    c->spool_at_try = c->file_left;
+    return false;
+}
+
+int sv_conn_flush_wait(sv_conn_t *c, int64_t keep)
+{
+    if (!c->out_blocked)
+        c->last_progress_ms = sv_now_ms(); /* the no-progress clock runs from the first wait, not each write */
     for (;;) {
-        int r = sv_conn_flush(c);
-        if (r != 0)
-            return r < 0 ? (r == -ECONNRESET ? -EPIPE : r) : 0;
-        int64_t left = c->last_progress_ms + timeout - sv_now_ms();
-        if (left <= 0)
-            return -ETIMEDOUT;
+        bool tried = !flush_pointless(c, keep);
+        int r = tried ? sv_conn_flush(c) : 0;
+        if (r < 0)
+            return r == -ECONNRESET ? -EPIPE : r;
+        if (r > 0)
+            return 0;
+        if (tried) {
+            int64_t now = sv_now_ms();
+            note_blocked(c, now);
+            if (write_too_slow(c, now))
+                return -ETIMEDOUT;
+        }
+        if (sv_conn_pending(c) <= keep)
+            return 0;
+        int64_t now = sv_now_ms();
+        int64_t left = write_deadline(c) - now;
         struct pollfd p = {.fd = c->fd, .events = POLLOUT};
-        poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+        poll(&p, 1, (int)(left > 1000 ? 1000 : left < 1 ? 1 : left));
     }
 }
 
@@ -290,15 +410,9 @@ static bool has_output(const sv_conn_t *c)
 
 /* ---- parsing and dispatch ----------------------------------------------- */
 
-static int on_body_bytes(void *arg, const char *data, size_t len)
-{
-    sv_conn_t *c = arg;
-    return sv_buf_append(&c->body, data, len);
-}
-
 static void begin_request(sv_conn_t *c, int64_t now)
 {
-    sv_http_parser_begin(&c->parser, &c->req, on_body_bytes, c);
+    sv_http_parser_begin(&c->parser, &c->req, sv_body_put, c);
     c->req_start_ms = now;
     sv_conn_set_phase(c, PH_HEAD, now + c->srv->o.first_data_timeout_ms, now);
 }
@@ -351,6 +465,7 @@ static int dispatch(sv_conn_t *c, sv_thread_t *t)
     sv_server_t *s = c->srv;
     int64_t now = sv_now_ms();
     sv_conn_set_phase(c, PH_APP, NO_DEADLINE, now);
+    c->res_pending = true;
     sv_res_begin(c);
     int64_t t0 = sv_now_ns();
     sv_server_app_enter(s, t, c);
@@ -360,6 +475,7 @@ static int dispatch(sv_conn_t *c, sv_thread_t *t)
         atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
         sv_buf_reset(&c->out);
         c->out_off = 0;
+        c->reset_on_close = false; /* the 504 may still be in the kernel's queue: a reset would drop it */
         return conn_close(c);
     }
     sv_res_finish(c);
@@ -371,23 +487,15 @@ static int dispatch(sv_conn_t *c, sv_thread_t *t)
     return PROGRESS;
 }
 
-static bool wants_stream(const sv_conn_t *c)
-{
-    const sv_http_req_t *r = &c->req;
-    if (r->content_length > 0)
-        return (size_t)r->content_length > c->srv->o.body_buffer_size;
-    return r->chunked && c->body.len > c->srv->o.body_buffer_size;
-}
-
+/* The client waits for a 100 before it sends the body: queue it with the output. */
 static void send_continue(sv_conn_t *c)
 {
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     if (!c->continue_sent && c->req.expect_continue && !c->msg_done)
-        (void)!send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        sv_http_write_continue(&c->out);
     c->continue_sent = true;
 }
 
-/* One parse step on buffered bytes; may run the app. */
+/* One parse step on buffered bytes; runs the app once the request is whole. */
 static int step(sv_conn_t *c, sv_thread_t *t)
 {
     int64_t now = sv_now_ms();
@@ -403,19 +511,29 @@ static int step(sv_conn_t *c, sv_thread_t *t)
         return dispatch(c, t);
     if (!c->head_done)
         return NEED_MORE;
-    if (wants_stream(c)) {
-        if (sv_buf_reserve(&c->rbuf, 16384) < 0) {
-            sv_res_error(c, 503, "no memory");
-            return PROGRESS;
-        }
-        c->streaming_body = true;
-        return dispatch(c, t);
-    }
     if (!had_head) {
         send_continue(c);
+        c->rd_rate = (sv_rate_t){.ms = now, .bytes = c->bytes_recv};
         sv_conn_set_phase(c, PH_BODY, now + c->srv->o.first_data_timeout_ms, now);
     }
     return r == SV_HTTP_HEAD ? PROGRESS : NEED_MORE;
+}
+
+/* A body stalls (first_data_timeout since its last byte) or arrives below min_request_data_rate. */
+static bool body_too_slow(sv_conn_t *c, int64_t now)
+{
+    const sv_server_opts_t *o = &c->srv->o;
+    if (now - c->last_recv_ms >= o->first_data_timeout_ms)
+        return true;
+    return rate_failed(&c->rd_rate, c->bytes_recv, now, o->min_request_data_rate, o->data_rate_grace_ms);
+}
+
+static int64_t body_deadline(const sv_conn_t *c)
+{
+    const sv_server_opts_t *o = &c->srv->o;
+    int64_t a = c->last_recv_ms + o->first_data_timeout_ms;
+    int64_t b = rate_check_at(&c->rd_rate, o->min_request_data_rate, o->data_rate_grace_ms);
+    return a < b ? a : b;
 }
 
 /* Nothing more can happen until the client sends or reads: set the timeout. */
@@ -423,10 +541,12 @@ static void arm_wait(sv_conn_t *c, int64_t now)
 {
     sv_server_t *s = c->srv;
     int ph = atomic_load_explicit(&c->phase, memory_order_relaxed);
-    if (ph == PH_HEAD || ph == PH_BODY) {
+    if (ph == PH_HEAD) {
         int64_t a = now + s->o.first_data_timeout_ms;
         int64_t b = c->req_start_ms + s->o.request_timeout_ms;
-        sv_conn_set_phase(c, (conn_phase_t)ph, a < b ? a : b, now);
+        sv_conn_set_phase(c, PH_HEAD, a < b ? a : b, now);
+    } else if (ph == PH_BODY) {
+        sv_conn_set_phase(c, PH_BODY, body_deadline(c), now);
     }
 }
 
@@ -435,12 +555,22 @@ static bool must_linger(const sv_conn_t *c)
     return c->rpos < c->rbuf.len || (c->head_done && !c->msg_done) || c->parser.error_status;
 }
 
-/* The response is out: next request, close, or linger. */
+/*
+ * The one place a response completes, whatever its framing: its last byte
+ * is out (or it had none to send). Then the next request, a close, or a
+ * lingering close. The connection closes only when the response said so
+ * (close_after, fixed when its head was written): a drain that began after
+ * the head went out without "Connection: close" leaves the connection open
+ * for the request the client may already be sending, which is answered
+ * with "Connection: close".
+ */
 static int response_done(sv_conn_t *c)
 {
     sv_server_t *s = c->srv;
     int64_t now = sv_now_ms();
-    if (c->close_after || atomic_load_explicit(&s->draining, memory_order_relaxed)) {
+    c->res_pending = false;
+    sv_out_release(c);
+    if (c->close_after) {
         if (!must_linger(c))
             return conn_close(c);
         shutdown(c->fd, SHUT_WR);
@@ -481,11 +611,19 @@ static int conn_run(sv_conn_t *c, sv_thread_t *t)
                 return conn_close(c);
             if (r == 0) {
                 int64_t now = sv_now_ms();
+                note_blocked(c, now);
                 arm_out(c);
-                sv_conn_set_phase(c, PH_WRITE, c->last_progress_ms + c->srv->o.write_timeout_ms, now);
+                sv_conn_set_phase(c, PH_WRITE, write_deadline(c), now);
                 return KEEP;
             }
-            r = response_done(c);
+            if (!c->res_pending && atomic_load_explicit(&c->phase, memory_order_relaxed) == PH_WRITE) {
+                /* a 100 Continue that had to wait is out: back to waiting for the body */
+                int64_t now = sv_now_ms();
+                sv_conn_set_phase(c, PH_BODY, body_deadline(c), now);
+            }
+        }
+        if (c->res_pending) {
+            int r = response_done(c);
             if (r != PROGRESS)
                 return r;
         }
@@ -615,6 +753,32 @@ static bool drain_but_readable(const sv_conn_t *c, int64_t now)
     return true;
 }
 
+/*
+ * A body or a response past its check time: the client is within its
+ * bounds still (a rate window passed), so the deadline moves to the next
+ * check.
+ */
+static bool still_in_time(sv_conn_t *c, int ph, int64_t now)
+{
+    char b;
+    if (ph == PH_BODY && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
+        /* bytes wait unread: our threads are busy, the client is not slow; the window starts over */
+        c->last_recv_ms = now;
+        c->rd_rate = (sv_rate_t){.ms = now, .bytes = c->bytes_recv};
+        sv_conn_set_phase(c, PH_BODY, body_deadline(c), now);
+        return true;
+    }
+    if (ph == PH_BODY && !body_too_slow(c, now)) {
+        sv_conn_set_phase(c, PH_BODY, body_deadline(c), now);
+        return true;
+    }
+    if (ph == PH_WRITE && !write_too_slow(c, now)) {
+        sv_conn_set_phase(c, PH_WRITE, write_deadline(c), now);
+        return true;
+    }
+    return false;
+}
+
 void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
 {
     if (!expired(s, c, now))
@@ -627,10 +791,15 @@ void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
         return;
     }
     int ph = atomic_load(&c->phase);
+    if (still_in_time(c, ph, now)) {
+        release_requeue(s, c, st, true);
+        return;
+    }
     if ((ph == PH_HEAD || ph == PH_BODY) && c->rbuf.len > 0) {
         /* Puma answers a request that stopped arriving with 408 */
         sv_res_error(c, 408, "request timeout");
         if (sv_conn_flush(c) > 0) {
+            c->res_pending = false;
             /* the client may still be sending: read and drop that a while, or closing would reset the 408 */
             shutdown(c->fd, SHUT_WR);
             sv_buf_reset(&c->rbuf);
@@ -640,5 +809,7 @@ void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
             return;
         }
     }
+    if (ph == PH_WRITE)
+        c->reset_on_close = true;
     conn_close(c);
 }

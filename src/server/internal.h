@@ -8,10 +8,18 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "core/buf.h"
 #include "os/backtrace.h"
+#include "http/response.h"
 #include "server/server.h"
+
+/* A minimum data rate is checked over windows: bytes at the window's start, and when it began. */
+typedef struct sv_rate {
+    int64_t ms;
+    int64_t bytes;
+} sv_rate_t;
 
 /*
  * A connection slot's state word: generation in the high 32 bits, flags in
@@ -59,30 +67,47 @@ typedef struct sv_conn {
     sv_http_req_t req;
     sv_http_header_t *headers;
     bool head_done, msg_done;
-    bool streaming_body;     /* the app reads the body as it arrives */
-    sv_buf_t body;           /* decoded body bytes not yet read by the app */
-    size_t body_off;
     bool continue_sent;
-    int body_error;          /* HTTP status of a body that failed while the app read it */
     int64_t req_start_ms;
-    sv_buf_t scratch;        /* path and query copies */
-    uint32_t path_off, query_off;
+    int64_t last_recv_ms;    /* the last byte from the client */
+    int64_t bytes_recv;      /* from the client, this connection */
+    sv_rate_t rd_rate;       /* body arrival, for min_request_data_rate */
+    sv_buf_t scratch;        /* authority, path and query copies */
+    uint32_t path_off, query_off, scratch_keep;
     char peer[64];
 
+    /* the request body: whole before the app runs (spool.c) */
+    sv_buf_t body;           /* in memory: up to body_buffer_size, within the worker's body_memory_limit */
+    size_t body_charged;     /* bytes of body counted in the worker's body memory */
+    int body_fd;             /* or in an unlinked temp file; -1 */
+    int64_t body_len;        /* bytes of body, wherever they are */
+    int64_t body_off;        /* bytes already read by the app */
+    void *body_map;          /* serval_request_body's mapping of body_fd */
+
     /* the response */
+    bool res_pending;        /* a response is being produced or sent: response_done when it is out */
     int status;
     res_mode_t res_mode;
+    sv_http_framing_t framing; /* fixed when the head is written */
     sv_buf_t res_headers;    /* "Name: value\r\n" lines added by the app */
     bool res_has_ctype;
     bool head_written;       /* streamed: the head went out */
-    bool chunked_out;
+    bool res_failed;         /* a streamed write failed: the response is cut, the connection closes */
     bool close_after;
     int64_t res_bytes;       /* body bytes, for the request log */
     sv_buf_t out;            /* bytes waiting to be written */
     size_t out_off;
-    int file_fd;
+    int file_fd;             /* a file response, or the spool of a streamed one (spill) */
+    bool spill;              /* file_fd is our spool: appended to, kept open until the response is done */
+    int64_t spool_charged;   /* bytes of the spool counted in the process's spool_bytes */
+    int64_t spool_at_try;    /* file_left at the last send tried while blocked */
     int64_t file_off, file_left;
     int64_t last_progress_ms;
+    int64_t bytes_sent;      /* to the client, this connection */
+    bool reset_on_close;     /* closing drops unsent output with a reset (a client cut for being slow) */
+    int64_t delivered_seen;  /* bytes the client had acknowledged at the last look */
+    bool out_blocked;        /* output is waiting for the client since wr_rate.ms */
+    sv_rate_t wr_rate;       /* for min_response_data_rate */
     int64_t app_start_ns;
     int64_t app_deadline_ms; /* app_timeout: when the running app call is over (0 = none) */
     struct sv_thread *app_thread; /* the thread running the app for it (app_timeout) */
@@ -159,6 +184,9 @@ struct sv_server {
     _Atomic uint64_t app_timeouts; /* app calls that ran past app_timeout */
     _Atomic int in_accept;     /* threads between checking `accepting` and counting their fd */
     _Atomic int conns_max;
+    _Atomic int64_t body_mem;  /* bytes of request bodies held in memory (body_memory_limit) */
+    _Atomic uint64_t bodies_spooled; /* request bodies written to a temp file */
+    _Atomic int64_t spool_bytes; /* streamed output waiting in temp files (max_response_buffer) */
     _Atomic int64_t app_ewma_ns; /* recent app call duration, all threads */
     _Atomic uint64_t progress; /* bumped whenever a thread leaves epoll_wait or the app */
     uint64_t progress_seen;
@@ -183,18 +211,41 @@ void sv_conn_set_phase(sv_conn_t *c, conn_phase_t ph, int64_t deadline_ms, int64
 int sv_conn_flush(sv_conn_t *c);
 /* Set TCP_NODELAY once the connection carries more than one response or a stream. */
 void sv_conn_nodelay(sv_conn_t *c);
-/* Write pending output, waiting for the client up to the write timeout (app threads). */
-int sv_conn_flush_blocking(sv_conn_t *c);
-/* Feed buffered bytes to the parser; used by the body reader too. */
+/*
+ * On the app's thread: write until at most keep bytes are pending, waiting
+ * for the client within the write bounds (write_timeout without progress,
+ * min_response_data_rate). 0, -ETIMEDOUT, -EPIPE or another error.
+ */
+int sv_conn_flush_wait(sv_conn_t *c, int64_t keep);
+/* Output not yet written: memory and spool. */
+int64_t sv_conn_pending(const sv_conn_t *c);
+/* Feed buffered bytes to the parser. */
 int sv_conn_parse(sv_conn_t *c);
 /* Read from the socket once into rbuf: >0 bytes, 0 EOF, -EAGAIN, <0 error. */
 int sv_conn_read(sv_conn_t *c);
+
+/* spool.c: request bodies and streamed output beyond memory */
+/* The parser's body callback: memory within the budgets, else the temp file. <0 on failure. */
+int sv_body_put(void *conn, const char *data, size_t len);
+/* Give back the body's memory and file (request done or connection closed). */
+void sv_body_release(sv_conn_t *c);
+/* Queue response bytes: memory up to a small bound, then the spool file; -ENOBUFS when that is full. */
+int sv_out_emit(sv_conn_t *c, const void *data, size_t len);
+int sv_out_emitv(sv_conn_t *c, const struct iovec *iov, int n);
+/* The response is done: close its spool. */
+void sv_out_release(sv_conn_t *c);
+/* n bytes of the spool went out. */
+void sv_out_spool_sent(sv_conn_t *c, int64_t n);
+/* The process's spooled output has reached max_response_buffer. */
+bool sv_out_spool_full(const sv_server_t *s);
+/* Pending output an app's write leaves behind without waiting for its client. */
+int64_t sv_out_wait_limit(const sv_conn_t *c);
 
 /* request.c: the serval_request_* / serval_response_* implementation */
 void sv_res_begin(sv_conn_t *c);
 /* Finish whatever the app left: 500 if nothing, terminating chunk if streamed. */
 void sv_res_finish(sv_conn_t *c);
-/* Queue an error response and mark the connection to close. */
+/* Queue an error response (the response pending) and mark the connection to close. */
 void sv_res_error(sv_conn_t *c, int status, const char *reason);
 /* Date header value for now (per-thread cache). */
 const char *sv_res_date(void);

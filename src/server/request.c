@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/err.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "server/internal.h"
@@ -39,8 +41,8 @@ static void split_target(sv_conn_t *c)
     }
     const char *q = memchr(t + start, '?', n - start);
     size_t plen = q ? (size_t)(q - t) - start : n - start;
-    sv_buf_reset(&c->scratch);
-    c->path_off = 0;
+    c->scratch.len = c->scratch_keep; /* the authority stays */
+    c->path_off = c->scratch_keep;
     if (plen == 0)
         sv_buf_putc(&c->scratch, '/');
     else
@@ -56,6 +58,16 @@ void sv_req_prepare(sv_conn_t *c)
 {
     c->path_off = UINT32_MAX; /* split lazily: most apps never ask */
     char *b = head(c);
+    sv_buf_reset(&c->scratch);
+    c->scratch_keep = 0;
+    if (c->req.authority.len) {
+        /* absolute form: the target's authority is the Host the app sees (RFC 9112 3.2.2) */
+        if (sv_buf_append(&c->scratch, b + c->req.authority.off, c->req.authority.len) == 0 &&
+            sv_buf_putc(&c->scratch, '\0') == 0)
+            c->scratch_keep = (uint32_t)c->scratch.len;
+        else
+            sv_buf_reset(&c->scratch);
+    }
     /* the parser is past these bytes: terminate each span in place */
     b[c->req.target.off + c->req.target.len] = '\0';
     for (int i = 0; i < c->req.nheaders; i++) {
@@ -101,6 +113,8 @@ const char *serval_request_version(const serval_request_t *req)
 
 static const char *value_of(const sv_conn_t *c, const sv_http_header_t *h)
 {
+    if (c->scratch_keep && strcasecmp(head(c) + h->name.off, "host") == 0)
+        return c->scratch.data;
     return h->value.len ? head(c) + h->value.off : "";
 }
 
@@ -137,64 +151,41 @@ int64_t serval_request_content_length(const serval_request_t *req)
 
 const void *serval_request_body(const serval_request_t *req, size_t *len)
 {
-    const sv_conn_t *c = CONN(req);
-    if (c->streaming_body) {
-        *len = 0;
-        return NULL;
-    }
-    *len = c->body.len;
-    return c->body.len ? c->body.data : "";
-}
-
-/* Wait for and parse more body bytes on the app's thread. */
-static int pull_body(sv_conn_t *c)
-{
-    if (!c->continue_sent && c->req.expect_continue) {
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        (void)!send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL);
-        c->continue_sent = true;
-    }
-    int64_t deadline = sv_now_ms() + c->srv->o.first_data_timeout_ms;
-    while (c->body.len == c->body_off && !c->msg_done) {
-        if (c->rpos < c->rbuf.len) {
-            if (sv_conn_parse(c) == SV_HTTP_ERROR) {
-                c->body_error = c->parser.error_status;
-                return c->body_error == 413 ? -EMSGSIZE : -EPROTO;
-            }
-            continue;
+    sv_conn_t *c = CONN(req);
+    *len = (size_t)c->body_len;
+    if (c->body_fd < 0)
+        return c->body_len ? c->body.data : "";
+    if (!c->body_map) {
+        /* a body in the temp file is mapped on demand: page cache, not this process's heap */
+        void *m = mmap(NULL, (size_t)c->body_len, PROT_READ, MAP_PRIVATE, c->body_fd, 0);
+        if (m == MAP_FAILED) {
+            *len = 0;
+            return NULL;
         }
-        int n = sv_conn_read(c);
-        if (n > 0)
-            continue;
-        if (n == 0)
-            return -EPIPE;
-        if (n != -EAGAIN)
-            return n;
-        int64_t left = deadline - sv_now_ms();
-        if (left <= 0) {
-            c->body_error = 408;
-            return -ETIMEDOUT;
-        }
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+        c->body_map = m;
     }
-    return 0;
+    return c->body_map;
 }
 
 long serval_request_read(serval_request_t *req, void *buf, size_t cap)
 {
     sv_conn_t *c = CONN(req);
-    if (c->streaming_body && c->body.len == c->body_off) {
-        sv_buf_reset(&c->body);
-        c->body_off = 0;
-        int rc = pull_body(c);
-        if (rc < 0)
-            return rc;
+    int64_t left = c->body_len - c->body_off;
+    size_t n = (uint64_t)left < cap ? (size_t)left : cap;
+    if (n == 0)
+        return 0;
+    if (c->body_fd >= 0) {
+        ssize_t got;
+        do {
+            got = pread(c->body_fd, buf, n, (off_t)c->body_off);
+        } while (got < 0 && errno == EINTR);
+        if (got <= 0)
+            return got < 0 ? SV_ERRNO() : -EIO;
+        n = (size_t)got;
+    } else {
+        memcpy(buf, c->body.data + c->body_off, n);
     }
-    size_t left = c->body.len - c->body_off;
-    size_t n = left < cap ? left : cap;
-    memcpy(buf, c->body.data + c->body_off, n);
-    c->body_off += n;
+    c->body_off += (int64_t)n;
     return (long)n;
 }
 
@@ -242,92 +233,41 @@ void sv_res_begin(sv_conn_t *c)
     sv_buf_reset(&c->res_headers);
     c->res_has_ctype = false;
     c->head_written = false;
-    c->chunked_out = false;
+    c->framing = (sv_http_framing_t){0};
+    c->res_failed = false;
     c->res_bytes = 0;
-}
-
-static bool body_allowed(int status)
-{
-    return status >= 200 && status != 204 && status != 304;
-}
-
-static bool is_head(const sv_conn_t *c)
-{
-    return c->req.method == HTTP_HEAD;
 }
 
 static void decide_close(sv_conn_t *c)
 {
     sv_server_t *s = c->srv;
-    if (!c->req.keep_alive || c->req.upgrade || atomic_load_explicit(&s->draining, memory_order_relaxed) ||
-        (s->o.max_keep_alive > 0 && c->served + 1 >= (unsigned)s->o.max_keep_alive) ||
-        (c->streaming_body && !c->msg_done))
+    bool server_close = atomic_load_explicit(&s->draining, memory_order_relaxed) ||
+                        (s->o.max_keep_alive > 0 && c->served + 1 >= (unsigned)s->o.max_keep_alive);
+    if (!sv_http_keep_alive(c->req.keep_alive, c->req.upgrade, server_close))
         c->close_after = true;
-}
-
-static char *put(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-static char *put_int(char *p, int64_t v)
-{
-    char tmp[24];
-    int n = 0;
-    uint64_t u = v < 0 ? 0 : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
 }
 
 /*
- * Append the status line and headers to c->out. content_length -1 means the
- * body is streamed (chunked for HTTP/1.1, close-delimited for 1.0).
+ * Append the head to c->out and fix the response's framing. content_length
+ * -1 means the body is streamed.
  */
 static int write_head(sv_conn_t *c, int64_t content_length)
 {
+    c->framing = sv_http_res_framing(c->req.method, c->req.minor, c->status, content_length);
     decide_close(c);
-    const char *reason = sv_http_reason(c->status);
-    size_t rlen = strlen(reason);
-    int rc = sv_buf_reserve(&c->out, 160 + rlen + c->res_headers.len);
-    if (rc < 0)
-        return rc;
-    char *p = c->out.data + c->out.len;
-    p = put(p, "HTTP/1.1 ", 9);
-    p = put_int(p, c->status);
-    *p++ = ' ';
-    p = put(p, reason, rlen);
-    p = put(p, "\r\n", 2);
-    if (c->res_headers.len)
-        p = put(p, c->res_headers.data, c->res_headers.len);
-    if (content_length >= 0) {
-        if (body_allowed(c->status)) { /* 204 and 304 carry none (RFC 9110 8.6) */
-            p = put(p, "Content-Length: ", 16);
-            p = put_int(p, content_length);
-            p = put(p, "\r\n", 2);
-        }
-    } else if (c->req.minor >= 1) {
-        p = put(p, "Transfer-Encoding: chunked\r\n", 28);
-        c->chunked_out = true;
-    } else {
+    if (c->framing.close_delimited)
         c->close_after = true;
-    }
-    p = put(p, "Date: ", 6);
-    p = put(p, sv_res_date(), 29);
-    if (c->close_after)
-        p = put(p, "\r\nConnection: close\r\n\r\n", 23);
-    else if (c->req.minor == 0)
-        p = put(p, "\r\nConnection: keep-alive\r\n\r\n", 28);
-    else
-        p = put(p, "\r\n\r\n", 4);
-    c->out.len = (size_t)(p - c->out.data);
-    c->head_written = true;
-    return 0;
+    sv_http_res_head_t h = {.status = c->status,
+                            .minor = c->req.minor,
+                            .headers = c->res_headers.data,
+                            .headers_len = c->res_headers.len,
+                            .content_length = content_length,
+                            .close = c->close_after,
+                            .date = sv_res_date()};
+    int rc = sv_http_write_head(&c->out, &h, &c->framing);
+    if (rc == 0)
+        c->head_written = true;
+    return rc;
 }
 
 /* ---- response ------------------------------------------------------------ */
@@ -343,25 +283,12 @@ int serval_response_status(serval_response_t *res, int status)
 
 static bool valid_value(const char *value)
 {
-    return value[strcspn(value, "\r\n")] == '\0';
-}
-
-static bool token_char(unsigned char ch)
-{
-    return ch > 32 && ch < 127 && !strchr("\"(),/:;<=>?@[\\]{}", ch);
+    return sv_http_field_value_ok(value);
 }
 
 static bool valid_header(const char *name, const char *value)
 {
-    if (!*name)
-        return false;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        if (!token_char(*p))
-            return false;
-    if (!valid_value(value))
-        return false;
-    return strcasecmp(name, "content-length") && strcasecmp(name, "transfer-encoding") &&
-           strcasecmp(name, "connection") && strcasecmp(name, "date");
+    return sv_http_field_name_ok(name) && valid_value(value) && !sv_http_field_reserved(name);
 }
 
 int serval_response_header(serval_response_t *res, const char *name, const char *value)
@@ -387,10 +314,10 @@ int serval_response_body(serval_response_t *res, const void *data, size_t len)
     sv_conn_t *c = CONN(res);
     if (c->res_mode != RES_NONE || (len && !data))
         return -EINVAL;
-    if (!body_allowed(c->status))
+    if (sv_http_status_bodiless(c->status))
         len = 0;
     int rc = write_head(c, (int64_t)len);
-    if (rc == 0 && !is_head(c) && len)
+    if (rc == 0 && c->framing.send_body)
         rc = sv_buf_append(&c->out, data, len);
     if (rc < 0) {
         sv_buf_reset(&c->out);
@@ -422,29 +349,62 @@ int serval_response_send(serval_response_t *res, int status, const char *content
     return rc ? rc : serval_response_body(res, body, len);
 }
 
+/* Said at most once a minute: under a slow-read attack it would be said for every cut. */
+static void spool_full_warning(sv_conn_t *c)
+{
+    static _Atomic int64_t last_ms;
+    int64_t now = sv_now_ms(), prev = atomic_load(&last_ms);
+    if (now - prev < 60000 || !atomic_compare_exchange_strong(&last_ms, &prev, now))
+        return;
+    sv_log_error("! %s %s: cut a streamed response to a slow client: max_response_buffer (%lld bytes of spooled "
+                 "output) is full",
+                 serval_request_method((serval_request_t *)c), serval_request_target((serval_request_t *)c),
+                 (long long)c->srv->o.max_response_buffer);
+}
+
+/* Streamed body bytes, framed as the head said. */
+static int emit_body(sv_conn_t *c, const void *data, size_t len)
+{
+    if (!c->framing.chunked)
+        return sv_out_emit(c, data, len);
+    char size[24];
+    int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+    struct iovec iov[3] = {{.iov_base = size, .iov_len = (size_t)n},
+                           {.iov_base = (void *)data, .iov_len = len},
+                           {.iov_base = "\r\n", .iov_len = 2}};
+    return sv_out_emitv(c, iov, 3);
+}
+
 int serval_response_write(serval_response_t *res, const void *data, size_t len)
 {
     sv_conn_t *c = CONN(res);
     int rc = 0;
+    /* the stream may reach the socket from here on (even from sv_out_emitv): the 504 no longer can */
+    if (!sv_deadline_claim(c))
+        return -ETIMEDOUT; /* app_timeout answered the client (504): nothing more of ours */
     if (c->res_mode == RES_NONE) {
         sv_conn_nodelay(c); /* chunks follow each other: Nagle would hold them for an ACK */
         rc = write_head(c, -1);
         c->res_mode = RES_STREAM;
     } else if (c->res_mode != RES_STREAM) {
         return -EINVAL;
+    } else if (c->res_failed) {
+        return -EPIPE;
     }
-    if (rc == 0 && len && !is_head(c) && body_allowed(c->status)) {
-        if (c->chunked_out)
-            rc = sv_buf_printf(&c->out, "%zx\r\n", len);
-        if (rc == 0)
-            rc = sv_buf_append(&c->out, data, len);
-        if (rc == 0 && c->chunked_out)
-            rc = sv_buf_append(&c->out, "\r\n", 2);
+    if (rc == 0 && len && c->framing.send_body) {
+        rc = emit_body(c, data, len);
         c->res_bytes += (int64_t)len;
     }
-    if (rc == 0 && !sv_deadline_claim(c)) /* app_timeout already answered the client */
-        rc = -ETIMEDOUT;
-    return rc ? rc : sv_conn_flush_blocking(c);
+    /* a slow reader's backlog waits in the spool, not in this thread (spool.c) */
+    if (rc == 0)
+        rc = sv_conn_flush_wait(c, sv_out_wait_limit(c));
+    if (rc < 0) {
+        c->res_failed = true; /* the body is cut: it must not be ended as if whole */
+        c->reset_on_close = rc == -ETIMEDOUT || rc == -ENOBUFS;
+        if (rc == -ENOBUFS)
+            spool_full_warning(c);
+    }
+    return rc;
 }
 
 int serval_response_file(serval_response_t *res, int fd, int64_t offset, int64_t length)
@@ -456,8 +416,11 @@ int serval_response_file(serval_response_t *res, int fd, int64_t offset, int64_t
             close(fd);
         return -EINVAL;
     }
-    if (length < 0 || offset + length > st.st_size)
+    /* compared, not added: offset + length may overflow */
+    if (length < 0 || length > st.st_size - offset)
         length = st.st_size - offset;
+    if (sv_http_status_bodiless(c->status))
+        length = 0;
     int rc = write_head(c, length);
     if (rc < 0) {
         close(fd);
@@ -465,8 +428,8 @@ int serval_response_file(serval_response_t *res, int fd, int64_t offset, int64_t
     }
     c->res_mode = RES_FILE;
     c->res_bytes = length;
-    if (is_head(c) || length == 0) {
-        close(fd);
+    if (!c->framing.send_body) {
+        close(fd); /* HEAD, 204, 304, or empty: the head is the whole response */
         return 0;
     }
     c->file_fd = fd;
@@ -477,11 +440,6 @@ int serval_response_file(serval_response_t *res, int fd, int64_t offset, int64_t
 
 void sv_res_finish(sv_conn_t *c)
 {
-    /* the body broke while the app read it: the client hears why, not the app's guess */
-    if (c->body_error && c->res_mode != RES_STREAM) {
-        sv_res_error(c, c->body_error, c->parser.error_reason);
-        return;
-    }
     switch (c->res_mode) {
     case RES_NONE:
         sv_log_error("! %s %s: the app returned without a response; sent 500",
@@ -492,28 +450,29 @@ void sv_res_finish(sv_conn_t *c)
         serval_response_body((serval_response_t *)c, "Internal Server Error\n", 22);
         break;
     case RES_STREAM:
-        if (c->chunked_out && !is_head(c) && body_allowed(c->status))
-            sv_buf_append(&c->out, "0\r\n\r\n", 5);
+        if (c->res_failed) {
+            sv_out_release(c);
+            sv_buf_reset(&c->out);
+            c->out_off = 0;
+            c->close_after = true;
+        } else if (c->framing.chunked && sv_out_emit(c, "0\r\n\r\n", 5) < 0)
+            c->close_after = true; /* the body cannot be ended: the client sees it cut */
         break;
     default:
         break;
     }
-    if (c->streaming_body && !c->msg_done)
-        c->close_after = true;
 }
 
 void sv_res_error(sv_conn_t *c, int status, const char *reason)
 {
-    const char *text = sv_http_reason(status);
+    sv_out_release(c);
     sv_buf_reset(&c->out);
     c->out_off = 0;
     c->close_after = true;
-    sv_buf_printf(&c->out,
-                  "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-                  "Date: %s\r\nConnection: close\r\n\r\n%s\n",
-                  status, text, strlen(text) + 1, sv_res_date(), text);
+    c->res_pending = true;
+    sv_http_write_error(&c->out, status, sv_res_date());
     if (sv_log_debug_enabled())
-        sv_log_debug("- %d %s: %s", status, text, reason ? reason : "");
+        sv_log_debug("- %d %s: %s", status, sv_http_reason(status), reason ? reason : "");
 }
 
 /* ---- request log ---------------------------------------------------------- */

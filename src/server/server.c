@@ -602,9 +602,17 @@ void sv_server_forget_in_child(sv_server_t *s)
 {
     for (size_t ci = 0; ci < s->n_chunks; ci++) {
         sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
-        for (int k = 0; chunk && k < SV_CONN_CHUNK; k++)
-            if (atomic_load(&chunk[k].state) & C_OPEN)
-                close(chunk[k].fd);
+        for (int k = 0; chunk && k < SV_CONN_CHUNK; k++) {
+            sv_conn_t *c = &chunk[k];
+            if (!(atomic_load(&c->state) & C_OPEN))
+                continue;
+            close(c->fd);
+            /* a body or a response backlog in a temp file, a file being sent: the parent's */
+            if (c->body_fd >= 0)
+                close(c->body_fd);
+            if (c->file_fd >= 0)
+                close(c->file_fd);
+        }
     }
     if (s->epfd >= 0)
         close(s->epfd);
@@ -673,6 +681,8 @@ void sv_server_stats(sv_server_t *s, sv_server_stats_t *out)
     out->app_timeouts = atomic_load(&s->app_timeouts);
     for (int i = 0; i < s->o.max_threads; i++)
         out->app_ns_total += atomic_load_explicit(&s->threads[i].app_ns, memory_order_relaxed);
+    out->body_memory = atomic_load_explicit(&s->body_mem, memory_order_relaxed);
+    out->bodies_spooled = atomic_load_explicit(&s->bodies_spooled, memory_order_relaxed);
     for (int i = 0; i < s->o.n_listeners; i++) {
         int q = sv_listener_queue_len(&s->o.listeners[i]);
         if (q > 0)

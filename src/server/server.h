@@ -40,7 +40,12 @@ typedef struct sv_server_opts {
     int n_listeners;
     int min_threads, max_threads;
     sv_http_limits_t limits;
-    size_t body_buffer_size;
+    size_t body_buffer_size;     /* a body up to this is held in memory, larger ones in a temp file */
+    size_t body_memory_limit;    /* all bodies in memory in this process; past it they go to temp files */
+    int64_t max_response_buffer; /* streamed output in temp files, per process, before apps' writes wait */
+    int64_t min_request_data_rate;  /* bytes/s a body must keep up once past the grace; 0 = off */
+    int64_t min_response_data_rate; /* bytes/s a client must read pending output at; 0 = off */
+    int64_t data_rate_grace_ms;  /* the window over which both rates are measured */
     int max_keep_alive;          /* 0 = unlimited */
     int64_t persistent_timeout_ms;
     int64_t first_data_timeout_ms;
@@ -67,6 +72,8 @@ typedef struct sv_server_stats {
     int connections_max;     /* most open since the previous read */
     uint64_t app_ns_total;   /* time spent in the app */
     uint64_t app_timeouts;   /* app calls that ran past app_timeout */
+    int64_t body_memory;     /* bytes of request bodies held in memory now */
+    uint64_t bodies_spooled; /* request bodies written to a temp file since start */
 } sv_server_stats_t;
 
 /* Allocate; nothing started. Returns NULL on allocation failure. */

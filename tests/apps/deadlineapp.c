@@ -4,6 +4,7 @@
  *   /polite?ms=N    waits N ms, but no longer than its deadline leaves
  *                   (minus 200 ms), then answers "done after M ms"
  *   /stuck          waits for ever in a static function (forensics: its name)
+ *   /begun          streams a first chunk, then waits for ever
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,10 @@ static void handle(void *app_data, serval_request_t *req, serval_response_t *res
         snprintf(buf, sizeof(buf), "done after %lld ms", (long long)want);
         text(res, buf);
     } else if (!strcmp(path, "/stuck")) {
+        deadline_app_stuck_here();
+    } else if (!strcmp(path, "/begun")) {
+        serval_response_status(res, 200);
+        serval_response_write(res, "first chunk\n", 12);
         deadline_app_stuck_here();
     } else {
         text(res, "ok");

@@ -65,7 +65,7 @@ def test_stuck_request_gets_504_and_its_worker_is_replaced(servers, tmp_path, te
         assert float(m.group(5)) >= 1.0
         # the stack of the stuck thread, with the app's (static) function and serval's
         s.wait_log(r"route_sleep\+0x[0-9a-f]+ \(testapp\.so\)", stream="stderr")
-        s.wait_log(r"#\d+ dispatch\+0x[0-9a-f]+ \(serval\)", stream="stderr")
+        s.wait_log(r"#\d+ thread_main\+0x[0-9a-f]+ \(serval\)", stream="stderr")
         # surge: the replacement boots, then the stuck one stops, and is gone within the grace
         s.wait_log(r"replaced after an app timeout: stopping it", stream="stdout")
         wait_until(lambda: not pid_alive(stuck_pid), timeout=15, what="the stuck worker to exit")
@@ -101,21 +101,14 @@ def test_spinning_request_is_answered_and_named(servers, tmp_path, testapp, port
     assert get(port, "/").status == 200
 
 
-def test_a_begun_response_is_cut_not_followed_by_a_504(servers, tmp_path, testapp, port):
-    """The app blocks writing a stream to a client that does not read: past the
-    deadline the connection is closed; nothing else is written into it."""
-    s = boot(servers, tmp_path, testapp, port, workers=1)
-    c = socket.create_connection(("127.0.0.1", port), timeout=10)
-    c.sendall(b"GET /stream?bytes=100000000 HTTP/1.1\r\nHost: x\r\n\r\n")
-    s.wait_log(r'"GET /stream\?bytes=100000000" ran [\d.]+ s in the app .*: the response had begun', stream="stderr")
-    data = b""
-    while True:
-        b = c.recv(1 << 20)
-        if not b:
-            break
-        data += b
-    c.close()
-    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+def test_a_begun_response_is_cut_not_followed_by_a_504(servers, tmp_path, port):
+    """The app streamed part of its response, then got stuck: past the deadline the
+    connection is closed as it stands; nothing else is written into it."""
+    s = boot(servers, tmp_path, DEADLINE_APP, port, workers=1)
+    data = raw(port, b"GET /begun HTTP/1.1\r\nHost: x\r\n\r\n", timeout=15)
+    s.wait_log(r'"GET /begun" ran [\d.]+ s in the app .*: the response had begun', stream="stderr")
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data
+    assert b"first chunk" in data
     assert b"HTTP/1.1 504" not in data
     assert not data.endswith(b"0\r\n\r\n"), "the cut stream must not look complete"
 

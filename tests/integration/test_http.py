@@ -129,7 +129,7 @@ def test_echo_chunked_body(srv):
     assert b'"body_length":11' in out
 
 
-def test_large_body_streamed_to_app(srv):
+def test_large_body_reaches_the_app_whole(srv):
     size = 5 * 1024 * 1024  # above the default 1 MiB body_buffer_size
     r = request(srv.port, "/echo", method="POST", body=b"x" * size)
     assert r.json()["body_length"] == size
@@ -226,7 +226,7 @@ def test_chunked_body_too_large_is_413(limited):
     assert status_of(raw(limited.port, req)) == 413
 
 
-def test_body_above_buffer_size_is_streamed(limited):
+def test_body_above_buffer_size_waits_in_a_temp_file(limited):
     r = request(limited.port, "/echo", method="POST", body=b"x" * 40000)
     assert r.json()["body_length"] == 40000
 

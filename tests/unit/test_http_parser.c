@@ -36,6 +36,7 @@ typedef struct rec {
     int64_t body_received;
     size_t head_len;
     char target[512];
+    char authority[128];
     int nheaders;
     char name[MAX_HEADERS][64];
     char value[MAX_HEADERS][256];
@@ -82,6 +83,7 @@ static void snapshot_head(rec_t *r, const sv_http_req_t *req, const char *head, 
     r->head_len = req->head_len;
     assert_true(req->target.off + req->target.len <= req->head_len);
     copy_span(r->target, sizeof(r->target), head, req->target);
+    copy_span(r->authority, sizeof(r->authority), head, req->authority);
     r->nheaders = req->nheaders;
     for (int i = 0; i < req->nheaders; i++) {
         const sv_http_header_t *h = &req->headers[i];
@@ -352,6 +354,10 @@ static void test_absolute_form(void **state)
     PARSE(&default_limits, "GET http://example.com:8080/a/b?c=d HTTP/1.1\r\nHost: example.com:8080\r\n\r\n");
     assert_int_equal(R.rec[0].result, SV_HTTP_DONE);
     assert_string_equal(R.rec[0].target, "http://example.com:8080/a/b?c=d");
+    assert_string_equal(R.rec[0].authority, "example.com:8080");
+    PARSE(&default_limits, "GET https://[::1]/x HTTP/1.1\r\nHost: y\r\n\r\n");
+    assert_int_equal(R.rec[0].result, SV_HTTP_DONE);
+    assert_string_equal(R.rec[0].authority, "[::1]");
     PARSE(&default_limits, "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_int_equal(R.rec[0].result, SV_HTTP_DONE);
     assert_int_equal(R.rec[0].method, HTTP_OPTIONS);
@@ -837,6 +843,16 @@ static const bad_t bad_inputs[] = {
     BAD("HTTP/3.0", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505),
     BAD("HTTP/0.9 line", "GET / HTTP/0.9\r\n\r\n", 505),
     BAD("CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501),
+    /* h1spec --strict and issue 10 F18 */
+    BAD("no version", "GET /\r\nHost: localhost\r\n\r\n", 400),
+    BAD("Host with a space", "GET / HTTP/1.1\r\nHost: bad host\r\n\r\n", 400),
+    BAD("Host with userinfo and path", "GET / HTTP/1.1\r\nHost: a b@c/d\r\n\r\n", 400),
+    BAD("Host with a bad port", "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400),
+    BAD("Host with an open bracket", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+    BAD("chunked in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    BAD("TE gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+    BAD("absolute form with userinfo", "GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+    BAD("absolute form without host", "GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n", 400),
 };
 
 static void test_bad_inputs(void **state)
