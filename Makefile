@@ -49,6 +49,30 @@ tsan: deps
 	  $(PYTEST) -q tests/integration --deselect tests/integration/test_fork_worker.py \
 	  --deselect tests/integration/test_servalctl.py::test_refork_wait $(PYTEST_ARGS)
 
+# libFuzzer (clang) over every harness in fuzz/, FUZZ_SECONDS each, into a scratch
+# copy of its corpus (fuzz/README.md). A crash stops the run and leaves the input
+# in $(FUZZ_BUILD)/artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_TARGETS ?= http_parser config control
+fuzz:
+	@scripts/deps.sh --fuzz
+	CC=clang-14 cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSERVAL_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(addsuffix _fuzz,$(FUZZ_TARGETS))
+	@mkdir -p $(FUZZ_BUILD)/artifacts
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  dir=$$(echo $$t | sed 's/_parser//'); \
+	  rm -rf $(FUZZ_BUILD)/corpus-$$t && mkdir -p $(FUZZ_BUILD)/corpus-$$t; \
+	  cp fuzz/corpus/$$dir/* $(FUZZ_BUILD)/corpus-$$t/; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+	  if ! $(FUZZ_BUILD)/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=5 \
+	       -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/artifacts/$$t- $(FUZZ_BUILD)/corpus-$$t \
+	       >$(FUZZ_BUILD)/fuzz-$$t.log 2>&1; then \
+	    tail -40 $(FUZZ_BUILD)/fuzz-$$t.log; echo "fuzz: $$t FAILED (input in $(FUZZ_BUILD)/artifacts/)"; exit 1; \
+	  fi; \
+	  grep -E '^stat::(number_of_executed_units|peak_rss_mb)' $(FUZZ_BUILD)/fuzz-$$t.log; \
+	done
+
 build-san:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Debug -DSERVAL_SANITIZE=$(SAN) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
@@ -63,4 +87,4 @@ bench: build
 	bench/throughput
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

@@ -20,7 +20,7 @@
  *
  * Environment: TESTAPP_BOOT_MS (slow init), TESTAPP_HOOK_LOG (one line
  * "HOOK PID INDEX" per lifecycle hook), TESTAPP_INIT_FAIL=1 and a file
- * ./INIT_FAIL (init fails), TESTAPP_INIT_CRASH=1 (init dies with SIGSEGV).
+ * ./INIT_FAIL (init fails), a file ./BOOT_MS (init takes that many ms), TESTAPP_INIT_CRASH=1 (init dies with SIGSEGV).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -480,6 +480,20 @@ static void handle(void *app_data, serval_request_t *req, serval_response_t *res
 
 /* ---- Loading ------------------------------------------------------------ */
 
+/* A release that boots slowly: the number in ./BOOT_MS (0 without the file). */
+static long file_number(const char *path, long max)
+{
+    char line[32] = "";
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    if (fgets(line, sizeof line, f) == NULL)
+        line[0] = '\0';
+    fclose(f);
+    long v = strtol(line, NULL, 10);
+    return v < 0 ? 0 : v > max ? max : v;
+}
+
 /* The first line of ./VERSION; "unknown" when missing, unreadable or empty. */
 static void read_version(char *out, size_t cap)
 {
@@ -498,6 +512,7 @@ static void read_version(char *out, size_t cap)
 static int init(const serval_context_t *ctx, void **app_data)
 {
     sleep_ms(env_number("TESTAPP_BOOT_MS", 0, BOOT_MAX_MS));
+    sleep_ms(file_number("BOOT_MS", BOOT_MAX_MS));
     if (env_flag("TESTAPP_INIT_CRASH"))
         crash();
     if (env_flag("TESTAPP_INIT_FAIL") || access("INIT_FAIL", F_OK) == 0) {

@@ -5,12 +5,14 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
+#include "os/fd.h"
 
 /* The context apps see through serval_context(): one per process by nature. */
 static serval_context_t process_ctx = {.size = sizeof(serval_context_t), .worker_index = -1};
@@ -115,13 +117,64 @@ int sv_app_load(sv_app_t *a, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * The fds the app opened in init and lifecycle hooks, in this process or an
+ * ancestor it was forked from: a forked child keeps them (with its own
+ * serval fds) and closes everything else. A snapshot of /proc/self/fd
+ * before and after each call tells them apart; per-request calls are not
+ * watched.
+ */
+static int *app_fds;
+static int n_app_fds, cap_app_fds;
+
+static bool has_fd(const int *v, int n, int fd)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i] == fd)
+            return true;
+    return false;
+}
+
+static void note_fds(const int *before, int nb)
+{
+    int *after = NULL;
+    int na = sv_fd_list(&after);
+    for (int i = n_app_fds - 1; i >= 0; i--) /* closed by the app meanwhile */
+        if (!has_fd(after, na, app_fds[i]))
+            app_fds[i] = app_fds[--n_app_fds];
+    for (int i = 0; i < na; i++) {
+        if (has_fd(before, nb, after[i]) || has_fd(app_fds, n_app_fds, after[i]))
+            continue;
+        if (n_app_fds == cap_app_fds) {
+            int cap = cap_app_fds ? cap_app_fds * 2 : 16;
+            int *v = realloc(app_fds, sizeof(int) * (size_t)cap);
+            if (!v)
+                break;
+            app_fds = v;
+            cap_app_fds = cap;
+        }
+        app_fds[n_app_fds++] = after[i];
+    }
+    free(after);
+}
+
+int sv_app_fds(const int **fds)
+{
+    *fds = app_fds;
+    return n_app_fds;
+}
+
 int sv_app_init(sv_app_t *a, char *err, size_t errlen)
 {
     if (a->initialized || !a->tab->init) {
         a->initialized = true;
         return 0;
     }
+    int *before = NULL;
+    int nb = sv_fd_list(&before);
     int rc = a->tab->init(&process_ctx, &a->data);
+    note_fds(before, nb);
+    free(before);
     if (rc < 0) {
         snprintf(err, errlen, "app '%s' failed to initialise (init returned %d)", sv_app_name(a), rc);
         return SV_EAPP;
@@ -141,7 +194,12 @@ int sv_app_hook(sv_app_t *a, sv_hook_t hook, int worker_index)
         return 0;
     serval_context_t ctx = process_ctx;
     ctx.worker_index = worker_index;
+    int *before = NULL;
+    int nb = hook == SV_HOOK_OUT_OF_BAND ? 0 : sv_fd_list(&before);
     int rc = hook_fn(a->tab, hook)(a->data, &ctx);
+    if (hook != SV_HOOK_OUT_OF_BAND)
+        note_fds(before, nb);
+    free(before);
     if (rc < 0)
         sv_log_error("! hook %s failed (returned %d) in pid %d", sv_hook_name(hook), rc, (int)getpid());
     return rc;

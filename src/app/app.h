@@ -51,6 +51,8 @@ bool sv_app_code_is_current(const sv_app_t *a);
 /* Does path now name a different file than the one loaded (a new release)? */
 bool sv_app_file_changed(const sv_app_t *a, const char *path);
 const char *sv_hook_name(sv_hook_t hook);
+/* fds the app opened in init or a lifecycle hook (here or before a fork): a child keeps them. */
+int sv_app_fds(const int **fds);
 const char *sv_app_name(const sv_app_t *a);
 
 /* The process context returned by serval_context(); updated at each role change. */

@@ -1,21 +1,27 @@
 /*
  * hot_cluster.c: hot restart in cluster mode, one state machine spanning
- * the exec. Unlike Puma, the workers keep serving across it:
+ * the exec (m->hot.state). Unlike Puma, the workers keep serving across it:
  *
- *   old image  START     on_restart hook; run the new binary with --check
- *                        (a bad config or broken build fails here, nothing
- *                        changes); stop the mold; hand over listeners, the
- *                        control listener and token, the operations log, and
- *                        every worker (pid, index, channel); exec in place.
- *   new image  ADOPT     the old workers become handles marked old_image and
- *                        superseded (serving, but not counted), so the respawn
- *                        loop boots a full new set beside them.
- *              BOOTED    every new worker booted -> the old ones stop
- *                        gracefully -> succeeded.
- *              FAILED    a new worker cannot boot -> the new ones are stopped,
- *                        the old ones are the workers again and keep serving;
- *                        logged, in stats and /operation.
- * If the exec itself fails the old image goes on as before.
+ *   old image  IDLE -> PREFLIGHT   on_restart hook; run the new binary with
+ *                                  --check in the background (a bad config or
+ *                                  broken build fails here, nothing changes)
+ *              PREFLIGHT -> exec   stop the mold; hand over listeners, the
+ *                                  control listener and token, the operations
+ *                                  log, and every booted worker (pid, index,
+ *                                  channel); exec in place (signals held).
+ *   new image  ADOPTING            the old workers become handles marked
+ *                                  old_image and superseded (serving, not
+ *                                  counted), so the respawn loop boots a full
+ *                                  new set beside them.
+ *              ADOPTING -> done    every new worker booted: the old ones stop
+ *                                  gracefully; SUCCEEDED.
+ *              ADOPTING -> FAILED  a new worker cannot boot: the new ones are
+ *                                  stopped, the old ones are the workers again
+ *                                  and keep serving; in the log, stats and
+ *                                  /operation.
+ * If the preflight rejects the release or the exec itself fails, FAILED in
+ * the old image, which goes on as before. Owns the worker and master
+ * records of SERVAL_INHERIT (hot_restart.c writes the common ones).
  */
 #include <errno.h>
 #include <signal.h>
@@ -62,10 +68,12 @@ static void worker_records(sv_master_t *m, sv_buf_t *env, int *keep, int *nkeep)
     sv_buf_putc(env, ';');
 }
 
+/* -> FAILED; the next step reports it. */
 static void fail(sv_master_t *m, const char *err)
 {
     sv_log_error("! Hot restart failed: %s; the running workers keep serving", err);
-    sv_oplog_finish_current(&m->ops, false, err);
+    sv_master_op_failed(m, "%s", err);
+    m->hot.state = HOT_FAILED;
 }
 
 /* The preflight passed: hand everything over and exec. Returns only on failure. */
@@ -77,8 +85,13 @@ static void exec_new_image(sv_master_t *m)
     sv_refork_kill_mold(m);
     sv_control_settle(m->control, SV_CONTROL_SETTLE_MS);
     sv_buf_t env = SV_BUF_INIT;
-    int keep[SV_CONFIG_MAX_BINDS + 1 + 1024];
+    /* every listener, the control listener, every worker's channel: sized to the table */
+    int *keep = malloc(sizeof(int) * (size_t)(rt->n_listeners + 1 + m->nw));
     int nkeep = 0;
+    if (!keep) {
+        fail(m, "out of memory");
+        return;
+    }
     sv_hot_restart_common_records(rt, m->control, &m->ops, &env);
     for (int i = 0; i < rt->n_listeners; i++)
         if (rt->listeners[i].fd >= 0)
@@ -88,13 +101,16 @@ static void exec_new_image(sv_master_t *m)
     worker_records(m, &env, keep, &nkeep);
     int rc = sv_hot_restart_exec(rt, &env, keep, nkeep);
     sv_buf_free(&env);
+    free(keep);
     snprintf(err, sizeof(err), "cannot execute %.300s: %s", rt->exe, strerror(-rc));
     fail(m, err);
 }
 
-void sv_hot_cluster_start(sv_master_t *m)
+static void hot_start(sv_master_t *m)
 {
     sv_runtime_t *rt = m->rt;
+    m->hot.state = HOT_IDLE;
+    sv_oplog_progress(&m->ops, 0, m->target);
     sv_log("* Restarting... (hot restart: the workers keep serving until the new ones have booted)");
     if (!rt->cfg.hot_restart_preflight) {
         exec_new_image(m);
@@ -108,6 +124,7 @@ void sv_hot_cluster_start(sv_master_t *m)
     }
     m->hot.preflight_pid = pid;
     m->hot.preflight_ms = sv_now_ms();
+    m->hot.state = HOT_PREFLIGHT;
 }
 
 static void adopt_worker(sv_master_t *m, const char *rec, bool supersede)
@@ -137,14 +154,15 @@ static void adopt_worker(sv_master_t *m, const char *rec, bool supersede)
 
 void sv_hot_cluster_adopt(sv_master_t *m)
 {
-    char *recs[1024];
-    int n = sv_rt_take_handover(m->rt, "worker", recs, 1024);
     bool running = m->ops.current && m->ops.current->kind == SV_OP_HOT;
     if (running) /* its start step ran in the image before the exec */
         m->started_op = m->ops.current->id;
-    for (int i = 0; i < n; i++) {
-        adopt_worker(m, recs[i], running);
-        free(recs[i]);
+    int n = 0;
+    char *rec;
+    while ((rec = sv_rt_take_handover_next(m->rt, "worker")) != NULL) {
+        adopt_worker(m, rec, running);
+        free(rec);
+        n++;
     }
     char *mrec = NULL;
     if (sv_rt_take_handover(m->rt, "master", &mrec, 1) == 1) {
@@ -157,37 +175,48 @@ void sv_hot_cluster_adopt(sv_master_t *m)
     if (n > 0)
         sv_log("* Adopted %d worker%s from before the hot restart; booting %d new", n, n == 1 ? "" : "s",
                m->target);
-    m->hot.adopting = running;
-    if (running && n == 0) /* nothing to overlap with (e.g. every worker was booting) */
-        m->hot.adopting = true;
+    /* the running hot restart goes on here (with nothing to overlap if every worker was booting) */
+    m->hot.state = running ? HOT_ADOPTING : HOT_IDLE;
 }
 
-static bool preflight_step(sv_master_t *m)
+/* PREFLIGHT -> the exec (or FAILED). */
+static void preflight_step(sv_master_t *m)
 {
     char err[600];
     int rc = sv_hot_restart_preflight_poll(m->hot.preflight_pid, m->hot.preflight_fd, m->hot.preflight_ms,
                                            m->hot.preflight_reaped ? &m->hot.preflight_status : NULL, err,
                                            sizeof(err));
     if (rc == 0)
-        return false;
+        return;
     m->hot.preflight_pid = 0;
     m->hot.preflight_reaped = false;
     if (rc < 0)
         fail(m, err);
     else
-        exec_new_image(m);
-    return true;
+        exec_new_image(m); /* returns only if the exec failed: FAILED */
 }
 
-bool sv_hot_cluster_step(sv_master_t *m, int64_t now_ms)
+/*
+ * old image:  IDLE --start--> PREFLIGHT --check passed--> exec (this image ends)
+ *                             PREFLIGHT --rejected, exec failed--> FAILED
+ * new image:  ADOPTING --every new worker booted--> the old ones stop: SUCCEEDED
+ *             ADOPTING --a new worker cannot boot--> FAILED (old ones serve on)
+ */
+static sv_step_t hot_step(sv_master_t *m, int64_t now_ms)
 {
     (void)now_ms;
-    if (m->hot.preflight_pid > 0)
-        return preflight_step(m);
-    if (!m->hot.adopting) /* the old image's side failed before exec */
-        return true;
+    switch (m->hot.state) {
+    case HOT_PREFLIGHT: preflight_step(m); return m->hot.state == HOT_FAILED ? hot_step(m, now_ms) : SV_STEP_RUNNING;
+    case HOT_FAILED: m->hot.state = HOT_IDLE; return SV_STEP_FAILED;
+    case HOT_IDLE: return SV_STEP_FAILED; /* nothing runs: an exec that never happened */
+    case HOT_ADOPTING: break;
+    }
+    int booted = 0;
+    for (int i = 0; i < m->nw; i++)
+        booted += !m->w[i]->old_image && m->w[i]->booted && !m->w[i]->stopping;
+    sv_oplog_progress(&m->ops, booted < m->target ? booted : m->target, m->target);
     if (!sv_master_all_current_booted(m))
-        return false;
+        return SV_STEP_RUNNING;
     int old = 0;
     for (int i = 0; i < m->nw; i++) {
         sv_whandle_t *h = m->w[i];
@@ -198,25 +227,25 @@ bool sv_hot_cluster_step(sv_master_t *m, int64_t now_ms)
     }
     sv_log("- Hot restart complete: %d new worker%s booted, %d old stopping", m->target, m->target == 1 ? "" : "s",
            old);
-    m->hot.adopting = false;
-    sv_oplog_finish_current(&m->ops, true, NULL);
+    m->hot.state = HOT_IDLE;
     sv_master_fire_booted(m);
-    return true;
+    return SV_STEP_SUCCEEDED;
 }
 
-void sv_hot_cluster_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
+static void hot_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
 {
-    if (!m->hot.adopting || h->old_image)
+    if (m->hot.state != HOT_ADOPTING || h->old_image)
         return;
     char err[400];
     snprintf(err, sizeof(err), "new worker %d could not boot: %s", h->index, reason);
-    m->hot.adopting = false;
+    h->op_failure = true;
     bool have_old = false;
     for (int i = 0; i < m->nw; i++)
         have_old |= m->w[i]->old_image && !m->w[i]->stopping;
     if (!have_old) {
         sv_log_error("! Hot restart: %s", err);
-        sv_oplog_finish_current(&m->ops, false, err);
+        sv_master_op_failed(m, "%s", err);
+        m->hot.state = HOT_FAILED;
         return;
     }
     fail(m, err);
@@ -228,6 +257,11 @@ void sv_hot_cluster_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char 
         } else if (w != h)
             sv_master_stop_worker(m, w, "hot restart failed");
     }
-    /* the old workers fill the target; do not keep booting the broken release */
-    m->respawn_at[h->index] = sv_now_ms() + 30000;
+    /* the old workers fill the target: nothing respawns unless one of them dies */
 }
+
+const sv_machine_t sv_hot_machine = {
+    .start = hot_start,
+    .step = hot_step,
+    .boot_failure = hot_boot_failure,
+};

@@ -1,3 +1,9 @@
+/*
+ * hot_restart.c: the exec of a hot restart, shared by single mode and the
+ * cluster: the preflight (`serval --check` of the new release), the common
+ * SERVAL_INHERIT records (listeners, control, operations log), the memfd for a
+ * large handover, and the exec itself with the handled signals held.
+ */
 #include "cluster/hot_restart.h"
 
 #include <errno.h>
@@ -7,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,8 +22,11 @@
 #include "core/time.h"
 #include "os/chan.h"
 #include "os/fd.h"
+#include "os/sig.h"
 
 #define PREFLIGHT_TIMEOUT_MS 20000
+/* MAX_ARG_STRLEN is 128 KiB for one "NAME=value" string; keep well below it */
+#define HANDOVER_ENV_MAX (96 * 1024)
 
 /* The startup environment plus one extra "NAME=value" (copied; may be NULL). */
 static char **build_env(const sv_runtime_t *rt, const char *extra)
@@ -79,7 +89,8 @@ pid_t sv_hot_restart_preflight_start(const sv_runtime_t *rt, bool with_init, int
     if (pipe2(p, O_CLOEXEC) < 0)
         return SV_ERRNO();
     char **argv = check_argv(rt);
-    char **env = build_env(rt, with_init ? "SERVAL_CHECK_INIT=1" : NULL);
+    /* SERVAL_CHECK_INIT set at all tells --check it is a preflight: the binds are ours, in use */
+    char **env = build_env(rt, with_init ? "SERVAL_CHECK_INIT=1" : "SERVAL_CHECK_INIT=0");
     pid_t pid = fork();
     if (pid == 0) {
         dup2(p[1], 2);
@@ -179,7 +190,22 @@ int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_f
     for (int i = 0; i < n_keep; i++)
         sv_fd_cloexec(keep_fds[i], false);
     sv_buf_t assignment = SV_BUF_INIT;
-    sv_buf_printf(&assignment, "%s=%s", SV_HANDOVER_ENV, env->data ? env->data : "");
+    int memfd = -1;
+    if (env->len > HANDOVER_ENV_MAX) {
+        /* past what one environment string may hold: the records ride in a memfd the exec keeps */
+        memfd = memfd_create("serval-inherit", 0);
+        if (memfd >= 0 && sv_fd_write_all(memfd, env->data, env->len) < 0)
+            sv_fd_close(&memfd);
+        if (memfd < 0) {
+            int rc = SV_ERRNO();
+            for (int i = 0; i < n_keep; i++)
+                sv_fd_cloexec(keep_fds[i], true);
+            return rc < 0 ? rc : -ENOMEM;
+        }
+        sv_buf_printf(&assignment, "%s=@%d", SV_HANDOVER_ENV, memfd);
+    } else {
+        sv_buf_printf(&assignment, "%s=%s", SV_HANDOVER_ENV, env->data ? env->data : "");
+    }
     char **envp = build_env(rt, assignment.data);
     sv_buf_free(&assignment);
     if (chdir(rt->restart_dir) < 0)
@@ -187,8 +213,12 @@ int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_f
     /* stdio is ours; nothing buffered may be lost or duplicated */
     fflush(stdout);
     fflush(stderr);
+    sigset_t saved;
+    sv_sig_hold_for_exec(&saved);
     execve(rt->exe, rt->argv, envp);
     int rc = SV_ERRNO();
+    sv_sig_release_after_failed_exec(&saved);
+    sv_fd_close(&memfd);
     sv_log_error("! hot restart: cannot execute %s: %s", rt->exe, strerror(-rc));
     for (int i = 0; i < n_keep; i++)
         sv_fd_cloexec(keep_fds[i], true);

@@ -2,13 +2,16 @@
  * hot_restart.h: re-exec in place (same pid) keeping the listening sockets.
  *
  * The handover is one environment variable, SERVAL_INHERIT, holding records
- * separated by ';', each an sv_msg line:
+ * separated by ';', each an sv_msg line (no cap on their number; past 96 KiB
+ * they ride in an inherited memfd and the variable reads "@FD"):
  *   listener fd= uri= created=     a listening socket (CLOEXEC cleared)
- *   control fd= created= token=    the control server's listener and token
- *   worker pid= index= phase= fd= started= booted=   (cluster) a serving worker
- *   op ... / opcount ...           the operations log
- *   master phase= ...              (cluster) counters carried over
+ *   control fd= uri= created= token=   the control server's listener and token
+ *   worker pid= index= phase= fd= started= stopping= requests=   (cluster) a booted worker
+ *   op id= kind= state= current= queued= started_ms= finished_ms= done= total= trigger= error=
+ *   opcount next_id= okK= failK=   the operations log and its counters
+ *   master d_stopped= d_crash= d_boot= d_timeout= d_lost= spawned=   (cluster) counters
  * Exactly the fds named there survive the exec; every other fd is CLOEXEC.
+ * The handled signals are blocked across the exec (os/sig.h).
  */
 #ifndef SV_CLUSTER_HOT_RESTART_H
 #define SV_CLUSTER_HOT_RESTART_H

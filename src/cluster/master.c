@@ -10,6 +10,7 @@
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "cluster/master_internal.h"
 #include "cluster/state.h"
 #include "cluster/worker.h"
+#include "cluster/proto.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "os/chan.h"
@@ -153,15 +155,10 @@ bool sv_master_all_current_booted(const sv_master_t *m)
 
 void sv_master_child_setup(sv_master_t *m, int keep_fd)
 {
-    int fds[1024];
-    int n = sv_loop_fds(m->loop, fds, 1024);
-    for (int i = 0; i < n; i++)
-        if (fds[i] != keep_fd)
-            close(fds[i]);
-    sv_control_forget(m->control);
-    sv_sig_reset();
+    sv_sig_reset(); /* closes the parent's self-pipe */
     sv_log_after_fork();
     sv_notify_forget();
+    sv_rt_keep_only(m->rt, keep_fd);
 }
 
 static void on_chan(sv_loop_t *loop, int fd, short revents, void *arg);
@@ -262,9 +259,16 @@ static void ensure_workers(sv_master_t *m, int64_t now)
     }
 }
 
-/* Cull above the target: youngest (or oldest) first; worker 0 stays with fork_worker. */
+/*
+ * Cull above the target: youngest (or oldest) first; worker 0 stays with
+ * fork_worker. Not while an operation runs: its workers (a booting
+ * replacement, an old worker waiting for its replacement) are the
+ * operation's to stop; a lower target applies when it has finished.
+ */
 static void cull_workers(sv_master_t *m)
 {
+    if (m->ops.current)
+        return;
     while (sv_master_active_count(m) > m->target) {
         sv_whandle_t *pick = NULL;
         for (int i = 0; i < m->nw; i++) {
@@ -295,7 +299,7 @@ void sv_master_stop_worker(sv_master_t *m, sv_whandle_t *h, const char *reason)
         sv_master_kill_worker(m, h, SV_DEATH_STOPPED);
         return;
     }
-    if (h->chan < 0 || sv_chan_send(h->chan, "stop", -1, 0) < 0) {
+    if (h->chan < 0 || sv_chan_send(h->chan, sv_proto_name(SV_PROTO_STOP), -1, 0) < 0) {
         if (h->pid > 0)
             kill(h->pid, SIGTERM);
     }
@@ -307,6 +311,10 @@ void sv_master_kill_worker(sv_master_t *m, sv_whandle_t *h, sv_death_t cause)
     if (!h->kill_sent)
         h->kill_cause = cause;
     h->kill_sent = true;
+    if (!h->stopping) { /* on its way out: no longer a worker to count, cull or replace */
+        h->stopping = true;
+        h->stop_ms = sv_now_ms();
+    }
     if (h->pid > 0)
         kill(h->pid, SIGKILL);
     if (h->pid <= 0) { /* never reported (or never forked): drop it, it dies of the closed channel */
@@ -332,15 +340,15 @@ void sv_master_fire_booted(sv_master_t *m)
     sv_notify("READY=1\nMAINPID=%d", (int)getpid());
 }
 
+static const sv_machine_t *const machines[SV_OP_KINDS];
+
 /* ---- worker messages ------------------------------------------------------------ */
 
 void sv_master_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
 {
-    if (m->hot.adopting)
-        sv_hot_cluster_on_boot_failure(m, h, reason);
-    else if (m->phased.active)
-        sv_phased_on_boot_failure(m, h, reason);
-    sv_refork_on_boot_failure(m, h, reason);
+    if (m->ops.current && m->ops.current->id == m->started_op && machines[m->ops.current->kind]->boot_failure)
+        machines[m->ops.current->kind]->boot_failure(m, h, reason);
+    sv_refork_on_boot_failure(m, h, reason); /* the mold's side: workers waiting for worker 0 */
 }
 
 static void on_booted(sv_master_t *m, sv_whandle_t *h, const char *msg)
@@ -354,26 +362,26 @@ static void on_booted(sv_master_t *m, sv_whandle_t *h, const char *msg)
     double secs = (double)(h->booted_ms - h->spawned_ms) / 1000.0;
     sv_log("- Worker %d (PID: %d) booted in %.2fs, phase: %u", h->index, (int)h->pid, secs, h->phase);
     if (h->stopping) /* told to stop while it booted */
-        sv_chan_send(h->chan, "stop", -1, 0);
+        sv_chan_send(h->chan, sv_proto_name(SV_PROTO_STOP), -1, 0);
     sv_refork_on_worker0_booted(m, h);
 }
 
 static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
 {
-    char verb[32];
-    sv_msg_verb(msg, verb, sizeof(verb));
-    if (!strcmp(verb, "ping")) {
+    switch (sv_proto_verb(msg)) {
+    case SV_PROTO_PING:
         sv_master_parse_ping(h, msg);
         h->checkin_ms = sv_now_ms();
         h->checkin_wall = time(NULL);
         sv_refork_check_auto(m, h);
-    } else if (!strcmp(verb, "hello")) {
+        break;
+    case SV_PROTO_HELLO:
         if (h->pid <= 0)
             h->pid = (pid_t)sv_msg_int(msg, "pid", 0);
         sv_refork_on_worker_hello(m, h, msg);
-    } else if (!strcmp(verb, "booted")) {
-        on_booted(m, h, msg);
-    } else if (!strcmp(verb, "boot-failed")) {
+        break;
+    case SV_PROTO_BOOTED: on_booted(m, h, msg); break;
+    case SV_PROTO_BOOT_FAILED: {
         char reason[300] = "";
         sv_msg_get(msg, "reason", reason, sizeof(reason));
         h->kill_cause = SV_DEATH_BOOT;
@@ -382,16 +390,18 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
         h->stop_ms = sv_now_ms();
         snprintf(h->stop_reason, sizeof(h->stop_reason), "boot failed");
         sv_master_on_boot_failure(m, h, reason);
-    } else if (!strcmp(verb, "stopping")) {
+        break;
+    }
+    case SV_PROTO_STOPPING:
         if (!h->stopping) {
             h->stopping = true;
             h->stop_ms = sv_now_ms();
             snprintf(h->stop_reason, sizeof(h->stop_reason), "external TERM");
         }
-    } else if (!strcmp(verb, "app-timeout")) {
-        sv_replace_on_app_timeout(m, h, msg);
-    } else if (!strcmp(verb, "mold-failed")) {
-        sv_refork_on_mold_msg(m, msg, -1);
+        break;
+    case SV_PROTO_APP_TIMEOUT: sv_replace_on_app_timeout(m, h, msg); break;
+    case SV_PROTO_MOLD_FAILED: sv_refork_on_mold_msg(m, msg, -1); break;
+    default: break; /* a verb of a newer version, or not for the master: ignored */
     }
 }
 
@@ -443,7 +453,10 @@ static void log_death(sv_master_t *m, sv_whandle_t *h, sv_death_t cause, int sta
     char desc[96];
     sv_proc_describe_status(status, desc, sizeof(desc));
     int64_t now = sv_now_ms();
-    if (cause == SV_DEATH_BOOT) {
+    if (cause == SV_DEATH_BOOT && h->op_failure) {
+        /* an operation took this failure and stopped: it is no crash loop of the respawns */
+        sv_log_error("! Worker %d (PID: %d) failed to boot (%s)", h->index, (int)h->pid, desc);
+    } else if (cause == SV_DEATH_BOOT) {
         int fails = ++m->boot_failures[h->index];
         int64_t delay = fails <= 1 ? 0 : 500LL << (fails - 2 < 6 ? fails - 2 : 6);
         if (delay > RESPAWN_BACKOFF_MAX_MS)
@@ -527,88 +540,44 @@ static void enforce_timeouts(sv_master_t *m, int64_t now)
     }
 }
 
-/* Replace workers over max_requests or max_worker_memory, one at a time, surge-style. */
-static void recycle(sv_master_t *m)
-{
-    const sv_config_t *c = &m->rt->cfg;
-    if (m->ops.current || (c->max_requests <= 0 && c->max_worker_memory <= 0))
-        return;
-    for (int i = 0; i < m->nw; i++) {
-        sv_whandle_t *h = m->w[i];
-        if (h->stopping || h->superseded || !h->booted || !h->has_status)
-            continue;
-        if (c->fork_worker && h->index == 0)
-            continue; /* worker 0 is the mold's source; refork renews the others */
-        bool by_req = h->recycle_after > 0 && (int64_t)h->st.requests_count >= h->recycle_after;
-        bool by_mem = c->max_worker_memory > 0 && (int64_t)h->mem.pss > c->max_worker_memory;
-        if (!by_req && !by_mem)
-            continue;
-        sv_log("- Recycling worker %d (PID: %d): %s", h->index, (int)h->pid,
-               by_req ? "max_requests reached" : "over max_worker_memory");
-        int id = sv_oplog_begin(&m->ops, SV_OP_RECYCLE, by_req ? "max_requests" : "max_worker_memory");
-        (void)id;
-        h->superseded = true; /* the replacement is spawned now; h stops once it booted */
-        snprintf(h->stop_reason, sizeof(h->stop_reason), "recycle");
-        return;
-    }
-}
-
-/* Recycle operation: the superseded worker stops once its replacement booted. */
-static bool recycle_step(sv_master_t *m)
-{
-    for (int i = 0; i < m->nw; i++) {
-        sv_whandle_t *h = m->w[i];
-        if (!h->superseded || h->stopping)
-            continue;
-        sv_whandle_t *r = sv_master_find_index(m, h->index, true);
-        if (r) {
-            sv_master_stop_worker(m, h, "recycled");
-            return true;
-        }
-        if (m->boot_failures[h->index] > 0) { /* the replacement cannot boot: keep the old one */
-            h->superseded = false;
-            sv_oplog_finish_current(&m->ops, false, "replacement failed to boot");
-            return false;
-        }
-        return false;
-    }
-    return true;
-}
-
 /* ---- operations ---------------------------------------------------------------- */
 
+static const sv_machine_t *const machines[SV_OP_KINDS] = {
+    [SV_OP_HOT] = &sv_hot_machine,
+    [SV_OP_PHASED] = &sv_phased_machine,
+    [SV_OP_REFORK] = &sv_refork_machine,
+    [SV_OP_RECYCLE] = &sv_recycle_machine,
+};
+
+sv_step_t sv_master_op_failed(sv_master_t *m, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->op_error, sizeof(m->op_error), fmt, ap);
+    va_end(ap);
+    return SV_STEP_FAILED;
+}
+
+/* Start the next operation, step the running one, and end it on its machine's result. */
 static void step_operations(sv_master_t *m, int64_t now)
 {
     if (!m->ops.current && !sv_oplog_next(&m->ops))
         return;
     sv_op_t *op = m->ops.current;
+    const sv_machine_t *mc = machines[op->kind];
     if (!m->notified_reloading) {
         sv_notify_reloading();
         m->notified_reloading = true;
     }
     if (op->id != m->started_op) {
         m->started_op = op->id;
-        switch (op->kind) {
-        case SV_OP_HOT: sv_hot_cluster_start(m); break;
-        case SV_OP_PHASED: sv_phased_start(m); break;
-        case SV_OP_REFORK: sv_refork_start(m); break;
-        default: break;
-        }
-        if (!m->ops.current)
-            return;
+        m->op_error[0] = '\0';
+        mc->start(m); /* a hot restart's start may exec: this image ends there */
     }
-    bool done = false;
-    switch (m->ops.current->kind) {
-    case SV_OP_HOT: done = sv_hot_cluster_step(m, now); break;
-    case SV_OP_PHASED: done = sv_phased_step(m, now); break;
-    case SV_OP_REFORK: done = sv_refork_step(m, now); break;
-    case SV_OP_RECYCLE:
-        if (recycle_step(m))
-            sv_oplog_finish_current(&m->ops, true, NULL);
-        break;
-    default: done = true;
-    }
-    (void)done;
+    sv_step_t r = mc->step(m, now);
+    if (r != SV_STEP_RUNNING && m->ops.current == op)
+        sv_oplog_finish_current(&m->ops, r == SV_STEP_SUCCEEDED,
+                                r == SV_STEP_FAILED && m->op_error[0] ? m->op_error : NULL);
 }
 
 int sv_master_request(sv_master_t *m, sv_op_kind_t kind, const char *trigger, char *err, size_t errlen)
@@ -667,44 +636,70 @@ static void halt(sv_master_t *m)
 
 static void worker_count(sv_master_t *m, int delta)
 {
-    if (delta < 0 && m->target <= 1)
+    if (delta < 0 && m->target <= 1) {
+        sv_log("* Worker count stays at 1 (TTOU refused: a cluster keeps at least one worker)");
         return;
+    }
     m->target += delta;
-    sv_log("- Worker count %s to %d", delta > 0 ? "increased" : "decreased", m->target);
+    if (delta < 0 && m->ops.current)
+        sv_log("- Worker count decreased to %d (applied when the running %s has finished)", m->target,
+               sv_op_kind_name(m->ops.current->kind));
+    else
+        sv_log("- Worker count %s to %d", delta > 0 ? "increased" : "decreased", m->target);
 }
 
-static void on_signal(sv_master_t *m, int sig)
+/*
+ * The one place where an operator's command becomes an action, whether it
+ * came as a signal (the command table's signal column) or as a control
+ * request (master_stats.c answers the data-only ones). trigger names the
+ * source in the operation log. Returns the operation's id for a restart
+ * command (0: refused, reason in err), else 0.
+ */
+int sv_master_act(sv_master_t *m, sv_control_cmd_t cmd, const char *trigger, char *err, size_t errlen)
 {
-    char err[128];
-    switch (sig) {
-    case SIGTERM:
-    case SIGINT: sv_master_begin_stop(m, sv_sig_name(sig)); break;
-    case SIGQUIT: m->halting = true; break;
-    case SIGUSR2: sv_master_request(m, SV_OP_HOT, "SIGUSR2", err, sizeof(err)); break;
-    case SIGUSR1: sv_master_request(m, SV_OP_PHASED, "SIGUSR1", err, sizeof(err)); break;
-    case SIGURG: sv_master_request(m, SV_OP_REFORK, "SIGURG", err, sizeof(err)); break;
-    case SIGTTIN: worker_count(m, 1); break;
-    case SIGTTOU: worker_count(m, -1); break;
-    case SIGHUP:
-        if (m->rt->cfg.stdout_redirect || m->rt->cfg.stderr_redirect) {
-            sv_rt_reopen_logs(m->rt);
-            for (int i = 0; i < m->nw; i++)
-                if (m->w[i]->pid > 0)
-                    kill(m->w[i]->pid, SIGHUP);
-            if (m->mold.chan >= 0) /* workers it forks later write to the new files */
-                sv_chan_send(m->mold.chan, "reopen-logs", -1, 0);
-        } else {
-            sv_master_begin_stop(m, "SIGHUP");
+    switch (cmd) {
+    case SV_CMD_STOP: sv_master_begin_stop(m, trigger); return 0;
+    case SV_CMD_HALT: m->halting = true; return 0;
+    case SV_CMD_RESTART: return sv_master_request(m, SV_OP_HOT, trigger, err, errlen);
+    case SV_CMD_PHASED_RESTART: return sv_master_request(m, SV_OP_PHASED, trigger, err, errlen);
+    case SV_CMD_REFORK: return sv_master_request(m, SV_OP_REFORK, trigger, err, errlen);
+    case SV_CMD_RELOAD_WORKER_DIRECTORY: sv_rt_chdir_restart_dir(m->rt); return 0;
+    case SV_CMD_WORKER_COUNT_UP: worker_count(m, 1); return 0;
+    case SV_CMD_WORKER_COUNT_DOWN: worker_count(m, -1); return 0;
+    case SV_CMD_REOPEN_LOG:
+        if (!m->rt->cfg.stdout_redirect && !m->rt->cfg.stderr_redirect) {
+            sv_master_begin_stop(m, trigger); /* Puma: HUP without a log file stops */
+            return 0;
         }
-        break;
-    case SIGPWR:
+        sv_rt_reopen_logs(m->rt);
+        for (int i = 0; i < m->nw; i++)
+            if (m->w[i]->pid > 0)
+                kill(m->w[i]->pid, SIGHUP);
+        if (m->mold.chan >= 0) /* workers it forks later write to the new files */
+            sv_chan_send(m->mold.chan, sv_proto_name(SV_PROTO_REOPEN_LOGS), -1, 0);
+        return 0;
+    case SV_CMD_INFO:
         sv_state_log_backtrace("master");
         for (int i = 0; i < m->nw; i++)
             if (m->w[i]->pid > 0)
                 kill(m->w[i]->pid, SIGPWR);
-        break;
-    default: break; /* SIGCHLD: the loop reaps after every poll */
+        return 0;
+    default: return 0;
     }
+}
+
+static void on_signal(sv_master_t *m, int sig)
+{
+    char err[128], trigger[16];
+    const sv_command_t *c = sv_command_by_signal(sig);
+    if (!c)
+        return; /* SIGCHLD: the loop reaps after every poll */
+    snprintf(trigger, sizeof(trigger), "SIG%s", sv_sig_name(sig));
+    /* a stop says which signal; the log and operations name it SIGUSR2 etc. */
+    if (c->cmd == SV_CMD_STOP)
+        snprintf(trigger, sizeof(trigger), "%s", sv_sig_name(sig));
+    if (!sv_master_act(m, c->cmd, trigger, err, sizeof(err)) && c->operation)
+        sv_log("* %s refused: %s", trigger, err);
 }
 
 static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
@@ -724,6 +719,7 @@ static void setup_signals(sv_master_t *m)
         sv_sig_catch(caught[i]);
     sv_sig_ignore(SIGPIPE);
     sv_loop_watch(m->loop, sv_sig_fd(), POLLIN, on_signal_cb, m);
+    sv_sig_ready(); /* after a hot restart: what arrived during the exec is in the pipe now */
 }
 
 /* ---- lifecycle ------------------------------------------------------------------ */
@@ -822,7 +818,7 @@ int sv_master_run(sv_runtime_t *rt)
         reap(m);
         if (m->state == M_RUN) {
             step_operations(m, now);
-            recycle(m);
+            sv_recycle_check(m);
             sv_replace_step(m);
             cull_workers(m);
             ensure_workers(m, now);

@@ -68,6 +68,7 @@ typedef struct sv_whandle {
     bool mold_pending;       /* waits for a mold to fork it */
     bool sent_to_mold;       /* the mold was asked to fork it */
     bool replace_stuck;      /* superseded after an app timeout (replace.c) */
+    bool op_failure;         /* its boot failure ended an operation (no respawn back-off) */
 } sv_whandle_t;
 
 typedef enum master_state { M_RUN = 0, M_STOP, M_EXEC } master_state_t;
@@ -107,17 +108,21 @@ struct sv_master {
     unsigned long app_timeouts; /* app calls past app_timeout, reported by workers */
     uint64_t handle_seq;      /* last sv_whandle_t.seq handed out */
     int64_t next_mem_ms;
-    /* restart state machines (phased.c, hot_cluster.c, refork.c) */
+    /* the running operation's error, set by its machine with SV_STEP_FAILED */
+    char op_error[400];
+    /* restart state machines (phased.c, hot_cluster.c, refork.c, recycle.c) */
     struct phased_state {
-        bool active;
-        bool failed;
+        enum { PHASED_IDLE = 0, PHASED_ROLLING, PHASED_FAILED } state;
         int replaced;
         int total;
         bool fork_worker;    /* new worker 0 first, the rest from its mold */
-        bool refork;         /* a refork: same code, workers 1.. from a fresh mold */
+        bool keep_index0;    /* a refork: worker 0 is the source, not replaced */
+        const char *label;   /* for log lines: "phased upgrade" / "refork" */
+        unsigned prev_phase; /* the phase a failure returns to */
     } phased;
     struct hot_state {
-        bool adopting;       /* this image was exec'd and old workers are superseded */
+        /* old image: PREFLIGHT, then the exec; new image: ADOPTING until the new workers booted */
+        enum { HOT_IDLE = 0, HOT_PREFLIGHT, HOT_ADOPTING, HOT_FAILED } state;
         pid_t preflight_pid; /* the new binary's --check, running */
         int preflight_fd;
         bool preflight_reaped; /* the master's reaper collected it: status below */
@@ -125,12 +130,15 @@ struct sv_master {
         int64_t preflight_ms;
     } hot;
     struct refork_state {
-        bool waiting_mold;   /* refork op: a new mold is being made */
-        bool request_failed; /* worker 0 could not make it */
-        char error[128];
+        enum { REFORK_IDLE = 0, REFORK_WAIT_MOLD, REFORK_ROLL, REFORK_FAILED } state;
         int next_threshold;  /* index into refork_thresholds */
         pid_t counted_pid;   /* the worker 0 whose requests the thresholds count */
     } refork;
+    struct recycle_state {
+        enum { RECYCLE_IDLE = 0, RECYCLE_REPLACING } state;
+        sv_whandle_t *old;   /* the worker being replaced (checked against old_pid before use) */
+        pid_t old_pid;
+    } recycle;
     sv_mold_handle_t mold;
     unsigned mold_generation;
     /* a mold being made: its channel and generation (0 = none) */
@@ -160,6 +168,9 @@ void sv_master_begin_stop(sv_master_t *m, const char *why);
 /* Called when a worker booted / failed to boot / died; operations watch these. */
 void sv_master_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
 
+/* Act on an operator command (from a signal or the control server); see master.c. */
+int sv_master_act(sv_master_t *m, sv_control_cmd_t cmd, const char *trigger, char *err, size_t errlen);
+
 /* master_stats.c */
 int sv_master_control(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf_t *out, int *op_id);
 void sv_master_stats_json(sv_master_t *m, sv_buf_t *out);
@@ -180,16 +191,40 @@ void sv_phased_start(sv_master_t *m);
 /* Returns true when the operation is over (succeeded or failed). */
 bool sv_phased_step(sv_master_t *m, int64_t now_ms);
 void sv_phased_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
+/*
+ * One operation kind = one state machine, one file, behind this interface.
+ * The master drives the running one: start once, step every turn until it
+ * returns SUCCEEDED or FAILED (then the master ends the operation, with
+ * m->op_error for a failure), and tells it of a worker's boot failure.
+ * A machine never ends the operation itself.
+ */
+typedef enum sv_step { SV_STEP_RUNNING = 0, SV_STEP_SUCCEEDED, SV_STEP_FAILED } sv_step_t;
+typedef struct sv_machine {
+    void (*start)(sv_master_t *m);
+    sv_step_t (*step)(sv_master_t *m, int64_t now_ms);
+    void (*boot_failure)(sv_master_t *m, sv_whandle_t *h, const char *reason);
+} sv_machine_t;
+extern const sv_machine_t sv_hot_machine, sv_phased_machine, sv_refork_machine, sv_recycle_machine;
+/* A machine fails: the reason for the log line and the operation's error. */
+sv_step_t sv_master_op_failed(sv_master_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * phased.c: the neutral "replace old workers batch by batch" roll, used by
+ * the phased restart and by a refork's ROLL state. label names it in log
+ * lines ("phased upgrade", "refork"); keep_index0 (a refork) leaves worker
+ * 0, the mold's source, as it is.
+ */
+void sv_roll_begin(sv_master_t *m, int total, unsigned prev_phase, const char *label, bool keep_index0);
+sv_step_t sv_roll_step(sv_master_t *m);
+void sv_roll_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
 
 /* hot_cluster.c */
-void sv_hot_cluster_start(sv_master_t *m);
 void sv_hot_cluster_adopt(sv_master_t *m);
-bool sv_hot_cluster_step(sv_master_t *m, int64_t now_ms);
-void sv_hot_cluster_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
+
+/* recycle.c: max_requests / max_worker_memory start a recycle operation */
+void sv_recycle_check(sv_master_t *m);
 
 /* refork.c */
-void sv_refork_start(sv_master_t *m);
-bool sv_refork_step(sv_master_t *m, int64_t now_ms);
 void sv_refork_check_auto(sv_master_t *m, sv_whandle_t *h);
 /* fork_worker: spawn index from the mold if there is one; false -> spawn from master. */
 /* Takes child_fd when it returns true (sent to the mold, or held until one is ready). */

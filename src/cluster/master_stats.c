@@ -123,12 +123,25 @@ static void worker_json(sv_master_t *m, sv_json_t *w, sv_whandle_t *h, uint64_t 
     (void)m;
 }
 
+/*
+ * Puma's counts are of the workers that serve: a worker told to stop (it
+ * drains, then exits) is counted apart, under "stopping_workers", so an
+ * operation that reports succeeded shows no old worker.
+ */
 static int old_workers(const sv_master_t *m)
 {
     int n = 0;
     for (int i = 0; i < m->nw; i++)
-        if (m->w[i]->phase < m->phase || m->w[i]->old_image || m->w[i]->superseded)
+        if (!m->w[i]->stopping && (m->w[i]->phase < m->phase || m->w[i]->old_image || m->w[i]->superseded))
             n++;
+    return n;
+}
+
+static int stopping_workers(const sv_master_t *m)
+{
+    int n = 0;
+    for (int i = 0; i < m->nw; i++)
+        n += m->w[i]->stopping;
     return n;
 }
 
@@ -143,6 +156,7 @@ static void cluster_extras(sv_master_t *m, sv_json_t *w)
     sv_json_key(w, "mode");
     sv_json_str(w, "cluster");
     kv_int(w, "target_workers", m->target);
+    kv_int(w, "stopping_workers", stopping_workers(m));
     sv_json_key(w, "restart");
     sv_oplog_json(&m->ops, w);
     sv_mem_t mold_mem = {0};
@@ -189,20 +203,25 @@ void sv_master_stats_json(sv_master_t *m, sv_buf_t *out)
     sv_json_init(&w, out);
     int booted = 0;
     uint64_t total = 0;
+    int serving = 0;
     for (int i = 0; i < m->nw; i++) {
+        if (m->w[i]->stopping)
+            continue;
+        serving++;
         booted += m->w[i]->booted;
         total += m->w[i]->st.requests_count;
     }
     sv_json_obj(&w);
     iso(&w, "started_at", m->rt->started_at);
-    kv_int(&w, "workers", m->nw);
+    kv_int(&w, "workers", serving);
     kv_int(&w, "phase", m->phase);
     kv_int(&w, "booted_workers", booted);
     kv_int(&w, "old_workers", old_workers(m));
     sv_json_key(&w, "worker_status");
     sv_json_arr(&w);
     for (int i = 0; i < m->nw; i++)
-        worker_json(m, &w, m->w[i], total);
+        if (!m->w[i]->stopping)
+            worker_json(m, &w, m->w[i], total);
     sv_json_arr_end(&w);
     cluster_extras(m, &w);
     sv_json_obj_end(&w);
@@ -308,7 +327,8 @@ static int health(sv_master_t *m, sv_buf_t *out, bool ready)
 static int request_op(sv_master_t *m, sv_op_kind_t kind, sv_buf_t *out, int *op_id)
 {
     char err[128] = "";
-    int id = sv_master_request(m, kind, "control", err, sizeof(err));
+    static const sv_control_cmd_t by_kind[SV_OP_KINDS] = {SV_CMD_RESTART, SV_CMD_PHASED_RESTART, SV_CMD_REFORK};
+    int id = sv_master_act(m, by_kind[kind], "control", err, sizeof(err));
     if (!id) {
         sv_buf_printf(out, "{ \"error\": \"%s\" }", err);
         return kind == SV_OP_REFORK ? 404 : 503;
@@ -321,12 +341,12 @@ int sv_master_control(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
 {
     sv_master_t *m = arg;
     switch (cmd) {
-    case SV_CMD_STOP: sv_master_begin_stop(m, "control"); return 200;
-    case SV_CMD_HALT: m->halting = true; return 200;
+    case SV_CMD_STOP:
+    case SV_CMD_HALT:
+    case SV_CMD_RELOAD_WORKER_DIRECTORY: sv_master_act(m, cmd, "control", NULL, 0); return 200;
     case SV_CMD_RESTART: return request_op(m, SV_OP_HOT, out, op_id);
     case SV_CMD_PHASED_RESTART: return request_op(m, SV_OP_PHASED, out, op_id);
     case SV_CMD_REFORK: return request_op(m, SV_OP_REFORK, out, op_id);
-    case SV_CMD_RELOAD_WORKER_DIRECTORY: sv_rt_chdir_restart_dir(m->rt); return 200;
     case SV_CMD_STATS: sv_master_stats_json(m, out); return 200;
     case SV_CMD_METRICS: sv_master_metrics(m, out); return 200;
     case SV_CMD_GC: return 200;

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/proto.h"
 #include "core/log.h"
 #include "os/chan.h"
 #include "os/proc.h"
@@ -36,7 +37,7 @@ static void spawn_worker(const sv_worker_args_t *tmpl, int mold_chan, const char
     if (worker_chan < 0 || index < 0) {
         if (worker_chan >= 0)
             close(worker_chan);
-        sv_chan_sendf(mold_chan, "spawn-failed index=%d reason=bad-request", index);
+        sv_proto_sendf(mold_chan, SV_PROTO_SPAWN_FAILED, " index=%d reason=bad-request", index);
         return;
     }
     sv_app_hook(&rt->app, SV_HOOK_ON_WORKER_FORK, index);
@@ -44,8 +45,8 @@ static void spawn_worker(const sv_worker_args_t *tmpl, int mold_chan, const char
         malloc_trim(0);
     pid_t pid = sv_proc_fork_detached();
     if (pid == 0) {
-        close(mold_chan);
         sv_log_after_fork();
+        sv_rt_keep_only(rt, worker_chan); /* the mold's channel and anything else of the mold's go */
         sv_worker_args_t a = *tmpl;
         a.index = index;
         a.phase = (unsigned)sv_msg_int(msg, "phase", 0);
@@ -56,11 +57,11 @@ static void spawn_worker(const sv_worker_args_t *tmpl, int mold_chan, const char
     }
     close(worker_chan);
     if (pid < 0) {
-        sv_chan_sendf(mold_chan, "spawn-failed index=%d reason=fork:%d", index, -pid);
+        sv_proto_sendf(mold_chan, SV_PROTO_SPAWN_FAILED, " index=%d reason=fork:%d", index, -pid);
         return;
     }
     sv_app_hook(&rt->app, SV_HOOK_AFTER_WORKER_FORK, index);
-    sv_chan_sendf(mold_chan, "spawned index=%d pid=%d", index, (int)pid);
+    sv_proto_sendf(mold_chan, SV_PROTO_SPAWNED, " index=%d pid=%d", index, (int)pid);
 }
 
 static _Noreturn void mold_main(const sv_worker_args_t *tmpl, int chan, unsigned gen)
@@ -73,7 +74,7 @@ static _Noreturn void mold_main(const sv_worker_args_t *tmpl, int chan, unsigned
     sv_sig_ignore(SIGHUP);
     sv_sig_ignore(SIGPIPE);
     /* a mold never serves: it only forks, one request at a time */
-    sv_chan_sendf(chan, "mold-ready pid=%d gen=%u", (int)getpid(), gen);
+    sv_proto_sendf(chan, SV_PROTO_MOLD_READY, " pid=%d gen=%u", (int)getpid(), gen);
     for (;;) {
         struct pollfd p = {.fd = chan, .events = POLLIN};
         if (poll(&p, 1, -1) < 0 && errno == EINTR)
@@ -84,16 +85,17 @@ static _Noreturn void mold_main(const sv_worker_args_t *tmpl, int chan, unsigned
             continue;
         if (n <= 0)
             _exit(0); /* the master is gone or let us go */
-        char verb[32];
-        sv_msg_verb(msg, verb, sizeof(verb));
-        if (!strcmp(verb, "spawn"))
-            spawn_worker(tmpl, chan, msg, fd);
-        else if (!strcmp(verb, "reopen-logs"))
-            sv_rt_reopen_logs(tmpl->rt);
-        else if (!strcmp(verb, "exit"))
-            _exit(0);
-        else if (fd >= 0)
+        sv_proto_verb_t v = sv_proto_verb(msg);
+        if (v == SV_PROTO_SPAWN) {
+            spawn_worker(tmpl, chan, msg, fd); /* takes fd */
+            continue;
+        }
+        if (fd >= 0)
             close(fd);
+        if (v == SV_PROTO_REOPEN_LOGS)
+            sv_rt_reopen_logs(tmpl->rt);
+        else if (v == SV_PROTO_EXIT)
+            _exit(0);
     }
 }
 
@@ -102,11 +104,11 @@ void sv_mold_fork_from_worker(const sv_worker_args_t *a, sv_server_t *srv, const
     unsigned gen = (unsigned)sv_msg_int(msg, "gen", 0);
     bool refork = sv_msg_int(msg, "refork", 0) == 1;
     if (mold_chan < 0) {
-        sv_chan_sendf(a->chan, "mold-failed gen=%u reason=no-channel", gen);
+        sv_proto_sendf(a->chan, SV_PROTO_MOLD_FAILED, " gen=%u reason=no-channel", gen);
         return;
     }
     if (sv_server_quiesce(srv, QUIESCE_TIMEOUT_MS) < 0) {
-        sv_chan_sendf(a->chan, "mold-failed gen=%u reason=worker-0-busy", gen);
+        sv_proto_sendf(a->chan, SV_PROTO_MOLD_FAILED, " gen=%u reason=worker-0-busy", gen);
         close(mold_chan);
         return;
     }
@@ -119,13 +121,13 @@ void sv_mold_fork_from_worker(const sv_worker_args_t *a, sv_server_t *srv, const
     if (pid == 0) {
         /* the mold: only this thread exists; drop worker 0's connections and fds */
         sv_server_forget_in_child(srv);
-        close(a->chan);
         sv_sig_reset();
         sv_log_after_fork();
+        sv_rt_keep_only(a->rt, mold_chan); /* worker 0's channel, self-pipe, anything else of its own go */
         mold_main(a, mold_chan, gen);
     }
     sv_server_unquiesce(srv);
     close(mold_chan);
     if (pid < 0)
-        sv_chan_sendf(a->chan, "mold-failed gen=%u reason=fork:%d", gen, -pid);
+        sv_proto_sendf(a->chan, SV_PROTO_MOLD_FAILED, " gen=%u reason=fork:%d", gen, -pid);
 }

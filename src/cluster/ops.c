@@ -1,3 +1,4 @@
+/* ops.c: the restart operations log (ops.h): ids, states, merging and queueing, its JSON and handover. */
 #include "cluster/ops.h"
 
 #include <stdio.h>
@@ -170,6 +171,8 @@ void sv_oplog_handover(const sv_oplog_t *log, char *buf, size_t cap)
         sv_msg_put_int(rec, sizeof(rec), "queued", op == log->queued);
         sv_msg_put_int(rec, sizeof(rec), "started_ms", (int64_t)(op->started_at * 1000));
         sv_msg_put_int(rec, sizeof(rec), "finished_ms", (int64_t)(op->finished_at * 1000));
+        sv_msg_put_int(rec, sizeof(rec), "done", op->done);
+        sv_msg_put_int(rec, sizeof(rec), "total", op->total);
         sv_msg_put(rec, sizeof(rec), "trigger", op->trigger);
         if (op->error[0])
             sv_msg_put(rec, sizeof(rec), "error", op->error);
@@ -210,6 +213,8 @@ void sv_oplog_adopt(sv_oplog_t *log, const char *record)
     op->state = (sv_op_state_t)sv_msg_int(record, "state", 0);
     op->started_at = (double)sv_msg_int(record, "started_ms", 0) / 1000;
     op->finished_at = (double)sv_msg_int(record, "finished_ms", 0) / 1000;
+    op->done = (int)sv_msg_int(record, "done", 0);
+    op->total = (int)sv_msg_int(record, "total", 0);
     sv_msg_get(record, "trigger", op->trigger, sizeof(op->trigger));
     sv_msg_get(record, "error", op->error, sizeof(op->error));
     if (sv_msg_int(record, "current", 0))

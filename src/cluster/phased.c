@@ -1,24 +1,34 @@
 /*
- * phased.c: phased (rolling) restart, one state machine.
+ * phased.c: the phased (rolling) restart, and the neutral roll it shares
+ * with a refork: "replace every old worker, a batch at a time".
  *
- *   start:  phase += 1; chdir to the restart directory by path (a re-pointed
- *           `current` symlink selects the new release); every worker of an
- *           older phase is now "old".
- *   step:   surge (default): while fewer than `phased_restart_batch` new
- *           workers are booting, pick the next old worker by index and spawn
- *           its replacement beside it; when a replacement has booted (it
- *           accepts), tell the old worker of its index to stop. Capacity never
- *           drops below N.
- *           stop-first (Puma's order): stop up to batch old workers, the
- *           respawn loop boots their replacements; capacity N - batch.
- *   done:   no old worker left and every worker booted -> succeeded.
- *   failed: a replacement could not boot (crashed in init, exited,
- *           worker_boot_timeout) -> stop here: replacements still booting
- *           are killed, old workers keep serving, the failure is in the log,
- *           stats and /operation. No retry loop; a later restart tries again.
+ * States (m->phased.state):
+ *
+ *   IDLE     --start-->  ROLLING   phase += 1; chdir to the restart directory
+ *                                  by path (a re-pointed `current` symlink
+ *                                  selects the new release); every worker of
+ *                                  an older phase is now "old".
+ *   ROLLING  --step--->  ROLLING   surge (default): while fewer than
+ *                                  `phased_restart_batch` new workers boot,
+ *                                  spawn the next old worker's replacement
+ *                                  beside it (lowest index first); when one
+ *                                  has booted, stop the old worker of its
+ *                                  index. Capacity never drops below N.
+ *                                  stop-first (Puma's order): stop up to batch
+ *                                  old workers; the respawn loop boots their
+ *                                  replacements. Capacity N - batch.
+ *   ROLLING  --step--->  IDLE      no old worker left, every worker booted:
+ *                                  SUCCEEDED.
+ *   ROLLING  --a replacement cannot boot--> FAILED, and the next step
+ *                                  returns FAILED: replacements still booting
+ *                                  are stopped, the old workers count again,
+ *                                  the phase goes back to theirs (unless new
+ *                                  workers already serve: batch > 1). No
+ *                                  retry loop; a later restart tries again.
  *
  * With fork_worker the new worker 0 is booted first (from the master, so it
  * loads the new release) and the others are forked from its mold (refork.c).
+ * The roll knows nothing of reforks: refork.c begins it with its own label.
  */
 #include <stdio.h>
 #include <string.h>
@@ -38,16 +48,34 @@ static int count_old(const sv_master_t *m)
     return n;
 }
 
-void sv_phased_start(sv_master_t *m)
+/* done/total: replaced so far, and those plus the old workers still serving (one that died meanwhile drops out). */
+static void progress(sv_master_t *m)
 {
+    m->phased.total = m->phased.replaced + count_old(m);
+    sv_oplog_progress(&m->ops, m->phased.replaced, m->phased.total);
+}
+
+void sv_roll_begin(sv_master_t *m, int total, unsigned prev_phase, const char *label, bool keep_index0)
+{
+    m->phased = (struct phased_state){.state = PHASED_ROLLING, .total = total,
+                                      .fork_worker = m->rt->cfg.fork_worker && !keep_index0,
+                                      .keep_index0 = keep_index0, .label = label, .prev_phase = prev_phase};
+    m->booted_announced = false;
+    sv_oplog_progress(&m->ops, 0, total);
+}
+
+static void phased_start(sv_master_t *m)
+{
+    unsigned prev = m->phase;
+    int total = count_old(m);
     m->phase++;
     sv_app_set_phase(m->phase);
-    m->phased = (struct phased_state){.active = true, .total = count_old(m),
-                                      .fork_worker = m->rt->cfg.fork_worker};
-    m->booted_announced = false;
+    /* a new release gets a fresh start: earlier boot failures were another release's */
+    memset(m->boot_failures, 0, sizeof(m->boot_failures));
+    memset(m->respawn_at, 0, sizeof(m->respawn_at));
+    sv_roll_begin(m, total, prev, "phased upgrade", false);
     sv_log("- Starting phased worker restart, phase: %u", m->phase);
     sv_rt_chdir_restart_dir(m->rt);
-    sv_oplog_progress(&m->ops, 0, m->phased.total);
 }
 
 /* New-phase workers still booting (in flight). */
@@ -93,10 +121,10 @@ static void retire_replaced(sv_master_t *m)
             continue;
         sv_whandle_t *old = old_at(m, h->index);
         if (old && old->superseded) {
-            sv_log("- Stopping %d for %s...", (int)old->pid, m->phased.refork ? "refork" : "phased upgrade");
-            sv_master_stop_worker(m, old, m->phased.refork ? "refork" : "phased restart");
+            sv_log("- Stopping %d for %s...", (int)old->pid, m->phased.label);
+            sv_master_stop_worker(m, old, m->phased.keep_index0 ? "refork" : "phased restart");
             m->phased.replaced++;
-            sv_oplog_progress(&m->ops, m->phased.replaced, m->phased.total);
+            progress(m);
         }
     }
 }
@@ -112,7 +140,7 @@ static void surge_step(sv_master_t *m)
         if (!old)
             return;
         old->superseded = true;
-        if (!sv_master_spawn(m, old->index, "phased restart")) {
+        if (!sv_master_spawn(m, old->index, m->phased.label)) {
             old->superseded = false;
             return;
         }
@@ -129,22 +157,22 @@ static void stop_first_step(sv_master_t *m)
         sv_whandle_t *old = next_old(m);
         if (!old)
             return;
-        sv_log("- Stopping %d for phased upgrade...", (int)old->pid);
-        sv_master_stop_worker(m, old, "phased restart");
+        sv_log("- Stopping %d for %s...", (int)old->pid, m->phased.label);
+        sv_master_stop_worker(m, old, m->phased.keep_index0 ? "refork" : "phased restart");
         m->phased.replaced++;
-        sv_oplog_progress(&m->ops, m->phased.replaced, m->phased.total);
+        progress(m);
         in_flight++;
         if (m->phased.fork_worker && old->index == 0)
             return;
     }
 }
 
-bool sv_phased_step(sv_master_t *m, int64_t now_ms)
+sv_step_t sv_roll_step(sv_master_t *m)
 {
-    (void)now_ms;
-    if (m->phased.failed) {
-        m->phased.active = false;
-        return true;
+    switch (m->phased.state) {
+    case PHASED_FAILED: m->phased.state = PHASED_IDLE; return SV_STEP_FAILED;
+    case PHASED_IDLE: return SV_STEP_SUCCEEDED;
+    case PHASED_ROLLING: break;
     }
     if (m->rt->cfg.phased_restart_surge) {
         retire_replaced(m);
@@ -152,34 +180,66 @@ bool sv_phased_step(sv_master_t *m, int64_t now_ms)
     } else {
         stop_first_step(m);
     }
-    if (count_old(m) == 0 && sv_master_all_current_booted(m)) {
-        sv_log("- %s complete, phase: %u", m->phased.refork ? "Refork" : "Phased restart", m->phase);
-        m->phased.active = false;
-        sv_oplog_finish_current(&m->ops, true, NULL);
-        sv_master_fire_booted(m);
-        return true;
-    }
-    return false;
+    progress(m);
+    if (count_old(m) > 0 || !sv_master_all_current_booted(m))
+        return SV_STEP_RUNNING;
+    sv_log("- %s complete, phase: %u", m->phased.keep_index0 ? "Refork" : "Phased restart", m->phase);
+    m->phased.state = PHASED_IDLE;
+    sv_master_fire_booted(m);
+    return SV_STEP_SUCCEEDED;
 }
 
-void sv_phased_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
+void sv_roll_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
 {
-    if (h->phase != m->phase || m->phased.failed)
+    if (m->phased.state != PHASED_ROLLING || h->phase != m->phase)
         return;
-    char err[256];
-    snprintf(err, sizeof(err), "worker %d of phase %u could not boot: %s", h->index, m->phase, reason);
-    sv_log_error("! %s failed: %s; the old workers keep serving", m->phased.refork ? "Refork" : "Phased restart",
-                 err);
-    m->phased.failed = true;
-    sv_oplog_finish_current(&m->ops, false, err);
-    /* replacements still booting would only fail the same way */
+    sv_master_op_failed(m, "worker %d of phase %u could not boot: %s", h->index, m->phase, reason);
+    sv_log_error("! %s failed: %s; the old workers keep serving", m->phased.keep_index0 ? "Refork" : "Phased restart",
+                 m->op_error);
+    m->phased.state = PHASED_FAILED;
+    h->op_failure = true;
+    /*
+     * Exactly the old generation serves on: replacements still booting would
+     * only fail the same way; the old workers count as the workers again; the
+     * phase goes back, so a worker respawned for capacity (from the old mold
+     * with fork_worker) is labelled as what it is.
+     */
+    unsigned failed_phase = m->phase;
     for (int i = 0; i < m->nw; i++) {
         sv_whandle_t *w = m->w[i];
-        if (w->phase == m->phase && !w->booted && w != h)
-            sv_master_stop_worker(m, w, "phased restart failed");
-        if (w->phase < m->phase)
-            w->superseded = false; /* old workers count as the workers again */
+        if (w->phase == failed_phase && !w->booted && w != h)
+            sv_master_stop_worker(m, w, "restart failed");
+        if (w->phase < failed_phase)
+            w->superseded = false;
     }
-    if (!m->rt->cfg.phased_restart_surge) /* stop-first lost a worker: do not hammer the broken release */
-        m->respawn_at[h->index] = sv_now_ms() + 5000;
+    /*
+     * When a replacement had booted (and its old worker stopped: batch > 1),
+     * the cluster now mixes both and keeps the new phase, labels true. A
+     * refork's worker 0 joined the new phase without being replaced.
+     */
+    bool mixed = false;
+    for (int i = 0; i < m->nw; i++) {
+        const sv_whandle_t *w = m->w[i];
+        if (w->phase == failed_phase && w->booted && !w->stopping && !(m->phased.keep_index0 && w->index == 0))
+            mixed = true;
+    }
+    if (!mixed) {
+        m->phase = m->phased.prev_phase;
+        for (int i = 0; i < m->nw; i++)
+            if (m->w[i]->phase == failed_phase && !m->w[i]->stopping)
+                m->w[i]->phase = m->phase;
+        sv_app_set_phase(m->phase);
+    }
 }
+
+static sv_step_t phased_step(sv_master_t *m, int64_t now_ms)
+{
+    (void)now_ms;
+    return sv_roll_step(m);
+}
+
+const sv_machine_t sv_phased_machine = {
+    .start = phased_start,
+    .step = phased_step,
+    .boot_failure = sv_roll_boot_failure,
+};

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cluster/master_internal.h"
+#include "cluster/proto.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "os/chan.h"
@@ -91,7 +92,8 @@ void sv_refork_kill_mold(sv_master_t *m)
 static void send_spawn(sv_master_t *m, sv_whandle_t *h)
 {
     char msg[200];
-    snprintf(msg, sizeof(msg), "spawn index=%d phase=%u gen=%u", h->index, h->phase, m->mold.generation);
+    snprintf(msg, sizeof(msg), "%s index=%d phase=%u gen=%u", sv_proto_name(SV_PROTO_SPAWN), h->index, h->phase,
+             m->mold.generation);
     int fd = h->child_fd;
     h->child_fd = -1;
     h->mold_pending = false;
@@ -137,7 +139,7 @@ static bool request_mold(sv_master_t *m, bool refork)
         return false;
     unsigned gen = ++m->mold_generation;
     char msg[96];
-    snprintf(msg, sizeof(msg), "make-mold gen=%u refork=%d", gen, refork);
+    snprintf(msg, sizeof(msg), "%s gen=%u refork=%d", sv_proto_name(SV_PROTO_MAKE_MOLD), gen, refork);
     if (sv_chan_send(w0->chan, msg, fds[1], 1000) < 0) {
         close(fds[0]);
         close(fds[1]);
@@ -162,7 +164,7 @@ bool sv_refork_spawn_from_mold(sv_master_t *m, sv_whandle_t *h, int child_fd)
         send_spawn(m, h);
         return true;
     }
-    if (m->mold_next_gen || request_mold(m, false) || m->refork.waiting_mold || worker0_booting(m)) {
+    if (m->mold_next_gen || request_mold(m, false) || m->refork.state == REFORK_WAIT_MOLD || worker0_booting(m)) {
         h->mold_pending = true; /* worker 0's boot asks for the mold */
         return true;
     }
@@ -229,9 +231,9 @@ static void mold_lost(sv_master_t *m, const char *why)
         sv_log_error("! the mold failed %d times (%s); forking workers from the master until worker 0 is replaced",
                      m->mold_failures, why);
     }
-    if (m->refork.waiting_mold) {
-        m->refork.request_failed = true;
-        snprintf(m->refork.error, sizeof(m->refork.error), "no mold: %s", why);
+    if (m->refork.state == REFORK_WAIT_MOLD) {
+        sv_master_op_failed(m, "no mold: %s", why);
+        m->refork.state = REFORK_FAILED;
     }
     if (!m->mold_fallback && request_mold(m, false))
         return;
@@ -241,7 +243,7 @@ static void mold_lost(sv_master_t *m, const char *why)
 static void on_mold_chan(sv_loop_t *loop, int fd, short revents, void *arg)
 {
     sv_master_t *m = arg;
-    char msg[SV_CHAN_MSG_MAX], verb[32];
+    char msg[SV_CHAN_MSG_MAX];
     (void)revents;
     for (int k = 0; k < 32; k++) {
         int rfd;
@@ -266,13 +268,12 @@ static void on_mold_chan(sv_loop_t *loop, int fd, short revents, void *arg)
             }
             return;
         }
-        sv_msg_verb(msg, verb, sizeof(verb));
-        if (!strcmp(verb, "mold-ready"))
-            mold_ready_msg(m, fd, msg);
-        else if (!strcmp(verb, "spawned"))
-            spawned_msg(m, msg, false);
-        else if (!strcmp(verb, "spawn-failed"))
-            spawned_msg(m, msg, true);
+        switch (sv_proto_verb(msg)) {
+        case SV_PROTO_MOLD_READY: mold_ready_msg(m, fd, msg); break;
+        case SV_PROTO_SPAWNED: spawned_msg(m, msg, false); break;
+        case SV_PROTO_SPAWN_FAILED: spawned_msg(m, msg, true); break;
+        default: break;
+        }
     }
 }
 
@@ -319,19 +320,19 @@ void sv_refork_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reas
 
 /* ---- the refork operation ----------------------------------------------------------- */
 
-void sv_refork_start(sv_master_t *m)
+static void refork_start(sv_master_t *m)
 {
+    m->refork = (struct refork_state){.state = REFORK_FAILED, .next_threshold = m->refork.next_threshold,
+                                      .counted_pid = m->refork.counted_pid};
     if (!m->rt->cfg.fork_worker) {
-        sv_oplog_finish_current(&m->ops, false, "refork not available (fork_worker is off)");
+        sv_master_op_failed(m, "refork not available (fork_worker is off)");
         return;
     }
     sv_whandle_t *w0 = worker0(m);
     if (!w0) {
-        sv_oplog_finish_current(&m->ops, false, "worker 0 is not serving");
+        sv_master_op_failed(m, "worker 0 is not serving");
         return;
     }
-    m->refork = (struct refork_state){.waiting_mold = true, .next_threshold = m->refork.next_threshold,
-                                      .counted_pid = m->refork.counted_pid};
     sv_log("- Starting worker refork from worker 0 (PID: %d, %llu requests served)", (int)w0->pid,
            (unsigned long long)w0->st.requests_count);
     /* a mold already on its way carries worker 0's state at request time; ask for a fresh one */
@@ -342,48 +343,71 @@ void sv_refork_start(sv_master_t *m)
         m->mold_next_gen = 0;
     }
     if (!request_mold(m, true)) {
-        m->refork.waiting_mold = false;
-        sv_oplog_finish_current(&m->ops, false, "could not ask worker 0 for a mold");
+        sv_master_op_failed(m, "could not ask worker 0 for a mold");
+        return;
     }
+    m->refork.state = REFORK_WAIT_MOLD;
 }
 
+/* WAIT_MOLD -> ROLL: phase += 1, worker 0 joins it as it is (it is the source), the others roll. */
 static void begin_roll(sv_master_t *m)
 {
-    m->refork.waiting_mold = false;
+    m->refork.state = REFORK_ROLL;
+    unsigned prev = m->phase;
     m->phase++;
     sv_app_set_phase(m->phase);
     int total = 0;
     for (int i = 0; i < m->nw; i++) {
         sv_whandle_t *h = m->w[i];
         if (h->index == 0 && !h->stopping && !h->superseded)
-            h->phase = m->phase; /* worker 0 stays as it is: it is the source */
+            h->phase = m->phase;
         else if (!h->stopping)
             total++;
     }
-    m->phased = (struct phased_state){.active = true, .total = total, .refork = true};
-    m->booted_announced = false;
+    sv_roll_begin(m, total, prev, "refork", true);
     sv_log("- Starting worker refork, phase: %u (mold %u)", m->phase, m->mold.generation);
-    sv_oplog_progress(&m->ops, 0, total);
 }
 
-bool sv_refork_step(sv_master_t *m, int64_t now_ms)
+/*
+ * IDLE --start--> WAIT_MOLD (or FAILED: no fork_worker, no worker 0)
+ * WAIT_MOLD --mold ready--> ROLL; --worker 0 could not make it--> FAILED
+ * ROLL --the roll's result--> done
+ */
+static sv_step_t refork_step(sv_master_t *m, int64_t now_ms)
 {
-    if (m->refork.waiting_mold) {
-        if (m->refork.request_failed) {
-            m->refork.waiting_mold = false;
-            sv_oplog_finish_current(&m->ops, false, m->refork.error);
-            return true;
-        }
+    switch (m->refork.state) {
+    case REFORK_IDLE: return SV_STEP_SUCCEEDED;
+    case REFORK_FAILED: m->refork.state = REFORK_IDLE; return SV_STEP_FAILED;
+    case REFORK_WAIT_MOLD:
         if (m->mold_next_gen && now_ms - m->mold_requested_ms > MOLD_REQUEST_TIMEOUT_MS) {
-            mold_lost(m, "worker 0 did not answer");
-            return false;
+            mold_lost(m, "worker 0 did not answer"); /* -> FAILED */
+            return SV_STEP_RUNNING;
         }
         if (!mold_ready(m) || m->mold_next_gen)
-            return false;
-        begin_roll(m);
+            return SV_STEP_RUNNING;
+        begin_roll(m); /* and roll at once */
+        __attribute__((fallthrough));
+    case REFORK_ROLL: {
+        sv_step_t r = sv_roll_step(m);
+        if (r != SV_STEP_RUNNING)
+            m->refork.state = REFORK_IDLE;
+        return r;
     }
-    return sv_phased_step(m, now_ms);
+    }
+    return SV_STEP_RUNNING;
 }
+
+static void refork_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
+{
+    if (m->refork.state == REFORK_ROLL)
+        sv_roll_boot_failure(m, h, reason);
+}
+
+const sv_machine_t sv_refork_machine = {
+    .start = refork_start,
+    .step = refork_step,
+    .boot_failure = refork_boot_failure,
+};
 
 void sv_refork_check_auto(sv_master_t *m, sv_whandle_t *h)
 {

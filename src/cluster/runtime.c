@@ -1,3 +1,10 @@
+/*
+ * runtime.c: a process's setup before it becomes single mode or a master
+ * (runtime.h): command line, environment, configuration, log redirects,
+ * listeners, the app, pid file, banner; the SERVAL_INHERIT records a hot
+ * restart handed over (parsed here, taken by their owners); and a forked
+ * child's fd keep list (sv_rt_keep_only).
+ */
 #include "cluster/runtime.h"
 
 #include <errno.h>
@@ -9,11 +16,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "os/chan.h"
 #include "os/fd.h"
+#include "os/file.h"
 #include "os/proc.h"
 
 extern char **environ;
@@ -28,18 +38,44 @@ static char **copy_strings(char **src, int n, const char *skip_prefix)
     return dst;
 }
 
-/* Records are sv_msg lines separated by ';'. */
+/*
+ * Records are sv_msg lines separated by ';'. A handover too large for one
+ * environment string (a kernel limit of 128 KiB: about a thousand workers)
+ * comes in an inherited memfd instead: SERVAL_INHERIT=@FD.
+ */
+static char *read_handover_fd(int fd)
+{
+    sv_buf_t b = SV_BUF_INIT;
+    char chunk[65536];
+    ssize_t r;
+    lseek(fd, 0, SEEK_SET);
+    while ((r = read(fd, chunk, sizeof(chunk))) > 0)
+        sv_buf_append(&b, chunk, (size_t)r);
+    close(fd);
+    char *out = strdup(b.data ? b.data : "");
+    sv_buf_free(&b);
+    return out;
+}
+
 static void parse_handover(sv_runtime_t *rt)
 {
     const char *v = getenv(SV_HANDOVER_ENV);
     if (!v)
         return;
     rt->hot_restarted = true;
-    char *copy = strdup(v);
+    char *copy = v[0] == '@' ? read_handover_fd(atoi(v + 1)) : strdup(v);
     char *save = NULL;
-    for (char *rec = strtok_r(copy, ";", &save); rec && rt->n_handover < SV_HANDOVER_MAX;
-         rec = strtok_r(NULL, ";", &save))
+    for (char *rec = strtok_r(copy, ";", &save); rec; rec = strtok_r(NULL, ";", &save)) {
+        if (rt->n_handover == rt->cap_handover) {
+            int cap = rt->cap_handover ? rt->cap_handover * 2 : 64;
+            char **h = realloc(rt->handover, (size_t)cap * sizeof(char *));
+            if (!h)
+                break;
+            rt->handover = h;
+            rt->cap_handover = cap;
+        }
         rt->handover[rt->n_handover++] = strdup(rec);
+    }
     free(copy);
     unsetenv(SV_HANDOVER_ENV);
 }
@@ -56,19 +92,30 @@ void sv_rt_drop_handover(sv_runtime_t *rt)
         free(r);
         rt->handover[i] = NULL;
     }
+    free(rt->handover);
+    rt->handover = NULL;
+    rt->n_handover = rt->cap_handover = 0;
+}
+
+char *sv_rt_take_handover_next(sv_runtime_t *rt, const char *kind)
+{
+    size_t kl = strlen(kind);
+    for (int i = 0; i < rt->n_handover; i++) {
+        char *r = rt->handover[i];
+        if (r && !strncmp(r, kind, kl) && (r[kl] == ' ' || r[kl] == '\0')) {
+            rt->handover[i] = NULL;
+            return r;
+        }
+    }
+    return NULL;
 }
 
 int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max)
 {
     int n = 0;
-    size_t kl = strlen(kind);
-    for (int i = 0; i < rt->n_handover; i++) {
-        char *r = rt->handover[i];
-        if (r && !strncmp(r, kind, kl) && (r[kl] == ' ' || r[kl] == '\0') && n < max) {
-            out[n++] = r;
-            rt->handover[i] = NULL;
-        }
-    }
+    char *r;
+    while (n < max && (r = sv_rt_take_handover_next(rt, kind)) != NULL)
+        out[n++] = r;
     return n;
 }
 
@@ -158,10 +205,16 @@ void sv_rt_reopen_logs(const sv_runtime_t *rt)
 
 static int check_only(sv_runtime_t *rt)
 {
+    sv_diag_t diag = {{0}};
     if (sv_rt_load_app(rt) < 0)
         return SV_ECONFIG;
-    /* a hot restart's preflight: the new image will init the app itself (single mode, preload) */
+    /* a hot restart's preflight (SERVAL_CHECK_INIT set) runs while the old image holds the binds */
     const char *with_init = getenv("SERVAL_CHECK_INIT");
+    if (!with_init && sv_config_check_binds(&rt->cfg, &diag) < 0) {
+        fprintf(stderr, "%s\n", diag.msg);
+        return SV_ECONFIG;
+    }
+    /* a hot restart's preflight: the new image will init the app itself (single mode, preload) */
     if (with_init && !strcmp(with_init, "1")) {
         char err[600];
         sv_rt_set_context(rt, SERVAL_ROLE_SINGLE, -1, 0);
@@ -208,11 +261,24 @@ int sv_rt_init(sv_runtime_t *rt, int argc, char **argv)
         printf("serval %s\n", SERVAL_VERSION);
         return 1;
     }
+    if (rt->cfg.print_config) {
+        sv_buf_t b = SV_BUF_INIT;
+        sv_json_t w;
+        sv_json_init(&w, &b);
+        sv_config_to_json(&rt->cfg, &w);
+        printf("%s\n", b.data ? b.data : "{}");
+        sv_buf_free(&b);
+        return 1;
+    }
     if (rt->cfg.directory && chdir(rt->cfg.directory) < 0) {
         fprintf(stderr, "serval: cannot change to directory '%s': %s\n", rt->cfg.directory, strerror(errno));
         return SV_ECONFIG;
     }
     set_restart_dir(rt, startup_cwd);
+    if (sv_config_check_paths(&rt->cfg, &diag) < 0) {
+        fprintf(stderr, "%s\n", diag.msg);
+        return SV_ECONFIG;
+    }
     if (rt->cfg.check_only)
         return check_only(rt);
     const char *debug = getenv("SERVAL_DEBUG");
@@ -350,14 +416,11 @@ void sv_rt_write_pidfile(const sv_runtime_t *rt)
 {
     if (!rt->cfg.pidfile)
         return;
-    char tmp[4200], pid[32];
-    snprintf(tmp, sizeof(tmp), "%s.tmp%d", rt->cfg.pidfile, (int)getpid());
+    char pid[32];
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || sv_fd_write_all(fd, pid, strlen(pid)) < 0 || rename(tmp, rt->cfg.pidfile) < 0)
-        sv_log_error("! cannot write pidfile %s: %s", rt->cfg.pidfile, strerror(errno));
-    if (fd >= 0)
-        close(fd);
+    int rc = sv_file_write_atomic(rt->cfg.pidfile, pid, strlen(pid), 0644);
+    if (rc < 0)
+        sv_log_error("! cannot write pidfile %s: %s", rt->cfg.pidfile, sv_strerror(rc));
 }
 
 void sv_rt_remove_pidfile(const sv_runtime_t *rt)
@@ -430,4 +493,23 @@ bool sv_rt_tmp_restart_touched(sv_runtime_t *rt, int64_t now_ms)
     bool touched = rt->tmp_restart_mtime && mt > rt->tmp_restart_mtime;
     rt->tmp_restart_mtime = mt;
     return touched;
+}
+
+void sv_rt_keep_only(const sv_runtime_t *rt, int chan)
+{
+    const int *app;
+    int n_app = sv_app_fds(&app);
+    int *keep = malloc(sizeof(int) * (size_t)(rt->n_listeners + 1 + n_app));
+    if (!keep)
+        return; /* CLOEXEC still guards an exec; nothing better to do in a fresh child */
+    int n = 0;
+    for (int i = 0; i < rt->n_listeners; i++)
+        if (rt->listeners[i].fd >= 0)
+            keep[n++] = rt->listeners[i].fd;
+    if (chan >= 0)
+        keep[n++] = chan;
+    for (int i = 0; i < n_app; i++)
+        keep[n++] = app[i];
+    sv_fd_close_all_except(keep, n);
+    free(keep);
 }

@@ -75,6 +75,41 @@ static void begin_stop(single_t *s, single_state_t next, const char *why)
     sv_server_drain(s->srv);
 }
 
+/*
+ * The one place where an operator's command becomes an action in single
+ * mode, whether it came as a signal (the command table's signal column) or
+ * a control request. Returns the operation id of a restart, else 0.
+ */
+static int act(single_t *s, sv_control_cmd_t cmd, const char *trigger)
+{
+    switch (cmd) {
+    case SV_CMD_STOP: begin_stop(s, S_STOP, trigger); return 0;
+    case SV_CMD_HALT:
+        sv_log("* Stopping immediately!");
+        sv_state_remove(s->rt);
+        sv_rt_remove_pidfile(s->rt);
+        sv_control_close(s->control, true);
+        sv_rt_close_listeners(s->rt, true);
+        _exit(0);
+    case SV_CMD_PHASED_RESTART:
+        if (strcmp(trigger, "control") != 0)
+            sv_log("* phased-restart called but not available in single mode, restarting normally.");
+        return request_restart(s, trigger);
+    case SV_CMD_RESTART: return request_restart(s, trigger);
+    case SV_CMD_INFO:
+        sv_state_log_backtrace("main");
+        sv_server_dump_threads(s->srv);
+        return 0;
+    case SV_CMD_REOPEN_LOG:
+        if (s->rt->cfg.stdout_redirect || s->rt->cfg.stderr_redirect)
+            sv_rt_reopen_logs(s->rt);
+        else
+            begin_stop(s, S_STOP, trigger); /* Puma: HUP without a log file stops */
+        return 0;
+    default: return 0; /* refork, TTIN, TTOU: cluster only */
+    }
+}
+
 static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
 {
     single_t *s = arg;
@@ -82,38 +117,17 @@ static void on_signal_cb(sv_loop_t *loop, int fd, short revents, void *arg)
     int n = sv_sig_drain(sigs, 64);
     (void)loop, (void)fd, (void)revents;
     for (int i = 0; i < n; i++) {
-        switch (sigs[i]) {
-        case SIGTERM:
-        case SIGINT:
-            begin_stop(s, S_STOP, "signal");
-            break;
-        case SIGQUIT:
-            sv_log("* Stopping immediately!");
-            sv_state_remove(s->rt);
-            sv_rt_remove_pidfile(s->rt);
-            sv_control_close(s->control, true);
-            sv_rt_close_listeners(s->rt, true);
-            _exit(0);
-        case SIGUSR1:
-            sv_log("* phased-restart called but not available in single mode, restarting normally.");
-            request_restart(s, "SIGUSR1");
-            break;
-        case SIGUSR2:
-            request_restart(s, "SIGUSR2");
-            break;
-        case SIGPWR:
-            sv_state_log_backtrace("main");
-            sv_server_dump_threads(s->srv);
-            break;
-        case SIGHUP:
-            if (s->rt->cfg.stdout_redirect || s->rt->cfg.stderr_redirect)
-                sv_rt_reopen_logs(s->rt);
-            else
-                begin_stop(s, S_STOP, "SIGHUP");
-            break;
-        default:
-            break;
-        }
+        const sv_command_t *c = sv_command_by_signal(sigs[i]);
+        if (!c)
+            continue;
+        char trigger[16];
+        if (c->cmd == SV_CMD_STOP)
+            snprintf(trigger, sizeof(trigger), "signal");
+        else if (c->cmd == SV_CMD_REOPEN_LOG)
+            snprintf(trigger, sizeof(trigger), "SIGHUP");
+        else
+            snprintf(trigger, sizeof(trigger), "SIG%s", sv_sig_name(sigs[i]));
+        act(s, c->cmd, trigger);
     }
 }
 
@@ -122,15 +136,13 @@ static int control_cb(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
 {
     single_t *s = arg;
     switch (cmd) {
-    case SV_CMD_STOP:
-        begin_stop(s, S_STOP, "control");
-        return 200;
+    case SV_CMD_STOP: act(s, cmd, "control"); return 200;
     case SV_CMD_HALT:
-        sv_sig_post(SIGQUIT);
+        sv_sig_post(SIGQUIT); /* after this answer is sent: the loop acts on it */
         return 200;
     case SV_CMD_RESTART:
     case SV_CMD_PHASED_RESTART:
-        *op_id = request_restart(s, "control");
+        *op_id = act(s, cmd, "control");
         return 200;
     case SV_CMD_REFORK:
         sv_buf_puts(out, "{ \"error\": \"refork not available\" }");
@@ -222,6 +234,7 @@ static void setup_signals(single_t *s)
     sv_sig_ignore(SIGTTOU);
     sv_sig_ignore(SIGURG);
     sv_loop_watch(s->loop, sv_sig_fd(), POLLIN, on_signal_cb, s);
+    sv_sig_ready(); /* after a hot restart: what arrived during the exec is in the pipe now */
 }
 
 int sv_single_run(sv_runtime_t *rt)

@@ -8,13 +8,18 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "os/chan.h"
 #include "os/backtrace.h"
 #include "os/fd.h"
+#include "os/file.h"
 #include "os/listen.h"
+
+_Static_assert(SV_CONTROL_TOKEN_MAX < SV_CONTROL_TOKEN_BYTES, "a configured token fits the control server");
+_Static_assert(SV_CONTROL_TOKEN_MAX < sizeof(((sv_runtime_t *)0)->control_token), "and the runtime");
 
 void sv_state_write(const sv_runtime_t *rt)
 {
@@ -32,13 +37,10 @@ void sv_state_write(const sv_runtime_t *rt)
             sv_buf_printf(&b, "control_auth_token: %s\n", rt->control_token);
     }
     sv_buf_printf(&b, "running_from: \"%s\"\n", cwd);
-    char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0 || sv_fd_write_all(fd, b.data, b.len) < 0 || rename(tmp, path) < 0)
-        sv_log_error("! cannot write state file %s", path);
-    if (fd >= 0)
-        close(fd);
+    /* the token is a secret: only the owner reads a state file that holds one */
+    int rc = sv_file_write_atomic(path, b.data, b.len, rt->control_token[0] ? 0600 : 0640);
+    if (rc < 0)
+        sv_log_error("! cannot write state file %s: %s", path, sv_strerror(rc));
     sv_buf_free(&b);
 }
 
@@ -70,7 +72,8 @@ sv_control_t *sv_state_control_open(sv_runtime_t *rt, sv_loop_t *loop, sv_contro
     }
     if (!rt->cfg.control_url)
         return NULL;
-    sv_control_opts_t o = {.url = rt->cfg.control_url, .inherited_fd = -1};
+    sv_control_opts_t o = {.url = rt->cfg.control_url, .inherited_fd = -1, .data_only = rt->cfg.control_data_only,
+                           .data_url = rt->cfg.control_data_url};
     char handed_token[128] = "";
     if (rec) {
         o.inherited_fd = (int)sv_msg_int(rec, "fd", -1);
@@ -94,7 +97,9 @@ sv_control_t *sv_state_control_open(sv_runtime_t *rt, sv_loop_t *loop, sv_contro
         *failed = true;
         return NULL;
     }
-    sv_log("* Starting control server on %s", sv_control_display(c));
+    sv_log("* Starting control server on %s%s", sv_control_display(c), o.data_only ? " (data_only)" : "");
+    if (sv_control_data_display(c))
+        sv_log("* Starting data-only control server on %s", sv_control_data_display(c));
     return c;
 }
 

@@ -12,7 +12,7 @@
 #include "core/buf.h"
 #include "server/server.h"
 
-/* Write the state file if state_path is set (atomically; mode 0640). */
+/* Write the state file if state_path is set (sv_file_write_atomic; mode 0600 when it holds the token, else 0640). */
 void sv_state_write(const sv_runtime_t *rt);
 void sv_state_remove(const sv_runtime_t *rt);
 /*

@@ -1,3 +1,8 @@
+/*
+ * worker.c: a cluster worker's main thread: boot (app, on_worker_boot,
+ * serving threads), then a loop over its self-pipe and its channel to the
+ * master (check-ins, stop, make-mold), until its drain is done.
+ */
 #include "cluster/worker.h"
 
 #include <errno.h>
@@ -9,6 +14,7 @@
 
 #include "cluster/mold.h"
 #include "cluster/state.h"
+#include "cluster/proto.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "os/chan.h"
@@ -30,12 +36,12 @@ typedef struct worker {
 
 static void fail_boot(worker_t *w, const char *reason)
 {
-    char msg[SV_CHAN_MSG_MAX];
-    snprintf(msg, sizeof(msg), "boot-failed");
-    sv_msg_put_int(msg, sizeof(msg), "pid", getpid());
-    sv_msg_put_int(msg, sizeof(msg), "index", w->a->index);
-    sv_msg_put(msg, sizeof(msg), "reason", reason);
-    sv_chan_send(w->chan, msg, -1, 1000);
+    sv_proto_msg_t msg;
+    sv_proto_new(&msg, SV_PROTO_BOOT_FAILED);
+    sv_proto_int(&msg, "pid", getpid());
+    sv_proto_int(&msg, "index", w->a->index);
+    sv_proto_str(&msg, "reason", reason);
+    sv_proto_send(w->chan, &msg, -1, 1000);
     sv_log_error("! Unable to start worker %d: %s", w->a->index, reason);
     exit(1);
 }
@@ -89,9 +95,9 @@ void sv_worker_status_msg(sv_server_t *srv, char *buf, size_t cap)
     sv_server_stats_t st;
     sv_server_stats(srv, &st);
     snprintf(buf, cap,
-             "ping pid=%d backlog=%d running=%d pool_capacity=%d busy_threads=%d max_threads=%d "
+             "%s pid=%d backlog=%d running=%d pool_capacity=%d busy_threads=%d max_threads=%d "
              "requests_count=%llu connections=%d reactor_max=%d app_ms=%llu",
-             (int)getpid(), st.backlog, st.running, st.pool_capacity, st.busy_threads, st.max_threads,
+             sv_proto_name(SV_PROTO_PING), (int)getpid(), st.backlog, st.running, st.pool_capacity, st.busy_threads, st.max_threads,
              (unsigned long long)st.requests_count, st.connections, st.connections_max,
              (unsigned long long)(st.app_ns_total / 1000000));
 }
@@ -125,7 +131,7 @@ static void begin_stop(worker_t *w, const char *why)
 
 static void on_master_msg(worker_t *w)
 {
-    char msg[SV_CHAN_MSG_MAX], verb[32];
+    char msg[SV_CHAN_MSG_MAX];
     int fd;
     for (;;) {
         int n = sv_chan_recv(w->chan, msg, sizeof(msg), &fd);
@@ -138,10 +144,10 @@ static void on_master_msg(worker_t *w)
             begin_stop(w, "master gone");
             return;
         }
-        sv_msg_verb(msg, verb, sizeof(verb));
-        if (!strcmp(verb, "stop"))
+        sv_proto_verb_t v = sv_proto_verb(msg);
+        if (v == SV_PROTO_STOP)
             begin_stop(w, "told by master");
-        else if (!strcmp(verb, "make-mold") && w->a->fork_worker && !w->stopping)
+        else if (v == SV_PROTO_MAKE_MOLD && w->a->fork_worker && !w->stopping)
             sv_mold_fork_from_worker(w->a, w->srv, msg, fd);
         else if (fd >= 0)
             close(fd);
@@ -156,7 +162,7 @@ static void on_signals(worker_t *w)
         switch (sigs[i]) {
         case SIGTERM:
             /* not from the master (it uses the channel): tell it, so it does not count a crash */
-            sv_chan_sendf(w->chan, "stopping pid=%d", (int)getpid());
+            sv_proto_sendf(w->chan, SV_PROTO_STOPPING, " pid=%d", (int)getpid());
             begin_stop(w, "SIGTERM");
             break;
         case SIGQUIT:
@@ -183,8 +189,8 @@ static void report_app_timeouts(worker_t *w)
     uint64_t n = sv_server_app_timeouts(w->srv);
     if (n == w->app_timeouts)
         return;
-    sv_chan_sendf(w->chan, "app-timeout pid=%d index=%d new=%llu", (int)getpid(), w->a->index,
-                  (unsigned long long)(n - w->app_timeouts));
+    sv_proto_sendf(w->chan, SV_PROTO_APP_TIMEOUT, " pid=%d index=%d new=%llu", (int)getpid(), w->a->index,
+                   (unsigned long long)(n - w->app_timeouts));
     w->app_timeouts = n;
 }
 
@@ -244,13 +250,14 @@ _Noreturn void sv_worker_main(const sv_worker_args_t *a)
     sv_proc_set_title("serval: cluster worker %d: %d [%s]", a->index, a->master_pid,
                       sv_rt_tag(a->rt, tag, sizeof(tag)));
     setup_signals();
-    sv_chan_sendf(w.chan, "hello pid=%d index=%d phase=%u gen=%u", (int)getpid(), a->index, a->phase, a->generation);
+    sv_proto_sendf(w.chan, SV_PROTO_HELLO, " pid=%d index=%d phase=%u gen=%u", (int)getpid(), a->index, a->phase,
+                   a->generation);
     load_app(&w);
     if (sv_app_hook(&a->rt->app, SV_HOOK_ON_WORKER_BOOT, a->index) < 0)
         fail_boot(&w, "on_worker_boot failed");
     start_server(&w);
-    sv_chan_sendf(w.chan, "booted pid=%d index=%d phase=%u boot_ms=%lld", (int)getpid(), a->index, a->phase,
-                  (long long)(sv_now_ms() - w.boot_started_ms));
+    sv_proto_sendf(w.chan, SV_PROTO_BOOTED, " pid=%d index=%d phase=%u boot_ms=%lld", (int)getpid(), a->index,
+                   a->phase, (long long)(sv_now_ms() - w.boot_started_ms));
     w.next_ping_ms = 0;
     serve(&w);
     int stuck = sv_server_shutdown(w.srv, 1000);

@@ -35,6 +35,8 @@ typedef struct cli {
     const char *env_flag; /* -e, which also picks config/puma/<env>.rb */
     bool no_config;
     bool check;
+    bool strict;
+    bool print_config;
     bool binds_seen;
     bool have_app;
     sv_config_action_t action;
@@ -164,6 +166,18 @@ static int on_check(cli_t *cli, const flag_t *f, const char *spelled, const char
     return 0;
 }
 
+static int on_strict(cli_t *cli, const flag_t *f, const char *spelled, const char *val)
+{
+    cli->strict = true;
+    return 0;
+}
+
+static int on_print_config(cli_t *cli, const flag_t *f, const char *spelled, const char *val)
+{
+    cli->print_config = true;
+    return 0;
+}
+
 static int on_help(cli_t *cli, const flag_t *f, const char *spelled, const char *val)
 {
     cli->action = SV_CONFIG_HELP;
@@ -191,6 +205,12 @@ static const flag_t flags[] = {
     {0, "control-url", ARG_REQ, "URI", "control_url", on_value, "start the control server here"},
     {0, "control-token", ARG_REQ, "T", "control_token", on_value,
      "the control server's token (random when not given; none = no token)"},
+    {0, "control-data-url", ARG_REQ, "URI", "control_data_url", on_value,
+     "a second control listener serving only read-only endpoints, without token"},
+    {0, "control-data-only", ARG_NONE, NULL, "control_data_only", on_switch,
+     "the control server serves only read-only endpoints (stats, metrics, health)"},
+    {0, "control-allow-remote", ARG_NONE, NULL, "control_allow_remote", on_switch,
+     "allow a token-less control server on a non-loopback address"},
     {'S', "state", ARG_REQ, "PATH", "state_path", on_value, "state file"},
     {0, "pidfile", ARG_REQ, "PATH", "pidfile", on_value, "pid file"},
     {'e', "environment", ARG_REQ, "ENV", "environment", on_environment, "the app's environment"},
@@ -201,7 +221,10 @@ static const flag_t flags[] = {
     {0, "redirect-stderr", ARG_REQ, "PATH", "redirect_stderr", on_value, "send stderr to this file"},
     {0, "redirect-append", ARG_NONE, NULL, "redirect_append", on_switch, "append to those files"},
     {0, "no-redirect-append", ARG_NONE, NULL, "redirect_append", on_no_redirect_append, "truncate them"},
-    {0, "check", ARG_NONE, NULL, NULL, on_check, "check the configuration and exit"},
+    {0, "check", ARG_NONE, NULL, NULL, on_check, "check the configuration, paths and binds, and exit"},
+    {0, "strict", ARG_NONE, NULL, NULL, on_strict, "every config warning is an error (with --check: exit 1)"},
+    {0, "print-config", ARG_NONE, NULL, NULL, on_print_config,
+     "print the effective configuration as JSON and exit (binds are not tried)"},
     {'V', "version", ARG_NONE, NULL, NULL, on_version, "print the version and exit"},
     {'h', "help", ARG_NONE, NULL, NULL, on_help, "print this help and exit"},
 };
@@ -463,6 +486,20 @@ static int load_file(sv_config_t *c, const cli_t *cli, sv_diag_t *diag)
 
 /* ---- the pipeline ---------------------------------------------------- */
 
+/* Warnings go to stderr as they are; under --strict they stop the load. */
+static int report_warnings(const sv_config_t *c, sv_diag_t *diag)
+{
+    if (!c->warnings)
+        return 0;
+    fputs(c->warnings, stderr);
+    fflush(stderr);
+    if (!c->strict)
+        return 0;
+    if (c->n_warnings == 1)
+        return sv_cfg_diag(diag, "serval: --strict: the warning above is an error");
+    return sv_cfg_diag(diag, "serval: --strict: the %d warnings above are errors", c->n_warnings);
+}
+
 int sv_config_load(sv_config_t *c, int argc, char **argv, sv_config_action_t *action, sv_diag_t *diag)
 {
     cli_t cli = {.diag = diag};
@@ -483,7 +520,11 @@ int sv_config_load(sv_config_t *c, int argc, char **argv, sv_config_action_t *ac
     if (port && c->n_binds == 0 && (rc = apply_env(c, "PORT", "port", port, diag)))
         goto done;
     c->check_only = cli.check;
+    c->strict = cli.strict;
+    c->print_config = cli.print_config;
     rc = sv_config_validate(c, diag);
+    if (rc == 0)
+        rc = report_warnings(c, diag);
 done:
     for (int i = 0; i < cli.nrecs; i++)
         free(cli.recs[i].args);

@@ -27,6 +27,8 @@
 #include "core/json.h"
 
 #define SV_CONFIG_MAX_BINDS 16
+/* The longest control token (bytes); a longer one is a config error, never cut. */
+#define SV_CONTROL_TOKEN_MAX 127
 #define SV_CONFIG_MAX_THRESHOLDS 16
 #define SV_DIAG_MAX 512
 
@@ -62,10 +64,13 @@ typedef struct sv_config {
     char *environment;     /* environment / -e; default from APP_ENV, RACK_ENV, else "development" */
     char *tag;             /* tag / --tag; NULL = basename of the directory */
 
-    /* Control, state */
+    /* Control, state (docs/control.md); a token is at most SV_CONTROL_TOKEN_MAX bytes */
     char *control_url;     /* activate_control_app URL, { auth_token: T, no_token: true } / --control-url */
     char *control_token;   /* NULL = generate a random one at boot */
     bool control_no_token; /* no_token: true -> no authentication */
+    bool control_data_only; /* data_only: true -> read-only endpoints only */
+    bool control_allow_remote; /* allow_remote: true -> token-less full control app on any address */
+    char *control_data_url; /* data_url: URL / --control-data-url: a second, data_only listener */
     char *state_path;      /* state_path / -S */
     char *pidfile;         /* pidfile / --pidfile */
 
@@ -117,6 +122,12 @@ typedef struct sv_config {
 
     /* Process-only flags (never in a config file) */
     bool check_only;             /* --check: validate and exit */
+    bool strict;                 /* --strict: every warning is an error */
+    bool print_config;           /* --print-config: print the effective config as JSON and exit */
+
+    /* What the config asks for that serval does not do: "file:line: warning: ...\n" lines */
+    char *warnings;              /* NULL when none */
+    int n_warnings;
 } sv_config_t;
 
 /* What main() should do after sv_config_load. */
@@ -126,6 +137,16 @@ typedef enum sv_config_action {
     SV_CONFIG_VERSION = 2, /* -V: print the version, exit 0 */
 } sv_config_action_t;
 
+/*
+ * Checks that the paths the config names can be used, after the directory
+ * change: pidfile, state_path and the log redirects can be written (the file,
+ * or a new file in its directory), the app file can be read. With try_binds,
+ * also that every bind can be bound now (a taken port is an error); the
+ * sockets are closed again. Returns 0 or SV_ECONFIG with one line in diag.
+ */
+int sv_config_check_paths(const sv_config_t *c, sv_diag_t *diag);
+int sv_config_check_binds(const sv_config_t *c, sv_diag_t *diag);
+
 /* Fill every field with its default (no env, no file). */
 void sv_config_defaults(sv_config_t *c);
 
@@ -134,6 +155,8 @@ void sv_config_defaults(sv_config_t *c);
  * file (-C PATH, else config/puma/<env>.rb or config/puma.rb in the cwd if
  * present, unless --no-config), then the flags in argv (argv[0] is the
  * program). Sets *action. Returns 0 or SV_ECONFIG with diag set.
+ * Warnings (c->warnings) are written to stderr, one line each; with
+ * --strict any warning makes the load fail.
  */
 int sv_config_load(sv_config_t *c, int argc, char **argv, sv_config_action_t *action, sv_diag_t *diag);
 

@@ -61,8 +61,9 @@ int sv_cfg_value_copy(sv_value_t *dst, const sv_value_t *src)
         if (!dst->pairs)
             goto fail;
         for (int i = 0; i < src->npairs; i++, dst->npairs++) {
-            dst->pairs[i].key = strdup(src->pairs[i].key);
-            if (!dst->pairs[i].key || sv_cfg_value_copy(&dst->pairs[i].val, &src->pairs[i].val) < 0) {
+            dst->pairs[i].key = src->pairs[i].key ? strdup(src->pairs[i].key) : NULL;
+            if ((src->pairs[i].key && !dst->pairs[i].key) ||
+                sv_cfg_value_copy(&dst->pairs[i].val, &src->pairs[i].val) < 0) {
                 free(dst->pairs[i].key);
                 goto fail;
             }
@@ -91,6 +92,8 @@ void sv_cfg_value_inspect(const sv_value_t *v, char *out, size_t cap)
     case SV_V_FLOAT: fmt_float(v->f, out, cap); break;
     case SV_V_SYM: snprintf(out, cap, ":%s", v->s); break;
     case SV_V_HASH: snprintf(out, cap, "a hash"); break;
+    case SV_V_ARRAY: snprintf(out, cap, "an array"); break;
+    case SV_V_RANGE: snprintf(out, cap, "a range"); break;
     case SV_V_STR: {
         sv_buf_t b = SV_BUF_INIT;
         if (sv_json_escape(&b, v->s, strlen(v->s)) == 0)
@@ -363,6 +366,26 @@ int sv_cfg_fail(const sv_site_t *s, const char *fmt, ...)
     return sv_cfg_diag(s->diag, "%.*s: %.*s", SV_DIAG_MAX / 4, s->where, SV_DIAG_MAX / 2, msg);
 }
 
+void sv_cfg_warn(sv_config_t *c, const char *where, const char *fmt, ...)
+{
+    char msg[SV_DIAG_MAX];
+    sv_diag_t line = {{0}};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    sv_cfg_diag(&line, "%.*s: warning: %.*s", SV_DIAG_MAX / 4, where, SV_DIAG_MAX / 2, msg);
+    size_t have = c->warnings ? strlen(c->warnings) : 0, add = strlen(line.msg);
+    char *w = realloc(c->warnings, have + add + 2);
+    if (!w)
+        return; /* a warning lost to a failed allocation at boot; the config itself is intact */
+    memcpy(w + have, line.msg, add);
+    w[have + add] = '\n';
+    w[have + add + 1] = '\0';
+    c->warnings = w;
+    c->n_warnings++;
+}
+
 static int oom(const sv_site_t *s)
 {
     return sv_cfg_fail(s, "out of memory");
@@ -391,11 +414,18 @@ static int want_nargs(const sv_directive_t *d, int n, int lo, int hi, const sv_s
     return sv_cfg_fail(s, "%s expects at most %d argument%s, got %d", d->name, hi, hi == 1 ? "" : "s", n);
 }
 
-/* ENV values are strings, so "8080" counts as a whole number. */
+/*
+ * ENV values are strings, so "8080" counts as a whole number; so does a
+ * whole Float (Concurrent.available_processor_count returns 2.0).
+ */
 static int want_int(const sv_directive_t *d, const sv_value_t *v, const sv_site_t *s, int64_t *out)
 {
     if (v->type == SV_V_INT) {
         *out = v->i;
+        return 0;
+    }
+    if (v->type == SV_V_FLOAT && isfinite(v->f) && fabs(v->f) < 9e15 && v->f == floor(v->f)) {
+        *out = (int64_t)v->f;
         return 0;
     }
     if (v->type == SV_V_STR && sv_cfg_parse_whole(v->s, out) == 0)
@@ -571,7 +601,16 @@ static int set_workers(sv_config_t *c, const sv_directive_t *d, const sv_value_t
         c->workers = cpus > (int)d->hi ? (int)d->hi : cpus;
         return 0;
     }
-    if (a[0].type != SV_V_INT && !(a[0].type == SV_V_STR && sv_cfg_parse_whole(a[0].s, &(int64_t){0}) == 0))
+    /* a CPU quota makes Concurrent.available_processor_count fractional: Puma takes count.to_i */
+    if (a[0].type == SV_V_FLOAT && isfinite(a[0].f) && a[0].f >= 1 && a[0].f <= d->hi && a[0].f != floor(a[0].f)) {
+        sv_value_t whole = {.type = SV_V_INT, .i = (int64_t)a[0].f};
+        char shown[48];
+        fmt_num(a[0].f, shown, sizeof(shown));
+        sv_cfg_warn(c, s->where, "workers %s taken as %lld, as Puma does (count.to_i)", shown, (long long)whole.i);
+        return set_int(c, d, &whole, 1, s);
+    }
+    if (a[0].type != SV_V_INT && !(a[0].type == SV_V_FLOAT && a[0].f == floor(a[0].f)) &&
+        !(a[0].type == SV_V_STR && sv_cfg_parse_whole(a[0].s, &(int64_t){0}) == 0))
         return type_error(d, &a[0], s->raw ? "a whole number" : "a whole number or :auto", s);
     return set_int(c, d, a, n, s);
 }
@@ -679,10 +718,33 @@ static int set_fork_worker(sv_config_t *c, const sv_directive_t *d, const sv_val
     return 0;
 }
 
+/*
+ * A token travels unencoded in ?token=T and in the state file's YAML: it is
+ * printable ASCII without space, '&', ';', '#', '%', '"', '\\' and at most
+ * SV_CONTROL_TOKEN_MAX bytes. Nothing is ever cut silently.
+ */
+static int check_token(const char *token, const sv_site_t *s)
+{
+    size_t n = strlen(token);
+    if (n > SV_CONTROL_TOKEN_MAX)
+        return sv_cfg_fail(s, "control token is %zu bytes, the most is %d (hint: 32 random hex characters "
+                              "are plenty; omit the token and serval makes one)", n, SV_CONTROL_TOKEN_MAX);
+    for (const char *p = token; *p; p++)
+        if (*p <= ' ' || *p > '~' || strchr("&;#%\"\\", *p))
+            return sv_cfg_fail(s, "control token has a character that cannot travel in ?token= unencoded "
+                                  "(position %zu; hint: use letters, digits and -._~)", (size_t)(p - token) + 1);
+    return 0;
+}
+
 /* "" and "none" mean no authentication, as in Puma. */
 static int store_token(sv_config_t *c, const char *token, const sv_site_t *s)
 {
     c->control_no_token = token && (!token[0] || !strcmp(token, "none"));
+    if (token && !c->control_no_token) {
+        int rc = check_token(token, s);
+        if (rc)
+            return rc;
+    }
     return replace_str(&c->control_token, c->control_no_token ? NULL : token, s);
 }
 
@@ -703,6 +765,9 @@ static int check_control_url(const char *url, const sv_site_t *s)
 typedef struct control_opts {
     const char *token;
     bool no_token;
+    bool data_only;
+    bool allow_remote;
+    const char *data_url;
 } control_opts_t;
 
 static int control_options(const sv_directive_t *d, const sv_value_t *h, control_opts_t *o, const sv_site_t *s)
@@ -718,9 +783,15 @@ static int control_options(const sv_directive_t *d, const sv_value_t *h, control
                                                    v, s, &o->token);
         else if (!strcmp(k, "no_token"))
             rc = want_bool(&(sv_directive_t){.name = "no_token"}, v, s, &o->no_token);
-        else if (strcmp(k, "data_only") && strcmp(k, "umask"))
+        else if (!strcmp(k, "data_only"))
+            rc = want_bool(&(sv_directive_t){.name = "data_only"}, v, s, &o->data_only);
+        else if (!strcmp(k, "allow_remote"))
+            rc = want_bool(&(sv_directive_t){.name = "allow_remote"}, v, s, &o->allow_remote);
+        else if (!strcmp(k, "data_url"))
+            rc = v->type == SV_V_NIL ? 0 : want_str(&(sv_directive_t){.name = "data_url"}, v, s, &o->data_url);
+        else if (strcmp(k, "umask"))
             rc = sv_cfg_fail(s, "activate_control_app: unknown option '%s' (known: auth_token, no_token, "
-                                "data_only, umask)", k);
+                                "data_only, data_url, allow_remote, umask)", k);
         if (rc)
             return rc;
     }
@@ -730,7 +801,7 @@ static int control_options(const sv_directive_t *d, const sv_value_t *h, control
 static int set_control(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n, const sv_site_t *s)
 {
     const char *url = "auto";
-    control_opts_t o = {NULL, false};
+    control_opts_t o = {NULL, false, false, false, NULL};
     int rc = want_nargs(d, n, 0, 2, s);
     if (rc == 0 && n >= 1)
         rc = want_str(d, &a[0], s, &url);
@@ -738,11 +809,29 @@ static int set_control(sv_config_t *c, const sv_directive_t *d, const sv_value_t
         rc = control_options(d, &a[1], &o, s);
     if (rc == 0)
         rc = check_control_url(url, s);
+    if (rc == 0 && o.data_url)
+        rc = check_control_url(o.data_url, s);
     if (rc == 0)
         rc = replace_str(&c->control_url, url, s);
     if (rc == 0)
+        rc = replace_str(&c->control_data_url, o.data_url, s);
+    if (rc == 0)
         rc = store_token(c, o.no_token ? "none" : o.token, s);
+    c->control_data_only = o.data_only;
+    c->control_allow_remote = o.allow_remote;
     return rc;
+}
+
+static int set_control_data_url(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
+                                const sv_site_t *s)
+{
+    const char *url = NULL;
+    int rc = want_nargs(d, n, 1, 1, s);
+    if (rc == 0)
+        rc = want_str(d, &a[0], s, &url);
+    if (rc == 0)
+        rc = check_control_url(url, s);
+    return rc ? rc : replace_str(&c->control_data_url, url, s);
 }
 
 static int set_control_url(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
@@ -899,10 +988,74 @@ static int set_plugin(sv_config_t *c, const sv_directive_t *d, const sv_value_t 
         c->tmp_restart = true;
         return 0;
     }
-    if (v->type == SV_V_SYM || v->type == SV_V_STR)
-        return sv_cfg_fail(s, "plugin :%s is not supported (hint: serval runs no Ruby plugins; "
-                              "only plugin :tmp_restart is built in)", v->s);
+    if (v->type == SV_V_SYM || v->type == SV_V_STR) {
+        sv_cfg_warn(c, s->where, "plugin :%s is a Ruby plugin, which serval cannot run: skipped (hint: only "
+                                 "plugin :tmp_restart is built in; run what the plugin ran as its own service)",
+                    v->s);
+        return 0;
+    }
     return type_error(d, v, "a plugin name such as :tmp_restart", s);
+}
+
+/* ---- Puma directives read for compatibility ---------------------------- */
+
+/*
+ * Each either maps onto what serval does, or warns that the value asked for
+ * is not what serval does; none is silently ignored.
+ */
+static int set_compat_bool(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
+                           const sv_site_t *s)
+{
+    bool v;
+    int rc = get_bool_arg(d, a, n, s, &v);
+    if (rc)
+        return rc;
+    if (!strcmp(d->name, "daemonize")) {
+        if (v)
+            return sv_cfg_fail(s, "daemonize is not supported by serval (hint: it was removed in Puma 5: run "
+                                  "serval in the foreground under systemd or another supervisor)");
+        sv_cfg_warn(c, s->where, "daemonize false does nothing: serval never daemonizes (hint: delete the line)");
+    } else if (!strcmp(d->name, "enable_keep_alives")) {
+        if (!v)
+            c->max_keep_alive = 1; /* one request per connection: keep-alive off */
+    } else if (!strcmp(d->name, "drain_on_shutdown")) {
+        if (!v)
+            sv_cfg_warn(c, s->where, "drain_on_shutdown false is not honoured: serval always finishes the "
+                                     "requests it has accepted on a graceful stop (hint: force_shutdown_after)");
+    } else if (!strcmp(d->name, "raise_exception_on_sigterm")) {
+        if (v)
+            sv_cfg_warn(c, s->where, "raise_exception_on_sigterm true is not honoured: serval exits 0 after a "
+                                     "graceful stop on TERM (hint: delete the line)");
+    } else if (!strcmp(d->name, "queue_requests")) {
+        if (!v)
+            sv_cfg_warn(c, s->where, "queue_requests false is not honoured: serval always reads a request in "
+                                     "its event loop before a thread takes it (hint: delete the line)");
+    }
+    return 0;
+}
+
+/* Puma's request-body limit: serval's max_body_size (nil = unlimited). */
+static int set_content_length_limit(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
+                                    const sv_site_t *s)
+{
+    int64_t v = 0;
+    int rc = want_nargs(d, n, 1, 1, s);
+    if (rc == 0 && a[0].type != SV_V_NIL)
+        rc = want_size(d, &a[0], s, &v);
+    if (rc == 0)
+        rc = check_range(d, d->name, (double)v, 0, NOLIM, s);
+    if (rc == 0)
+        c->max_body_size = v;
+    return rc;
+}
+
+static int set_clear_binds(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
+                           const sv_site_t *s)
+{
+    int rc = want_nargs(d, n, 0, 0, s);
+    if (rc == 0)
+        sv_cfg_clear_binds(c);
+    return rc;
 }
 
 /* ---- values shown in stats ------------------------------------------- */
@@ -961,6 +1114,14 @@ static void show_control(const sv_config_t *c, const sv_directive_t *d, sv_json_
     sv_json_str(w, c->control_url);
     sv_json_key(w, "auth");
     sv_json_str(w, c->control_no_token ? "none" : c->control_token ? "token" : "random");
+    if (c->control_data_only) {
+        sv_json_key(w, "data_only");
+        sv_json_bool(w, true);
+    }
+    if (c->control_data_url) {
+        sv_json_key(w, "data_url");
+        sv_json_str(w, c->control_data_url);
+    }
     sv_json_obj_end(w);
 }
 
@@ -1084,8 +1245,8 @@ static const sv_directive_t table[] = {
      "name shown in the process title"},
     /* control, state */
     {"activate_control_app", set_control, show_control, SV_F_NONE, 0, 0, 0, 0,
-     "\"URL\"[, { auth_token: \"T\", no_token: true }]", "off",
-     "control server for servalctl and pumactl (random token unless given)"},
+     "\"URL\"[, { auth_token: \"T\", no_token: true, data_only: true, data_url: \"URL\" }]", "off",
+     "control server for servalctl and pumactl (random token unless given; docs/control.md)"},
     {"state_path", set_str, show_field, SV_F_STR, F(state_path), 0, 0, 0, "\"PATH\"", "none",
      "state file (YAML) for servalctl/pumactl -S"},
     {"pidfile", set_str, show_field, SV_F_STR, F(pidfile), 0, 0, 0, "\"PATH\"", "none",
@@ -1157,10 +1318,24 @@ static const sv_directive_t table[] = {
      "replace a worker after N requests, up to JITTER fewer at random"},
     {"max_worker_memory", set_int, show_field, SV_F_I64, F(max_worker_memory), 0, NOLIM, SV_D_BYTES, "SIZE",
      "0 (off)", "replace a worker whose PSS grows beyond this"},
+    /* Puma directives read for compatibility (docs/configuration.md has the full list) */
+    {"daemonize", set_compat_bool, NULL, SV_F_NONE, 0, 0, 0, SV_D_COMPAT, "[BOOL]", NULL, NULL},
+    {"enable_keep_alives", set_compat_bool, NULL, SV_F_NONE, 0, 0, 0, SV_D_COMPAT, "[BOOL]", NULL, NULL},
+    {"drain_on_shutdown", set_compat_bool, NULL, SV_F_NONE, 0, 0, 0, SV_D_COMPAT, "[BOOL]", NULL, NULL},
+    {"raise_exception_on_sigterm", set_compat_bool, NULL, SV_F_NONE, 0, 0, 0, SV_D_COMPAT, "[BOOL]", NULL, NULL},
+    {"queue_requests", set_compat_bool, NULL, SV_F_NONE, 0, 0, 0, SV_D_COMPAT, "[BOOL]", NULL, NULL},
+    {"http_content_length_limit", set_content_length_limit, NULL, SV_F_NONE, 0, 0, 0, SV_D_COMPAT | SV_D_BYTES,
+     "SIZE|nil", NULL, NULL},
+    {"clear_binds!", set_clear_binds, NULL, SV_F_NONE, 0, 0, 0, SV_D_COMPAT, "", NULL, NULL},
     /* command-line only */
     {"control_url", set_control_url, NULL, SV_F_NONE, 0, 0, 0, SV_D_HIDDEN, "\"URL\"", NULL, NULL},
     {"control_token", set_control_token, NULL, SV_F_NONE, 0, 0, 0, SV_D_HIDDEN | SV_D_EMPTY_OK, "\"T\"", NULL,
      NULL},
+    {"control_data_url", set_control_data_url, NULL, SV_F_NONE, 0, 0, 0, SV_D_HIDDEN, "\"URL\"", NULL, NULL},
+    {"control_data_only", set_bool, NULL, SV_F_BOOL, F(control_data_only), 0, 0, SV_D_HIDDEN, "[BOOL]", NULL,
+     NULL},
+    {"control_allow_remote", set_bool, NULL, SV_F_BOOL, F(control_allow_remote), 0, 0, SV_D_HIDDEN, "[BOOL]",
+     NULL, NULL},
     {"redirect_stdout", set_str, NULL, SV_F_STR, F(stdout_redirect), 0, 0, SV_D_HIDDEN, "\"PATH\"", NULL,
      NULL},
     {"redirect_stderr", set_str, NULL, SV_F_STR, F(stderr_redirect), 0, 0, SV_D_HIDDEN, "\"PATH\"", NULL,
@@ -1198,29 +1373,61 @@ static const struct {
     {"on_thread_exit", NULL},
 };
 
-/* Known Puma directives serval does not take, each with what to do instead. */
+/* The first rows of unsupported[]: Ruby calls rather than Puma directives. */
+#define RUBY_CALLS 13
+
+/*
+ * Known Puma directives and Ruby calls serval does not take. Each is skipped
+ * with a warning saying why and what to do instead; none is an error, so a
+ * Puma user's file still starts (--strict makes them errors).
+ */
 static const struct {
     const char *name;
     const char *hint;
 } unsupported[] = {
-    {"ssl_bind", "terminate TLS in a proxy and bind serval to tcp://"},
-    {"rackup", "serval loads a shared object: use app \"path.so\""},
-    {"prune_bundler", "Ruby-only, not needed by serval: delete the line"},
-    {"extra_runtime_dependencies", "Ruby-only, not needed by serval: delete the line"},
-    {"lowlevel_error_handler", "serval answers 500 itself when the app fails; handle errors in the app"},
-    {"daemonize", "removed in Puma 5: run serval under systemd or another supervisor"},
-    {"require", "serval cannot load Ruby code"},
-    {"require_relative", "serval cannot load Ruby code"},
+    /* Ruby, not configuration */
+    {"require", "serval cannot load Ruby code: delete the line"},
+    {"require_relative", "serval cannot load Ruby code: delete the line"},
     {"load", "serval reads one config file: pass it with -C"},
+    {"puts", "Ruby output; serval does not run it"}, {"print", "Ruby output; serval does not run it"},
+    {"p", "Ruby output; serval does not run it"}, {"pp", "Ruby output; serval does not run it"},
+    {"warn", "Ruby output; serval does not run it"}, {"sleep", "serval does not run Ruby code"},
+    {"at_exit", "serval does not run Ruby code"}, {"raise", "serval does not run Ruby code: check the "
+                                                            "condition before starting serval"},
+    {"abort", "serval does not run Ruby code"}, {"exit", "serval does not run Ruby code"},
+    /* Ruby-only Puma directives */
+    {"prune_bundler", "Ruby-only, for Bundler; serval does not need it: delete the line"},
+    {"extra_runtime_dependencies", "Ruby-only, for Bundler; serval does not need it: delete the line"},
+    {"rackup", "serval loads a shared object, not a Rack app: use app \"path.so\""},
+    {"lowlevel_error_handler", "serval answers 500 itself when the app fails; handle errors in the app"},
+    {"log_formatter", "it takes a Ruby block; serval writes its own log lines"},
+    {"custom_logger", "it takes a Ruby object; serval writes its own log lines"},
+    {"clean_thread_locals", "Ruby thread locals: serval apps keep per-thread state themselves"},
+    {"io_selector_backend", "nio4r's backend: serval uses epoll"},
+    {"mutate_stdout_and_stderr_to_sync_on_write", "Ruby IO buffering: serval's log writes are unbuffered"},
+    {"silence_fork_callback_warning", "serval has no config-file hooks, so there is nothing to silence"},
+    {"restart_command", "a hot restart re-executes the serval binary"},
     {"single", "serval runs no Ruby at boot; choose the mode with workers N"},
     {"cluster", "serval runs no Ruby at boot; choose the mode with workers N"},
-    {"http_content_length_limit", "use max_body_size"},
-    {"max_fast_inline", "use max_keep_alive"},
-    {"queue_requests", "serval always reads requests in its event loop before handing them to the app"},
-    {"restart_command", "a hot restart re-executes the serval binary"},
-    {"silence_fork_callback_warning", "serval has no config-file hooks, so there is nothing to silence"},
-    {"early_hints", "103 Early Hints are not supported"},
-    {"idle_timeout", "not supported"},
+    {"tcp_mode", "removed in Puma 6; serval speaks HTTP only"},
+    {"tcp_mode!", "removed in Puma 6; serval speaks HTTP only"},
+    {"debug", "set SERVAL_DEBUG=1 in the environment instead"},
+    {"shutdown_debug", "serval has no Ruby thread dump; use servalctl thread-backtraces"},
+    {"rack_url_scheme", "serval apps see the scheme of the listener; there is no Rack env"},
+    {"fiber_per_request", "Ruby fibers: serval runs each request on a thread"},
+    /* Puma features serval does not have */
+    {"max_fast_inline", "serval's event loop hands a connection back after each request; see max_keep_alive"},
+    {"early_hints", "103 Early Hints are not supported by serval"},
+    {"idle_timeout", "serval does not stop itself when idle; use systemd socket activation for that"},
+    {"supported_http_methods", "serval passes every method to the app: reject methods there (501)"},
+    {"state_permission", "not supported by serval yet: the state file is created 0644; set the directory's "
+                         "permissions instead"},
+    /* serval features being built: read as warnings until their rows land in the table */
+    {"ssl_bind", "not supported by serval yet: terminate TLS in a proxy and bind serval to tcp://"},
+    {"set_remote_address", "not supported by serval yet: the app sees the peer address of the connection"},
+    {"app_timeout", "not supported by serval yet"},
+    {"shutdown_delay", "not supported by serval yet"},
+    {"bind_to_activated_sockets", "not supported by serval yet"},
 };
 
 static size_t edit_distance(const char *a, const char *b)
@@ -1264,23 +1471,29 @@ static const char *suggest(const char *name)
     return best;
 }
 
-void sv_cfg_unknown_message(const char *name, char *out, size_t cap)
+int sv_cfg_unknown_message(const char *name, char *out, size_t cap)
 {
     for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
         if (strcmp(name, hooks[i].puma))
             continue;
         if (hooks[i].serval)
-            snprintf(out, cap, "%s takes a Ruby block, which serval cannot run (hint: hooks are C functions "
-                               "of the app: set %s in its serval_app_t, see docs/hooks.md)", name, hooks[i].serval);
+            snprintf(out, cap, "%s takes a Ruby block, which serval cannot run: skipped (hint: hooks are C "
+                               "functions of the app: use the C hook %s in its serval_app_t, see docs/hooks.md)",
+                     name, hooks[i].serval);
         else
-            snprintf(out, cap, "%s takes a Ruby block, which serval cannot run (hint: hooks are C functions "
-                               "of the app, and serval has no %s hook: see docs/hooks.md)", name, name);
-        return;
+            snprintf(out, cap, "%s takes a Ruby block, which serval cannot run: skipped (hint: hooks are C "
+                               "functions of the app, and serval has no %s hook: see docs/hooks.md)", name, name);
+        return 1;
     }
     for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
         if (!strcmp(name, unsupported[i].name)) {
-            snprintf(out, cap, "%s is not supported by serval (hint: %s)", name, unsupported[i].hint);
-            return;
+            if (i < RUBY_CALLS)
+                snprintf(out, cap, "%s is Ruby, which serval cannot run: skipped (hint: %s)", name,
+                         unsupported[i].hint);
+            else
+                snprintf(out, cap, "Puma's %s is not supported by serval: skipped (hint: %s)", name,
+                         unsupported[i].hint);
+            return 1;
         }
     }
     const char *close = suggest(name);
@@ -1288,6 +1501,7 @@ void sv_cfg_unknown_message(const char *name, char *out, size_t cap)
         snprintf(out, cap, "unknown directive '%s' (did you mean '%s'?)", name, close);
     else
         snprintf(out, cap, "unknown directive '%s' (hint: see docs/configuration.md)", name);
+    return 0;
 }
 
 /* ---- lifetime -------------------------------------------------------- */
@@ -1296,6 +1510,7 @@ void sv_cfg_unknown_message(const char *name, char *out, size_t cap)
 static const size_t str_fields[] = {
     F(config_file), F(app_path),      F(directory), F(environment),     F(tag),             F(control_url),
     F(control_token), F(state_path), F(pidfile),   F(stdout_redirect), F(stderr_redirect),
+    F(warnings),       F(control_data_url),
 };
 
 #define NSTR (sizeof(str_fields) / sizeof(str_fields[0]))
@@ -1404,6 +1619,17 @@ static int vfail(const sv_config_t *c, sv_diag_t *diag, const char *fmt, ...)
                        SV_DIAG_MAX / 2, msg);
 }
 
+/* A unix socket or a loopback address (127.0.0.0/8, ::1, localhost). */
+static bool local_url(const char *url)
+{
+    sv_bind_t b;
+    char err[128];
+    if (sv_bind_parse(url, &b, err, sizeof(err)) < 0)
+        return false;
+    return b.kind == SV_BIND_UNIX || !strncmp(b.host, "127.", 4) || !strcmp(b.host, "::1") ||
+           !strcmp(b.host, "localhost");
+}
+
 static int validate_process(const sv_config_t *c, sv_diag_t *diag)
 {
     char a[48], b[48];
@@ -1423,6 +1649,14 @@ static int validate_process(const sv_config_t *c, sv_diag_t *diag)
     if ((c->control_token || c->control_no_token) && !c->control_url)
         return vfail(c, diag, "a control token needs a control server (hint: activate_control_app \"URL\" "
                               "or --control-url URL)");
+    if (c->control_data_url && !c->control_url)
+        return vfail(c, diag, "a data_url needs a control server (hint: activate_control_app \"URL\", "
+                              "{ data_url: \"tcp://0.0.0.0:9294\" }, or a data_only control app alone)");
+    if (c->control_url && c->control_no_token && !c->control_data_only && !c->control_allow_remote &&
+        !local_url(c->control_url))
+        return vfail(c, diag, "control app %.60s has no token and can stop the server: bind loopback or a unix "
+                              "socket (hint: add a token; data_only: true / --control-data-only; allow_remote: "
+                              "true / --control-allow-remote behind a firewall)", c->control_url);
     return 0;
 }
 
@@ -1488,7 +1722,7 @@ void sv_config_print_help(const char *prog)
     printf("\nConfig file directives (config/puma.rb), with their defaults:\n");
     for (size_t i = 0; i < NDIRECTIVES; i++) {
         const sv_directive_t *d = &table[i];
-        if (d->flags & SV_D_HIDDEN)
+        if (d->flags & (SV_D_HIDDEN | SV_D_COMPAT))
             continue;
         char def[96], head[128];
         default_text(d, &defaults, def, sizeof(def));

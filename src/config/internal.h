@@ -28,6 +28,8 @@ typedef enum sv_vtype {
     SV_V_STR,
     SV_V_SYM,
     SV_V_HASH,
+    SV_V_ARRAY, /* elements in pairs, keys NULL */
+    SV_V_RANGE, /* pairs[0]..pairs[1] (NIL: open), b: exclusive (...) */
 } sv_vtype_t;
 
 typedef struct sv_pair sv_pair_t;
@@ -44,7 +46,7 @@ typedef struct sv_value {
 } sv_value_t;
 
 struct sv_pair {
-    char *key; /* symbol or string key, without ':' */
+    char *key; /* symbol or string key, without ':'; NULL in arrays and ranges */
     sv_value_t val;
 };
 
@@ -81,6 +83,11 @@ typedef struct sv_site {
 int sv_cfg_diag(sv_diag_t *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Writes "where: message" into the site's diag; returns SV_ECONFIG. */
 int sv_cfg_fail(const sv_site_t *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Records "where: warning: message" in c->warnings (one line each): something
+ * the config asks for that serval does not do, while startup goes on.
+ */
+void sv_cfg_warn(sv_config_t *c, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 typedef struct sv_directive sv_directive_t;
 
@@ -105,6 +112,7 @@ enum {
     SV_D_BYTES = 1 << 2,    /* an integer field holding a size: SIZE syntax */
     SV_D_EMPTY_OK = 1 << 3, /* a string field that may be "" */
     SV_D_ARG_REQ = 1 << 4,  /* a boolean that needs its argument */
+    SV_D_COMPAT = 1 << 5,   /* a Puma directive read for compatibility: not in --help or JSON */
 };
 
 struct sv_directive {
@@ -123,10 +131,12 @@ struct sv_directive {
 /* The directive named name; hidden ones only when hidden_ok. */
 const sv_directive_t *sv_cfg_lookup(const char *name, bool hidden_ok);
 /*
- * The message for a name that is not a directive: a Puma hook, a known Puma
- * directive serval does not support, or a typo with a suggestion.
+ * The message for a name that is not a directive. Returns 1 for a known
+ * Puma or Ruby name (a hook, a Ruby-only or unsupported Puma directive):
+ * the statement is skipped with the message as a warning. Returns 0 for an
+ * unknown name (a typo: an error, with a suggestion when one is close).
  */
-void sv_cfg_unknown_message(const char *name, char *out, size_t cap);
+int sv_cfg_unknown_message(const char *name, char *out, size_t cap);
 /* A parsed whole number ("12", "1_000", " 7 "); returns 0 or -1. */
 int sv_cfg_parse_whole(const char *s, int64_t *out);
 /* Ruby's String#to_i: the leading integer, 0 without one. */

@@ -1,3 +1,4 @@
+/* commands.c: the one table of operator commands (commands.h): name, control path, signal. */
 #include "control/commands.h"
 
 #include <signal.h>
@@ -36,10 +37,33 @@ const sv_command_t *sv_command_by_name(const char *name)
 
 const sv_command_t *sv_command_by_path(const char *path)
 {
-    const char *last = strrchr(path, '/');
-    last = last ? last : path - 1;
     for (int i = 0; i < SV_CMD_COUNT; i++)
-        if (sv_commands[i].path && !strcmp(sv_commands[i].path + 1, last + 1))
+        if (sv_commands[i].path && !strcmp(sv_commands[i].path, path))
             return &sv_commands[i];
     return NULL;
+}
+
+const sv_command_t *sv_command_by_signal(int sig)
+{
+    if (sig == SIGINT) /* Ctrl-C: the same graceful stop as TERM */
+        sig = SIGTERM;
+    for (int i = 0; i < SV_CMD_COUNT; i++)
+        if (sv_commands[i].signal == sig && sig > 0)
+            return &sv_commands[i];
+    return NULL;
+}
+
+bool sv_command_read_only(sv_control_cmd_t cmd)
+{
+    switch (cmd) {
+    case SV_CMD_STATS:
+    case SV_CMD_GC_STATS:
+    case SV_CMD_METRICS:
+    case SV_CMD_HEALTH:
+    case SV_CMD_READY:
+    case SV_CMD_LIVE:
+        return true;
+    default:
+        return false;
+    }
 }

@@ -45,7 +45,11 @@ extern const sv_command_t sv_commands[SV_CMD_COUNT];
 
 /* By servalctl name, or NULL. */
 const sv_command_t *sv_command_by_name(const char *name);
-/* By the last segment of a control path ("/x/stats" -> stats), or NULL. */
+/* By the signal that asks for it (INT reads as TERM), or NULL. */
+const sv_command_t *sv_command_by_signal(int sig);
+/* By exact control path ("/stats"), or NULL. */
 const sv_command_t *sv_command_by_path(const char *path);
+/* Served by a data_only control app: changes nothing and reveals no secret. */
+bool sv_command_read_only(sv_control_cmd_t cmd);
 
 #endif

@@ -1,6 +1,8 @@
 #include "control/control.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,28 +15,52 @@
 #include "core/time.h"
 #include "os/listen.h"
 
-#define MAX_CLIENTS 64
-#define CLIENT_TIMEOUT_MS 5000
-#define REQUEST_MAX 8192
+#define MAX_CLIENTS SV_CONTROL_CLIENTS
+#define REQUEST_MAX SV_CONTROL_REQUEST_MAX
+#define LOG_EVERY_MS 1000
+
+enum { L_MAIN, L_DATA, L_COUNT };
+
+typedef enum client_state {
+    C_FREE = 0,
+    C_READING, /* waiting for the request head */
+    C_DELAYED, /* a 403 for a bad token, held until release_ms */
+    C_WRITING,
+} client_state_t;
 
 typedef struct client {
     int fd;
+    client_state_t state;
+    int listener;        /* L_MAIN or L_DATA */
+    int64_t accepted_ms; /* eviction order */
     int64_t deadline_ms;
+    int64_t release_ms;  /* C_DELAYED */
+    char peer[64];
     char in[REQUEST_MAX + 1];
     size_t in_len;
     sv_buf_t out;
     size_t out_off;
 } client_t;
 
-struct sv_control {
+typedef struct listener {
     sv_listener_t l;
-    char token[160];
-    bool auth;
+    sv_control_policy_t policy;
+    char display[600];
+} listener_t;
+
+struct sv_control {
+    listener_t ls[L_COUNT];
+    int nls;
+    char token[SV_CONTROL_TOKEN_BYTES];
     sv_loop_t *loop;
     sv_control_cb cb;
     void *arg;
     client_t clients[MAX_CLIENTS];
-    char display[600];
+    /* refused requests since the last log line (rate-limited) */
+    unsigned refused_auth, refused_origin, evicted;
+    int64_t first_ms;    /* the first refusal counted since the last line */
+    int64_t last_log_ms;
+    char last_refused[160];
 };
 
 void sv_control_random_token(char *buf)
@@ -49,29 +75,19 @@ void sv_control_random_token(char *buf)
         snprintf(buf + 2 * i, 3, "%02x", r[i]);
 }
 
-/* Constant-time comparison: the time taken does not depend on where they differ. */
-static bool token_equal(const char *a, size_t alen, const char *b)
+/* One line a second at most, however fast the refusals come. */
+static void log_refusals(sv_control_t *c, int64_t now, bool force)
 {
-    size_t blen = strlen(b);
-    unsigned char diff = (unsigned char)(alen != blen);
-    for (size_t i = 0; i < blen; i++)
-        diff |= (unsigned char)((i < alen ? a[i] : 0) ^ b[i]);
-    return diff == 0;
-}
-
-/* Puma accepts the token among other parameters, separated by & or ;. */
-static bool authorized(const sv_control_t *c, const char *query)
-{
-    if (!c->auth)
-        return true;
-    bool ok = false;
-    for (const char *p = query; p && *p;) {
-        size_t n = strcspn(p, "&;");
-        if (n > 6 && !strncmp(p, "token=", 6))
-            ok |= token_equal(p + 6, n - 6, c->token);
-        p += n + (p[n] ? 1 : 0);
-    }
-    return ok;
+    unsigned total = c->refused_auth + c->refused_origin + c->evicted;
+    if (!total || (!force && now - c->last_log_ms < LOG_EVERY_MS))
+        return;
+    sv_log_error("! control: %u failed authentication(s), %u foreign Host/Origin, %u idle client(s) dropped "
+                 "in %.1fs; last refused: %s",
+                 c->refused_auth, c->refused_origin, c->evicted, (double)(now - c->first_ms) / 1000.0,
+                 c->last_refused[0] ? c->last_refused : "none");
+    c->refused_auth = c->refused_origin = c->evicted = 0;
+    c->last_refused[0] = '\0';
+    c->last_log_ms = now;
 }
 
 static void client_close(sv_control_t *c, client_t *cl)
@@ -81,78 +97,90 @@ static void client_close(sv_control_t *c, client_t *cl)
     sv_loop_unwatch(c->loop, cl->fd);
     close(cl->fd);
     cl->fd = -1;
+    cl->state = C_FREE;
     sv_buf_free(&cl->out);
+}
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
 }
 
 static void respond(client_t *cl, bool http10, int status, const char *ctype, const char *body, size_t len,
                     int op_id)
 {
-    const char *reason = status == 200 ? "OK" : status == 403 ? "Forbidden" : status == 404 ? "Not Found"
-                         : status == 503 ? "Service Unavailable" : status == 400 ? "Bad Request" : "Error";
     sv_buf_printf(&cl->out, "HTTP/1.%d %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", http10 ? 0 : 1,
-                  status, reason, ctype, len);
+                  status, reason_of(status), ctype, len);
     if (op_id > 0)
         sv_buf_printf(&cl->out, "X-Serval-Operation: %d\r\n", op_id);
+    if (status == 405)
+        sv_buf_puts(&cl->out, "Allow: GET\r\n");
     sv_buf_puts(&cl->out, "Connection: close\r\n\r\n");
     sv_buf_append(&cl->out, body, len);
 }
 
-static void json_error(sv_buf_t *b, const char *cmd)
+/* Puma's words: { "error": "refork not available" }, with a reason when there is one. */
+static void json_error(sv_buf_t *b, const char *cmd, const char *why)
 {
     sv_buf_puts(b, "{ \"error\": \"");
     for (const char *p = cmd; *p; p++)
         sv_buf_putc(b, *p == '-' ? '_' : *p);
-    sv_buf_puts(b, " not available\" }");
+    sv_buf_puts(b, " not available");
+    if (why)
+        sv_buf_printf(b, " (%s)", why);
+    sv_buf_puts(b, "\" }");
 }
 
-static void dispatch(sv_control_t *c, client_t *cl, const char *path, const char *query, bool http10)
+static void perform(sv_control_t *c, client_t *cl, const sv_control_req_t *r)
 {
-    if (!authorized(c, query)) {
-        respond(cl, http10, 403, "text/plain", "Invalid auth token", 18, 0);
-        return;
-    }
-    const sv_command_t *cmd = sv_command_by_path(path);
-    if (!cmd) {
-        respond(cl, http10, 404, "text/plain", "Unsupported action", 18, 0);
-        return;
-    }
+    const sv_command_t *cmd = r->cmd;
+    /* the query ends where the request line's target ends: terminate it in place */
+    char *query = cl->in + r->query_off;
+    query[r->query_len] = '\0';
     sv_buf_t body = SV_BUF_INIT;
     int op_id = 0;
     int status = c->cb(c->arg, cmd->cmd, query, &body, &op_id);
     if (status == 404 && body.len == 0)
-        json_error(&body, cmd->name);
+        json_error(&body, cmd->name, NULL);
     if (body.len == 0 && !cmd->returns_data)
         sv_buf_puts(&body, "{ \"status\": \"ok\" }");
     const char *ctype = cmd->cmd == SV_CMD_METRICS ? "text/plain; version=0.0.4" : "application/json";
-    respond(cl, http10, status, ctype, body.data ? body.data : "", body.len, op_id);
+    respond(cl, r->http10, status, ctype, body.data ? body.data : "", body.len, op_id);
     sv_buf_free(&body);
 }
 
-/* "GET /path?query HTTP/1.x" */
-static void handle_request(sv_control_t *c, client_t *cl)
+static void note_refusal(sv_control_t *c, client_t *cl, const sv_control_req_t *r)
 {
-    char *line_end = strstr(cl->in, "\r\n");
-    if (line_end)
-        *line_end = '\0';
-    char *sp1 = strchr(cl->in, ' ');
-    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    if (!sp1 || !sp2 || strncmp(cl->in, "GET", 3) != 0) {
-        respond(cl, true, 400, "text/plain", "Bad Request", 11, 0);
-        return;
-    }
-    *sp2 = '\0';
-    bool http10 = strncmp(sp2 + 1, "HTTP/1.0", 8) == 0;
-    char *path = sp1 + 1;
-    char *q = strchr(path, '?');
-    if (q)
-        *q++ = '\0';
-    dispatch(c, cl, path, q ? q : "", http10);
+    int64_t now = sv_now_ms();
+    if (!c->refused_auth && !c->refused_origin && !c->evicted)
+        c->first_ms = now;
+    if (r->auth_failed)
+        c->refused_auth++;
+    else
+        c->refused_origin++;
+    int tlen = (int)(r->target_len < 60 ? r->target_len : 60);
+    /* the target may hold a guessed token: log the path only */
+    const char *t = cl->in + r->target_off;
+    const char *q = memchr(t, '?', (size_t)tlen);
+    snprintf(c->last_refused, sizeof(c->last_refused), "%s from %s GET %.*s", r->auth_failed ? "bad token" :
+             "foreign Host/Origin", cl->peer, q ? (int)(q - t) : tlen, t);
+    log_refusals(c, now, false);
 }
 
 static void on_client(sv_loop_t *loop, int fd, short revents, void *arg);
 
 static void client_write(sv_control_t *c, client_t *cl)
 {
+    cl->state = C_WRITING;
     while (cl->out_off < cl->out.len) {
         ssize_t n = send(cl->fd, cl->out.data + cl->out_off, cl->out.len - cl->out_off, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
@@ -168,17 +196,55 @@ static void client_write(sv_control_t *c, client_t *cl)
     client_close(c, cl);
 }
 
+/* A complete (or early-failed) request: answer now, or later for a bad token. */
+static void handle_request(sv_control_t *c, client_t *cl, const sv_control_req_t *r)
+{
+    if (r->status == 0) {
+        perform(c, cl, r);
+        client_write(c, cl);
+        return;
+    }
+    if (r->read_only_refused) {
+        sv_buf_t body = SV_BUF_INIT;
+        json_error(&body, r->read_only_refused->name, "data_only: a read-only control server");
+        respond(cl, r->http10, r->status, "application/json", body.data, body.len, 0);
+        sv_buf_free(&body);
+    } else {
+        respond(cl, r->http10, r->status, "text/plain", r->why, strlen(r->why), 0);
+    }
+    if (r->auth_failed || r->foreign)
+        note_refusal(c, cl, r);
+    if (!r->auth_failed) {
+        client_write(c, cl);
+        return;
+    }
+    /* slow down guessing without holding the loop: the tick releases the answer */
+    cl->state = C_DELAYED;
+    cl->release_ms = sv_now_ms() + SV_CONTROL_AUTH_DELAY_MS;
+    sv_loop_events(c->loop, cl->fd, 0);
+}
+
+static client_t *client_of(sv_control_t *c, int fd)
+{
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (c->clients[i].fd == fd)
+            return &c->clients[i];
+    return NULL;
+}
+
 static void on_client(sv_loop_t *loop, int fd, short revents, void *arg)
 {
     sv_control_t *c = arg;
-    client_t *cl = NULL;
-    for (int i = 0; i < MAX_CLIENTS && !cl; i++)
-        if (c->clients[i].fd == fd)
-            cl = &c->clients[i];
+    client_t *cl = client_of(c, fd);
     (void)loop;
     if (!cl)
         return;
-    if (cl->out.len) {
+    if (cl->state == C_DELAYED) { /* only a hang-up wakes a held client: it no longer waits */
+        if (revents & (POLLHUP | POLLERR | POLLNVAL))
+            client_close(c, cl);
+        return;
+    }
+    if (cl->state == C_WRITING) {
         client_write(c, cl);
         return;
     }
@@ -191,11 +257,64 @@ static void on_client(sv_loop_t *loop, int fd, short revents, void *arg)
     }
     cl->in_len += (size_t)n;
     cl->in[cl->in_len] = '\0';
-    if (strstr(cl->in, "\r\n\r\n") || strstr(cl->in, "\n\n")) {
-        handle_request(c, cl);
-        client_write(c, cl);
+    sv_control_req_t r;
+    if (sv_control_request(&c->ls[cl->listener].policy, cl->in, cl->in_len, &r)) {
+        handle_request(c, cl, &r);
     } else if (cl->in_len >= REQUEST_MAX) {
-        client_close(c, cl);
+        respond(cl, true, 431, "text/plain", "Request Header Fields Too Large", 31, 0);
+        client_write(c, cl);
+    }
+}
+
+/*
+ * A slot for a client of listener which: a free one while that listener holds
+ * fewer than its share (all 64 alone, half each beside a data_url listener,
+ * so a flood on the public probe port never takes the operator's slots), or
+ * the slot of the listener's oldest client still waiting for its request head
+ * (idle or trickling), closed. NULL when each of its slots is answering or
+ * holding a delayed 403: then the new client is refused, so that parallel
+ * token guesses stay bounded by the slots and the delay.
+ */
+static client_t *take_slot(sv_control_t *c, int which)
+{
+    client_t *oldest = NULL, *free_slot = NULL;
+    int held = 0, share = MAX_CLIENTS / c->nls;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        client_t *cl = &c->clients[i];
+        if (cl->fd < 0) {
+            free_slot = free_slot ? free_slot : cl;
+            continue;
+        }
+        if (cl->listener != which)
+            continue;
+        held++;
+        if (cl->state == C_READING && (!oldest || cl->accepted_ms < oldest->accepted_ms))
+            oldest = cl;
+    }
+    if (free_slot && held < share)
+        return free_slot;
+    if (oldest) {
+        client_close(c, oldest);
+        if (!c->refused_auth && !c->refused_origin && !c->evicted)
+            c->first_ms = sv_now_ms();
+        c->evicted++;
+    }
+    return oldest;
+}
+
+static void peer_name(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t cap)
+{
+    char a[INET6_ADDRSTRLEN] = "";
+    if (len && ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+        snprintf(out, cap, "%s:%d", a, ntohs(s4->sin_port));
+    } else if (len && ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+        snprintf(out, cap, "[%s]:%d", a, ntohs(s6->sin6_port));
+    } else {
+        snprintf(out, cap, "unix socket");
     }
 }
 
@@ -203,41 +322,58 @@ static void on_accept(sv_loop_t *loop, int fd, short revents, void *arg)
 {
     sv_control_t *c = arg;
     (void)revents;
+    int which = fd == c->ls[L_DATA].l.fd ? L_DATA : L_MAIN;
     for (int k = 0; k < 16; k++) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss = {0};
+        socklen_t sl = sizeof(ss);
+        int cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0)
             return;
-        client_t *cl = NULL;
-        for (int i = 0; i < MAX_CLIENTS && !cl; i++)
-            if (c->clients[i].fd < 0)
-                cl = &c->clients[i];
-        if (!cl) { /* full: the owner's loop must stay responsive */
+        client_t *cl = take_slot(c, which);
+        if (!cl) { /* full of answers in flight: the owner's loop must stay responsive */
             close(cfd);
             continue;
         }
         memset(cl, 0, sizeof(*cl));
         cl->fd = cfd;
-        cl->deadline_ms = sv_now_ms() + CLIENT_TIMEOUT_MS;
+        cl->state = C_READING;
+        cl->listener = which;
+        cl->accepted_ms = sv_now_ms();
+        cl->deadline_ms = cl->accepted_ms + SV_CONTROL_HEAD_TIMEOUT_MS;
+        peer_name(&ss, sl, cl->peer, sizeof(cl->peer));
         sv_loop_watch(loop, cfd, POLLIN, on_client, c);
     }
 }
 
-static int setup_listener(sv_control_t *c, const sv_control_opts_t *o, char *err, size_t errlen)
+static int setup_listener(sv_listener_t *l, const char *uri, int inherited_fd, bool inherited_created, char *err,
+                          size_t errlen)
 {
     char url[600];
-    snprintf(url, sizeof(url), "%s", o->url);
+    snprintf(url, sizeof(url), "%s", uri);
     /* a control socket is private unless the URL says otherwise */
     if (!strncmp(url, "unix://", 7) && !strstr(url, "mode="))
         snprintf(url + strlen(url), sizeof(url) - strlen(url), "%smode=0600", strchr(url, '?') ? "&" : "?");
-    if (o->inherited_fd >= 0) {
-        int rc = sv_listener_adopt(&c->l, url, o->inherited_fd, err, errlen);
-        c->l.created_path = o->inherited_created;
+    if (inherited_fd >= 0) {
+        int rc = sv_listener_adopt(l, url, inherited_fd, err, errlen);
+        l->created_path = inherited_created;
         return rc;
     }
-    int rc = sv_listener_open(&c->l, url, err, errlen);
+    int rc = sv_listener_open(l, url, err, errlen);
     if (rc < 0 && errlen)
         snprintf(err + strlen(err), errlen - strlen(err), " (control server)");
     return rc;
+}
+
+static void set_policy(sv_control_t *c, listener_t *ls, const char *token, bool data_only)
+{
+    ls->policy.token = token;
+    ls->policy.data_only = data_only;
+    /* without a token only the request's naming of the server keeps a web page out */
+    ls->policy.check_origin = !token && !data_only;
+    int port = sv_listener_port(&ls->l);
+    ls->policy.port = port > 0 ? port : 0;
+    sv_listener_display(&ls->l, ls->display, sizeof(ls->display));
+    sv_loop_watch(c->loop, ls->l.fd, POLLIN, on_accept, c);
 }
 
 sv_control_t *sv_control_open(const sv_control_opts_t *o, sv_loop_t *loop, sv_control_cb cb, void *arg,
@@ -250,50 +386,82 @@ sv_control_t *sv_control_open(const sv_control_opts_t *o, sv_loop_t *loop, sv_co
     }
     for (int i = 0; i < MAX_CLIENTS; i++)
         c->clients[i].fd = -1;
+    for (int i = 0; i < L_COUNT; i++)
+        c->ls[i].l.fd = -1;
     c->loop = loop;
     c->cb = cb;
     c->arg = arg;
-    c->auth = o->token && o->token[0];
-    snprintf(c->token, sizeof(c->token), "%s", o->token ? o->token : "");
-    if (setup_listener(c, o, err, errlen) < 0) {
+    if (o->token && strlen(o->token) >= sizeof(c->token)) {
+        snprintf(err, errlen, "control token longer than %d bytes", SV_CONTROL_TOKEN_BYTES - 1);
         free(c);
         return NULL;
     }
-    sv_listener_display(&c->l, c->display, sizeof(c->display));
-    sv_loop_watch(loop, c->l.fd, POLLIN, on_accept, c);
+    snprintf(c->token, sizeof(c->token), "%s", o->token ? o->token : "");
+    if (setup_listener(&c->ls[L_MAIN].l, o->url, o->inherited_fd, o->inherited_created, err, errlen) < 0) {
+        free(c);
+        return NULL;
+    }
+    if (o->data_url && setup_listener(&c->ls[L_DATA].l, o->data_url, -1, false, err, errlen) < 0) {
+        sv_listener_close(&c->ls[L_MAIN].l, false);
+        free(c);
+        return NULL;
+    }
+    c->nls = o->data_url ? 2 : 1;
+    set_policy(c, &c->ls[L_MAIN], c->token[0] ? c->token : NULL, o->data_only);
+    if (o->data_url)
+        set_policy(c, &c->ls[L_DATA], NULL, true);
     return c;
 }
 
 void sv_control_tick(sv_control_t *c, int64_t now_ms)
 {
-    for (int i = 0; c && i < MAX_CLIENTS; i++)
-        if (c->clients[i].fd >= 0 && c->clients[i].deadline_ms <= now_ms)
-            client_close(c, &c->clients[i]);
+    if (!c)
+        return;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        client_t *cl = &c->clients[i];
+        if (cl->fd < 0)
+            continue;
+        if (cl->state == C_DELAYED && cl->release_ms <= now_ms) {
+            cl->deadline_ms = now_ms + SV_CONTROL_TIMEOUT_MS;
+            client_write(c, cl);
+        } else if (cl->deadline_ms <= now_ms && cl->state != C_DELAYED) {
+            client_close(c, cl);
+        }
+    }
+    log_refusals(c, now_ms, false);
 }
 
 int sv_control_fd(const sv_control_t *c)
 {
-    return c ? c->l.fd : -1;
+    return c ? c->ls[L_MAIN].l.fd : -1;
 }
 
 bool sv_control_created_path(const sv_control_t *c)
 {
-    return c && c->l.created_path;
+    return c && c->ls[L_MAIN].l.created_path;
 }
 
 const char *sv_control_display(const sv_control_t *c)
 {
-    return c->display;
+    return c->ls[L_MAIN].display;
+}
+
+const char *sv_control_data_display(const sv_control_t *c)
+{
+    return c && c->nls > 1 ? c->ls[L_DATA].display : NULL;
 }
 
 void sv_control_close(sv_control_t *c, bool unlink_path)
 {
     if (!c)
         return;
+    log_refusals(c, sv_now_ms(), true);
     for (int i = 0; i < MAX_CLIENTS; i++)
         client_close(c, &c->clients[i]);
-    sv_loop_unwatch(c->loop, c->l.fd);
-    sv_listener_close(&c->l, unlink_path);
+    for (int i = 0; i < c->nls; i++) {
+        sv_loop_unwatch(c->loop, c->ls[i].l.fd);
+        sv_listener_close(&c->ls[i].l, unlink_path);
+    }
     free(c);
 }
 
@@ -306,9 +474,11 @@ void sv_control_settle(sv_control_t *c, int budget_ms)
         struct pollfd pfd[MAX_CLIENTS];
         int n = 0;
         for (int i = 0; i < MAX_CLIENTS; i++) {
-            const client_t *cl = &c->clients[i];
+            client_t *cl = &c->clients[i];
+            if (cl->fd >= 0 && cl->state == C_DELAYED)
+                client_write(c, cl); /* no time left to make it wait */
             if (cl->fd >= 0)
-                pfd[n++] = (struct pollfd){.fd = cl->fd, .events = cl->out.len ? POLLOUT : POLLIN};
+                pfd[n++] = (struct pollfd){.fd = cl->fd, .events = cl->state == C_WRITING ? POLLOUT : POLLIN};
         }
         int64_t left = deadline - sv_now_ms();
         if (n == 0 || left <= 0)
@@ -333,6 +503,7 @@ void sv_control_forget(sv_control_t *c)
     for (int i = 0; i < MAX_CLIENTS; i++)
         if (c->clients[i].fd >= 0)
             close(c->clients[i].fd);
-    if (c->l.fd >= 0)
-        close(c->l.fd);
+    for (int i = 0; i < c->nls; i++)
+        if (c->ls[i].l.fd >= 0)
+            close(c->ls[i].l.fd);
 }

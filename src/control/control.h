@@ -3,13 +3,27 @@
  *
  * Served from the owning process's poll loop (the master, or the single
  * process) and never blocks it: sockets are non-blocking, each client has a
- * small buffer and a deadline, and a client that is slow or silent is
+ * small buffer and deadlines, and a client that is slow or silent is
  * dropped by sv_control_tick. One request per connection.
  *
  *   GET /stats?token=T          200 JSON
  *   GET /stop?token=T           200 { "status": "ok" }
- *   wrong or missing token      403 Invalid auth token
+ *   wrong or missing token      403 Invalid auth token (answered late, logged)
  *   unknown path                404 Unsupported action
+ *
+ * Request parsing and the decision (Host/Origin, token, path, read-only) are
+ * request.h, pure and fuzzed. Bounds (docs/control.md):
+ *   SV_CONTROL_CLIENTS clients; when full, a new client evicts the oldest one
+ *   that has not sent its request yet (so idle connections cannot lock
+ *   operators out); the request head must arrive within
+ *   SV_CONTROL_HEAD_TIMEOUT_MS of the accept, the answer leave within
+ *   SV_CONTROL_TIMEOUT_MS; a failed authentication is answered after
+ *   SV_CONTROL_AUTH_DELAY_MS (timer-driven, the loop never waits) and logged
+ *   at most once a second with a count.
+ *
+ * Beside the main listener an optional second one (data_url) serves only the
+ * read-only endpoints, without token: a probe address for a kubelet or a
+ * load balancer next to the token-protected control app.
  *
  * The owner supplies the actions through one callback; the mapping of
  * command names, control paths and signals is the table in commands.h.
@@ -21,6 +35,7 @@
 #include <stdint.h>
 
 #include "control/commands.h"
+#include "control/request.h"
 #include "core/buf.h"
 #include "os/loop.h"
 
@@ -34,9 +49,19 @@ typedef struct sv_control sv_control_t;
  */
 typedef int (*sv_control_cb)(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf_t *out, int *op_id);
 
+#define SV_CONTROL_CLIENTS 64
+#define SV_CONTROL_HEAD_TIMEOUT_MS 3000
+#define SV_CONTROL_TIMEOUT_MS 5000
+#define SV_CONTROL_AUTH_DELAY_MS 250
+#define SV_CONTROL_REQUEST_MAX 8192
+/* Room for a token and its NUL (config's SV_CONTROL_TOKEN_MAX must fit). */
+#define SV_CONTROL_TOKEN_BYTES 128
+
 typedef struct sv_control_opts {
     const char *url;      /* tcp://HOST:PORT or unix://PATH[?mode=0600] */
     const char *token;    /* NULL = no authentication */
+    bool data_only;       /* the main listener serves only read-only commands */
+    const char *data_url; /* a second listener: read-only, no token; NULL = none */
     int inherited_fd;     /* a listener handed over by a hot restart, or -1 */
     bool inherited_created; /* the unix socket file was made by serval */
 } sv_control_opts_t;
@@ -51,9 +76,10 @@ int sv_control_fd(const sv_control_t *c);
 bool sv_control_created_path(const sv_control_t *c);
 /* The display URL ("http://127.0.0.1:9293", "unix:///path"). */
 const char *sv_control_display(const sv_control_t *c);
+/* The data_url listener's display URL, or NULL without one. */
+const char *sv_control_data_display(const sv_control_t *c);
 /* Close clients and listener; unlink a unix socket file we made if unlink_path. NULL-safe. */
 void sv_control_close(sv_control_t *c, bool unlink_path);
-/* Close the fds only, without touching the file (a forked child). NULL-safe. */
 /*
  * Before an exec. The listener and its queue survive it, the accepted
  * clients do not: answer each whose request is in or arrives within
@@ -62,6 +88,7 @@ void sv_control_close(sv_control_t *c, bool unlink_path);
  */
 #define SV_CONTROL_SETTLE_MS 200
 void sv_control_settle(sv_control_t *c, int budget_ms);
+/* Close the fds only, without touching the file (a forked child). NULL-safe. */
 void sv_control_forget(sv_control_t *c);
 /* A random 128-bit token as 32 hex characters into buf (33 bytes). */
 void sv_control_random_token(char *buf);

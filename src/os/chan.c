@@ -1,3 +1,4 @@
+/* chan.c: the SOCK_SEQPACKET channel (chan.h): pairs, send/receive with an fd, and the sv_msg field codec. */
 #include "os/chan.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* fd.c: fd helpers (fd.h): CLOEXEC, closing all but a keep list, listing a process's fds. */
 #include "os/fd.h"
 
 #include <dirent.h>
@@ -19,15 +20,6 @@ int sv_fd_cloexec(int fd, bool on)
     return fcntl(fd, F_SETFD, fl) < 0 ? SV_ERRNO() : 0;
 }
 
-int sv_fd_nonblock(int fd, bool on)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return SV_ERRNO();
-    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-    return fcntl(fd, F_SETFL, fl) < 0 ? SV_ERRNO() : 0;
-}
-
 static int cmp_int(const void *a, const void *b)
 {
     return *(const int *)a - *(const int *)b;
@@ -35,9 +27,9 @@ static int cmp_int(const void *a, const void *b)
 
 int sv_fd_close_all_except(const int *keep, int n)
 {
-    int sorted[64];
-    if (n > 64)
-        return -EINVAL;
+    int *sorted = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    if (!sorted)
+        return -ENOMEM;
     int m = 0;
     for (int i = 0; i < n; i++)
         if (keep[i] >= 3)
@@ -47,23 +39,42 @@ int sv_fd_close_all_except(const int *keep, int n)
     for (int i = 0; i < m; i++) {
         if ((unsigned)sorted[i] > from)
             syscall(SYS_close_range, from, (unsigned)sorted[i] - 1, 0);
-        from = (unsigned)sorted[i] + 1;
+        if ((unsigned)sorted[i] + 1 > from)
+            from = (unsigned)sorted[i] + 1;
     }
+    free(sorted);
     return syscall(SYS_close_range, from, ~0U, 0) < 0 ? SV_ERRNO() : 0;
 }
 
-int sv_fd_count(void)
+int sv_fd_list(int **out)
 {
+    *out = NULL;
     DIR *d = opendir("/proc/self/fd");
     if (!d)
-        return -1;
-    int n = 0;
+        return SV_ERRNO();
+    int self = dirfd(d), n = 0, cap = 0;
+    int *v = NULL;
     struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        int fd = atoi(e->d_name);
+        if (fd == self)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            int *nv = realloc(v, sizeof(int) * (size_t)cap);
+            if (!nv)
+                break;
+            v = nv;
+        }
+        v[n++] = fd;
+    }
     closedir(d);
-    return n - 1; /* the directory's own fd */
+    if (v)
+        qsort(v, (size_t)n, sizeof(int), cmp_int);
+    *out = v;
+    return n;
 }
 
 void sv_fd_close(int *fd)

@@ -5,11 +5,10 @@
 #include <stdbool.h>
 
 int sv_fd_cloexec(int fd, bool on);
-int sv_fd_nonblock(int fd, bool on);
-/* Close every fd >= 3 except those in keep[0..n) (uses close_range). */
+/* Close every fd >= 3 except those in keep[0..n) (uses close_range; any n). */
 int sv_fd_close_all_except(const int *keep, int n);
-/* Number of open fds of this process (from /proc/self/fd), or -1. */
-int sv_fd_count(void);
+/* Every open fd of this process, sorted, in a malloc'd *out (free it); returns the count or -errno. */
+int sv_fd_list(int **out);
 /* Close fd if >= 0 and set it to -1. */
 void sv_fd_close(int *fd);
 /* Write all of buf, retrying on EINTR; returns 0 or -errno. */

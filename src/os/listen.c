@@ -61,9 +61,14 @@ static int parse_query(const char *q, sv_bind_t *b, const char *uri, char *err, 
                 return fail(err, errlen, "bad bind '%s': mode must be octal, e.g. mode=0600", uri);
             b->mode = (int)v;
         } else if (klen == 5 && !memcmp(q, "umask", 5) && b->kind == SV_BIND_UNIX) {
-            /* accepted for Puma compatibility; mode is what serval applies */
-        } else if (klen == 11 && !memcmp(q, "low_latency", 11)) {
-            /* Puma's TCP_NODELAY switch: serval always sets TCP_NODELAY */
+            if (parse_int(eq + 1, vlen, 0, 0777, 8, &v) < 0)
+                return fail(err, errlen, "bad bind '%s': umask must be octal, e.g. umask=0111", uri);
+            b->umask = (int)v;
+        } else if (klen == 11 && !memcmp(q, "low_latency", 11) && b->kind == SV_BIND_TCP) {
+            /* Puma's TCP_NODELAY switch: serval always sets TCP_NODELAY, so only true can be honoured */
+            if (vlen != 4 || memcmp(eq + 1, "true", 4))
+                return fail(err, errlen, "bad bind '%s': low_latency=%.*s is not supported (serval always sets "
+                                         "TCP_NODELAY; drop the parameter)", uri, (int)(vlen < 20 ? vlen : 20), eq + 1);
         } else {
             char key[64];
             snprintf(key, sizeof(key), "%.*s", (int)(klen < 60 ? klen : 60), q);
@@ -135,6 +140,7 @@ int sv_bind_parse(const char *uri, sv_bind_t *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     out->mode = -1;
+    out->umask = -1;
     out->backlog = SV_LISTEN_BACKLOG_DEFAULT;
     if (!strncmp(uri, "tcp://", 6)) {
         out->kind = SV_BIND_TCP;
@@ -244,8 +250,12 @@ static int open_unix(sv_listener_t *l, char *err, size_t errlen)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         rc = SV_ERRNO();
+    /* Puma's umask: the socket file's permissions as bind(2) creates it (the master is single-threaded here) */
+    mode_t old_mask = l->bind.umask >= 0 ? umask((mode_t)l->bind.umask) : 0;
     if (rc == 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         rc = SV_ERRNO();
+    if (l->bind.umask >= 0)
+        umask(old_mask);
     if (rc == 0)
         l->created_path = true;
     if (rc == 0 && l->bind.mode >= 0 && chmod(l->bind.path, (mode_t)l->bind.mode) < 0)

@@ -2,8 +2,8 @@
  * listen.h: listening sockets from bind URIs.
  *
  *   tcp://HOST:PORT          IPv4 address or name, or [IPv6] (v6-only)
- *   unix://PATH[?mode=0600&backlog=N]
- *   (tcp also takes ?backlog=N)
+ *   unix://PATH[?mode=0600&umask=0111&backlog=N]
+ *   (tcp also takes ?backlog=N and ?low_latency=true, which serval always is)
  *
  * A listener remembers whether serval created its unix socket file (also
  * across a hot restart, through the handover): only then is the file
@@ -28,6 +28,7 @@ typedef struct sv_bind {
     bool ipv6;       /* tcp: host was bracketed */
     char path[108];  /* unix */
     int mode;        /* unix: chmod after bind, -1 = leave */
+    int umask;       /* unix: umask while bind creates the file, -1 = the process's */
     int backlog;
 } sv_bind_t;
 

@@ -1,3 +1,4 @@
+/* loop.c: the poll(2) loop of the single-threaded supervisors (loop.h): fd watchers and callbacks. */
 #include "os/loop.h"
 
 #include <errno.h>
@@ -25,11 +26,6 @@ struct sv_loop {
 sv_loop_t *sv_loop_new(void)
 {
     return calloc(1, sizeof(sv_loop_t));
-}
-
-void sv_loop_free(sv_loop_t *loop)
-{
-    free(loop);
 }
 
 static watcher_t *find(sv_loop_t *loop, int fd)
@@ -99,11 +95,3 @@ int sv_loop_run_once(sv_loop_t *loop, int timeout_ms)
     return handled;
 }
 
-int sv_loop_fds(const sv_loop_t *loop, int *out, int max)
-{
-    int k = 0;
-    for (int i = 0; i < loop->n && k < max; i++)
-        if (loop->w[i].fd >= 0)
-            out[k++] = loop->w[i].fd;
-    return k;
-}

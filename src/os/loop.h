@@ -13,7 +13,6 @@ typedef struct sv_loop sv_loop_t;
 typedef void (*sv_io_cb)(sv_loop_t *loop, int fd, short revents, void *arg);
 
 sv_loop_t *sv_loop_new(void);
-void sv_loop_free(sv_loop_t *loop);
 /* Watch fd for events (POLLIN/POLLOUT); replaces an existing watcher of fd. */
 int sv_loop_watch(sv_loop_t *loop, int fd, short events, sv_io_cb cb, void *arg);
 /* Change the events of an existing watcher. */
@@ -21,7 +20,5 @@ int sv_loop_events(sv_loop_t *loop, int fd, short events);
 void sv_loop_unwatch(sv_loop_t *loop, int fd);
 /* Poll once (timeout_ms -1 = forever) and run callbacks; returns events handled or -errno. */
 int sv_loop_run_once(sv_loop_t *loop, int timeout_ms);
-/* Every watched fd (for closing them in a forked child); returns the count. */
-int sv_loop_fds(const sv_loop_t *loop, int *out, int max);
 
 #endif

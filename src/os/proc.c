@@ -1,3 +1,4 @@
+/* proc.c: process helpers (proc.h): titles, subreaper, memory, exit status text, detached forks. */
 #include "os/proc.h"
 
 #include <errno.h>
@@ -145,8 +146,3 @@ void sv_proc_raise_nofile(void)
     }
 }
 
-int sv_proc_ncpu(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}

@@ -36,7 +36,5 @@ bool sv_proc_alive(pid_t pid);
 pid_t sv_proc_fork_detached(void);
 /* Raise RLIMIT_NOFILE's soft limit to the hard limit. */
 void sv_proc_raise_nofile(void);
-/* Number of online CPUs. */
-int sv_proc_ncpu(void);
 
 #endif

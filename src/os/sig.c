@@ -1,3 +1,7 @@
+/*
+ * sig.c: signals through a self-pipe (sig.h): the handler, the pipe, and
+ * holding the handled signals across a hot restart's exec.
+ */
 #include "os/sig.h"
 
 #include <errno.h>
@@ -10,6 +14,8 @@
 
 static int pipe_rd = -1;
 static volatile sig_atomic_t pipe_wr = -1;
+static sigset_t caught_set; /* every signal routed to the pipe (held across an exec) */
+static int caught_init;
 
 static void on_signal(int sig)
 {
@@ -37,7 +43,44 @@ int sv_sig_catch(int sig)
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigfillset(&sa.sa_mask);
+    if (!caught_init) {
+        sigemptyset(&caught_set);
+        caught_init = 1;
+    }
+    sigaddset(&caught_set, sig);
     return sigaction(sig, &sa, NULL) < 0 ? SV_ERRNO() : 0;
+}
+
+void sv_sig_ready(void)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+}
+
+void sv_sig_hold_for_exec(sigset_t *saved)
+{
+    sigset_t hold;
+    if (caught_init)
+        hold = caught_set;
+    else
+        sigemptyset(&hold);
+    pthread_sigmask(SIG_BLOCK, &hold, saved);
+    /*
+     * Signals already written to the pipe would be lost with it (it is
+     * close-on-exec): raise them again, so they wait, blocked, in the
+     * kernel's pending set, which survives execve.
+     */
+    int sigs[64];
+    int n;
+    while ((n = sv_sig_drain(sigs, 64)) > 0)
+        for (int i = 0; i < n; i++)
+            kill(getpid(), sigs[i]);
+}
+
+void sv_sig_release_after_failed_exec(const sigset_t *saved)
+{
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
 }
 
 static int set_handler(int sig, void (*h)(int))
@@ -98,13 +141,6 @@ void sv_sig_reset(void)
     if (pipe_rd >= 0)
         close(pipe_rd);
     pipe_rd = -1;
-}
-
-void sv_sig_block_all(void)
-{
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
 }
 
 const char *sv_sig_name(int sig)

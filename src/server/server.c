@@ -234,25 +234,48 @@ static void reap_exited(sv_server_t *s)
     pthread_mutex_unlock(&s->grow_mu);
 }
 
+/* No thread handling a connection, inside the app, starting or exiting. */
+static bool all_quiet(sv_server_t *s)
+{
+    reap_exited(s);
+    for (int i = 0; i < s->o.max_threads; i++) {
+        int slot = atomic_load(&s->threads[i].in_use);
+        if (slot == SV_SLOT_EXITED || (slot == SV_SLOT_RUNNING && atomic_load(&s->threads[i].active)))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * The gate closes only for a short attempt (QUIESCE_ATTEMPT_MS): a request
+ * that stays in the app longer (a slow client reading a stream) must not
+ * hold every other client of this process at the gate. Between attempts
+ * the threads serve, and the next attempt starts at a moment when no
+ * thread is busy.
+ */
+#define QUIESCE_ATTEMPT_MS 100
+
 int sv_server_quiesce(sv_server_t *s, int timeout_ms)
 {
-    atomic_store(&s->paused, true);
     int64_t deadline = sv_now_ms() + timeout_ms;
     for (;;) {
-        reap_exited(s);
-        bool quiet = true;
-        for (int i = 0; i < s->o.max_threads && quiet; i++) {
-            int slot = atomic_load(&s->threads[i].in_use);
-            if (slot == SV_SLOT_EXITED || (slot == SV_SLOT_RUNNING && atomic_load(&s->threads[i].active)))
-                quiet = false;
+        while (!all_quiet(s)) {
+            if (sv_now_ms() >= deadline)
+                return -ETIMEDOUT;
+            sv_sleep_ms(1);
         }
-        if (quiet)
-            return 0;
-        if (sv_now_ms() >= deadline) {
-            sv_server_unquiesce(s);
+        atomic_store(&s->paused, true);
+        int64_t attempt_end = sv_now_ms() + QUIESCE_ATTEMPT_MS;
+        for (;;) {
+            if (all_quiet(s))
+                return 0;
+            if (sv_now_ms() >= attempt_end || sv_now_ms() >= deadline)
+                break;
+            sv_sleep_ms(1);
+        }
+        sv_server_unquiesce(s);
+        if (sv_now_ms() >= deadline)
             return -ETIMEDOUT;
-        }
-        sv_sleep_ms(1);
     }
 }
 

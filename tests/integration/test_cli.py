@@ -62,11 +62,17 @@ def test_bad_config_names_file_and_line(tmp_path):
     assert f"{conf}:4:" in line and "frobnicate" in line
 
 
-def test_ruby_block_is_rejected_with_hint(tmp_path):
+def test_ruby_block_is_a_warning_with_hint_and_strict_makes_it_an_error(tmp_path, port):
     conf = tmp_path / "puma.rb"
-    conf.write_text('workers 2\non_worker_boot do\n  puts "x"\nend\n')
-    line = one_line_error(run("-C", str(conf), "--check"))
-    assert f"{conf}:2:" in line and "hook" in line
+    conf.write_text(f'workers 2\non_worker_boot do\n  puts "x"\nend\nbind "tcp://127.0.0.1:{port}"\n')
+    r = run("-C", str(conf), "--check")
+    assert r.returncode == 0, r.stderr
+    warning = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(warning) == 1 and f"{conf}:2: warning:" in warning[0] and "C hook on_worker_boot" in warning[0]
+    r = run("-C", str(conf), "--check", "--strict")
+    assert r.returncode != 0
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert lines == [warning[0], "serval: --strict: the warning above is an error"]
 
 
 def test_a_simple_puma_rb_works_unchanged(tmp_path, port):

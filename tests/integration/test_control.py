@@ -124,7 +124,7 @@ def test_state_file_contents(cluster):
     assert st["control_url"] == f"tcp://127.0.0.1:{cluster.cport}"
     assert st["control_auth_token"] == TOKEN
     assert os.path.isabs(st["running_from"])
-    assert oct(os.stat(cluster.state).st_mode & 0o777) == "0o640"
+    assert oct(os.stat(cluster.state).st_mode & 0o777) == "0o600"  # it holds the token
     assert cluster.state.read_text().startswith("---\n")
 
 

@@ -79,6 +79,22 @@ static void expect_error_has(const char *text, const char *part)
     sv_config_free(&c);
 }
 
+/* Parsing text succeeds, with a warning containing part (the file still applies). */
+static void expect_warning(const char *text, const char *part)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    int rc = parse(&c, text, &d);
+    if (rc)
+        print_error("unexpected error for <%s>: %s\n", text, d.msg);
+    assert_int_equal(rc, 0);
+    if (!c.warnings || !strstr(c.warnings, part))
+        print_error("warnings <%s> lack <%s>\n", c.warnings ? c.warnings : "", part);
+    assert_non_null(c.warnings);
+    assert_non_null(strstr(c.warnings, part));
+    sv_config_free(&c);
+}
+
 /* argv from a NULL-terminated list, argv[0] = "serval". */
 static int load(sv_config_t *c, sv_diag_t *d, sv_config_action_t *action, ...)
 {
@@ -320,7 +336,7 @@ static void test_docs_examples(void **state)
         expect_ok(p);
         p = end + 1;
     }
-    assert_int_equal(blocks, 2);
+    assert_true(blocks >= 2);
     sv_buf_free(&doc);
 }
 
@@ -361,7 +377,8 @@ static void test_rails_templates(void **state)
     assert_string_equal(c.pidfile, "/run/app.pid");
     sv_config_free(&c);
     setenv("SOLID_QUEUE_IN_PUMA", "1", 1);
-    expect_error_has(rails8, "puma.rb:5: plugin :solid_queue is not supported");
+    expect_warning(rails8, "puma.rb:5: warning: plugin :solid_queue is a Ruby plugin, which serval cannot run: "
+                           "skipped");
     clear_env();
 }
 
@@ -408,10 +425,17 @@ static void test_numbers(void **state)
     assert_true(c.worker_boot_timeout == 100);
     sv_config_free(&c);
     expect_error("workers 0x10\n", "puma.rb:1: malformed number '0x10' (serval reads decimal numbers only)");
+    expect_error("workers 09\n", "puma.rb:1: malformed number '09' (a leading 0 makes it octal: digits 0-7 only)");
+    assert_int_equal(parse(&c, "max_headers 0100\nworkers 0\n", &d), 0);
+    assert_int_equal(c.max_headers, 64);
+    sv_config_free(&c);
+    expect_warning("rackup DefaultRackup if defined?(DefaultRackup)\nworkers 2 if defined?(Bundler)\n",
+                   "puma.rb:2: warning: 'workers' skipped: defined?(...) (serval has no Ruby constants or methods)");
     expect_error("workers 1__0\n", "puma.rb:1: malformed number '1__0' (serval reads decimal numbers only)");
     expect_error("workers 99999999999999999999\n", "puma.rb:1: number 99999999999999999999 is too large");
     expect_error("workers -1\n", "puma.rb:1: workers must be at least 0 (got -1)");
-    expect_error("workers - x\n", "puma.rb:1: syntax error: unexpected 'x' (expected a number after '-')");
+    expect_error("workers - x\n", "puma.rb:1: undefined local variable 'x' (assign it first: x = value)");
+    expect_error("workers - \"x\"\n", "puma.rb:1: '-' needs a number");
 }
 
 static void test_strings(void **state)
@@ -425,8 +449,7 @@ static void test_strings(void **state)
     /* a multi-line string still counts lines */
     expect_error("tag \"a\nb\"\nwokers 1\n", "puma.rb:3: unknown directive 'wokers' (did you mean 'workers'?)");
     expect_error("pidfile \"tmp/#{name}.pid\"\n",
-                 "puma.rb:1: string interpolation #{...} is not supported (hint: write the value out, or "
-                 "assign it to a variable and pass the variable)");
+                 "puma.rb:1: undefined local variable 'name' (assign it first: name = value)");
     expect_ok("pidfile 'tmp/#{name}.pid'\n");
     expect_error("workers 1\npidfile \"tmp\n", "puma.rb:2: unterminated string (a \" opened here is never closed)");
 }
@@ -445,8 +468,8 @@ static void test_symbols_and_literals(void **state)
     assert_false(c.preload);
     assert_false(c.nakayoshi_fork);
     sv_config_free(&c);
-    expect_error("x = ::Foo\n", "puma.rb:1: '::' is not supported (serval reads a declarative subset of Ruby)");
-    expect_error("workers :\n", "puma.rb:1: unexpected ':' (symbols look like :forever)");
+    expect_error("x = ::Foo\n", "puma.rb:1: syntax error: unexpected '::' (expected a value)");
+    expect_error("workers :\n", "puma.rb:1: syntax error: unexpected ':' (expected a value)");
 }
 
 static void test_env_access(void **state)
@@ -472,7 +495,7 @@ static void test_env_access(void **state)
     expect_error("workers ENV[1]\n", "puma.rb:1: ENV keys are strings, got 1");
     expect_error("workers ENV.keys\n",
                  "puma.rb:1: unsupported use of ENV (serval reads ENV[\"X\"], ENV.fetch(\"X\"), "
-                 "ENV.fetch(\"X\", default) and ENV.fetch(\"X\") { default })");
+                 "ENV.fetch(\"X\", default), ENV.fetch(\"X\") { default } and ENV.key?(\"X\"))");
     expect_error_has("workers ENV.fetch(\"A\") { |k| 2 }\n", "block takes no parameters");
     /* ENV values are strings: integer directives accept digit strings */
     setenv("SV_TEST_B", "abc", 1);
@@ -505,8 +528,9 @@ static void test_conversions(void **state)
     expect_error("workers Integer(nil)\n", "puma.rb:1: Integer(): cannot convert nil");
     expect_error("workers Float(\"x\")\n", "puma.rb:1: Float(): cannot convert \"x\"");
     expect_error("workers true.to_i\n", "puma.rb:1: .to_i: cannot convert true");
-    expect_error("workers 3.upcase\n",
-                 "puma.rb:1: unsupported method 'upcase' (serval knows .to_i, .to_f, .to_s, .to_sym)");
+    expect_error("workers 3.upcase\n", "puma.rb:1: undefined method 'upcase' for 3");
+    expect_warning("workers 3.frobnicate\n", "puma.rb:1: warning: 'workers' skipped: serval does not know the "
+                                             "method .frobnicate (called on 3)");
 }
 
 static void test_operators(void **state)
@@ -551,7 +575,7 @@ static void test_variables(void **state)
     /* as in Ruby, an assignment that does not run still defines the variable, as nil */
     expect_error("x = \"a\" if false\npidfile x\n", "puma.rb:2: pidfile expects a string, got nil");
     expect_error("x = {a: 1}\n", "puma.rb:1: a hash can only be given directly as a directive's argument");
-    expect_error("Foo\n", "puma.rb:1: undefined local variable 'Foo' (assign it first: Foo = value)");
+    expect_warning("Foo\n", "puma.rb:1: warning: 'Foo' skipped: serval does not run Ruby code");
 }
 
 static void test_modifiers(void **state)
@@ -626,20 +650,29 @@ static void test_hashes(void **state)
                  "puma.rb:1: syntax error: unexpected '2' (expected '=>')");
 }
 
-static void test_blocks_rejected(void **state)
+/* A hook block is skipped with a warning naming the C hook; the rest of the file applies. */
+static void test_blocks_warned(void **state)
 {
-    expect_error("workers 2\n\non_worker_boot do |index|\n  puts \"#{index}\"\nend\n",
-                 "puma.rb:3: on_worker_boot takes a Ruby block, which serval cannot run (hint: hooks are C "
-                 "functions of the app: set on_worker_boot in its serval_app_t, see docs/hooks.md)");
-    expect_error("before_worker_boot(:key) do |i, data| end\n",
-                 "puma.rb:1: before_worker_boot takes a Ruby block, which serval cannot run (hint: hooks are C "
-                 "functions of the app: set on_worker_boot in its serval_app_t, see docs/hooks.md)");
-    expect_error("before_fork { Thing.stop }\n",
-                 "puma.rb:1: before_fork takes a Ruby block, which serval cannot run (hint: hooks are C "
-                 "functions of the app: set before_fork in its serval_app_t, see docs/hooks.md)");
-    expect_error("after_refork do\nend\n",
-                 "puma.rb:1: after_refork takes a Ruby block, which serval cannot run (hint: hooks are C "
-                 "functions of the app, and serval has no after_refork hook: see docs/hooks.md)");
+    sv_config_t c;
+    sv_diag_t d;
+    assert_int_equal(parse(&c, "workers 2\n\non_worker_boot do |index|\n  puts \"#{index}\"\n  if x\n    y\n  end\n"
+                               "end\nthreads 1, 2\n",
+                           &d),
+                     0);
+    assert_int_equal(c.workers, 2);
+    assert_int_equal(c.max_threads, 2);
+    assert_int_equal(c.n_warnings, 1);
+    assert_string_equal(c.warnings, "puma.rb:3: warning: on_worker_boot takes a Ruby block, which serval cannot "
+                                    "run: skipped (hint: hooks are C functions of the app: use the C hook "
+                                    "on_worker_boot in its serval_app_t, see docs/hooks.md)\n");
+    sv_config_free(&c);
+    expect_warning("before_worker_boot(:key) do |i, data| end\nworkers 1\n",
+                   "puma.rb:1: warning: before_worker_boot takes a Ruby block, which serval cannot run: skipped "
+                   "(hint: hooks are C functions of the app: use the C hook on_worker_boot in its serval_app_t");
+    expect_warning("before_fork { Thing.stop }\n", "use the C hook before_fork in its serval_app_t");
+    expect_warning("after_refork do\nend\n", "and serval has no after_refork hook: see docs/hooks.md)");
+    /* a brace block with a parameter, on one line (lobsters) */
+    expect_warning("on_worker_boot { |index| sleep f(index, 2) }\nworkers 1\n", "puma.rb:1: warning: on_worker_boot");
     static const char *const hooks[] = {
         "on_worker_shutdown", "on_worker_fork", "after_worker_fork", "on_refork", "out_of_band", "on_restart",
         "on_booted", "on_stopped", "before_worker_shutdown", "before_restart", "after_booted",
@@ -648,15 +681,19 @@ static void test_blocks_rejected(void **state)
     };
     for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
         char text[128];
-        snprintf(text, sizeof(text), "%s do |x|\nend\n", hooks[i]);
-        expect_error_has(text, "takes a Ruby block, which serval cannot run (hint: hooks are C functions");
+        snprintf(text, sizeof(text), "%s do |x|\n  x.y { z }\nend\n", hooks[i]);
+        expect_warning(text, "takes a Ruby block, which serval cannot run: skipped (hint: hooks are C functions");
     }
+    /* a block after a real directive is still a mistake */
     expect_error("workers 2 do\nend\n",
                  "puma.rb:1: workers does not take a block: serval cannot run Ruby code (hint: see "
                  "docs/configuration.md)");
     expect_error("workers(2) { 3 }\n",
                  "puma.rb:1: workers does not take a block: serval cannot run Ruby code (hint: see "
                  "docs/configuration.md)");
+    /* an unclosed block is an error at its line */
+    expect_error("workers 1\non_worker_boot do\n  x\n", "puma.rb:2: this Ruby block has no matching 'end' or "
+                                                        "closing bracket");
 }
 
 static void test_unknown_directives(void **state)
@@ -665,18 +702,33 @@ static void test_unknown_directives(void **state)
     expect_error("wrkers 1\n", "puma.rb:1: unknown directive 'wrkers' (did you mean 'workers'?)");
     expect_error("preload_app\n", "puma.rb:1: unknown directive 'preload_app' (did you mean 'preload_app!'?)");
     expect_error("worker_timout 60\n", "puma.rb:1: unknown directive 'worker_timout' (did you mean 'worker_timeout'?)");
-    expect_error("ssl_bind \"127.0.0.1\", \"9292\", { key: \"k\" }\n",
-                 "puma.rb:1: ssl_bind is not supported by serval (hint: terminate TLS in a proxy and bind serval "
-                 "to tcp://)");
-    expect_error("rackup DefaultRackup\n",
-                 "puma.rb:1: rackup is not supported by serval (hint: serval loads a shared object: use app "
-                 "\"path.so\")");
-    expect_error("prune_bundler\n",
-                 "puma.rb:1: prune_bundler is not supported by serval (hint: Ruby-only, not needed by serval: "
-                 "delete the line)");
-    expect_error_has("extra_runtime_dependencies ['a']\n", "extra_runtime_dependencies is not supported by serval");
-    expect_error_has("lowlevel_error_handler do |e|\nend\n", "puma.rb:1: lowlevel_error_handler is not supported");
-    expect_error_has("daemonize false\n", "daemonize is not supported by serval (hint: removed in Puma 5");
+    /* known Puma directives and Ruby calls: warnings, the statement skipped */
+    expect_warning("rackup DefaultRackup\nworkers 1\n",
+                   "puma.rb:1: warning: Puma's rackup is not supported by serval: skipped (hint: serval loads a "
+                   "shared object, not a Rack app: use app \"path.so\")");
+    expect_warning("prune_bundler\n", "puma.rb:1: warning: Puma's prune_bundler is not supported by serval: skipped "
+                                      "(hint: Ruby-only, for Bundler; serval does not need it: delete the line)");
+    expect_warning("extra_runtime_dependencies ['a']\n", "extra_runtime_dependencies is not supported by serval");
+    expect_warning("lowlevel_error_handler do |e, env|\n  [500, {}, [\"x\"]]\nend\n",
+                   "puma.rb:1: warning: Puma's lowlevel_error_handler is not supported");
+    expect_warning("log_formatter do |str|\n  \"x #{str}\"\nend\n", "puma.rb:1: warning: Puma's log_formatter");
+    expect_warning("require \"etc\"\n", "puma.rb:1: warning: require is Ruby, which serval cannot run: skipped");
+    expect_warning("require_relative 'x'\n", "require_relative is Ruby, which serval cannot run");
+    expect_warning("supported_http_methods %w[GET HEAD]\n", "Puma's supported_http_methods is not supported");
+    expect_warning("ssl_bind \"127.0.0.1\", \"9292\", { key: \"k\" }\n", "Puma's ssl_bind is not supported by serval");
+    expect_warning("set_remote_address header: \"X-Forwarded-For\"\n", "Puma's set_remote_address is not supported");
+    expect_warning("daemonize false\n", "puma.rb:1: warning: daemonize false does nothing: serval never daemonizes");
+    expect_error("daemonize\n", "puma.rb:1: daemonize is not supported by serval (hint: it was removed in Puma 5: "
+                                "run serval in the foreground under systemd or another supervisor)");
+    expect_warning("queue_requests false\n", "queue_requests false is not honoured");
+    expect_warning("raise_exception_on_sigterm true\n", "raise_exception_on_sigterm true is not honoured");
+    expect_warning("drain_on_shutdown false\n", "drain_on_shutdown false is not honoured");
+    expect_ok("queue_requests true\nraise_exception_on_sigterm false\ndrain_on_shutdown\nenable_keep_alives true\n");
+    /* statements of Ruby serval does not run */
+    expect_warning("FileUtils.mkdir_p(\"tmp\")\n", "puma.rb:1: warning: 'FileUtils.mkdir_p(\"tmp\")' skipped: serval "
+                                                   "does not run Ruby code");
+    expect_warning("$stdout.sync = true\n", "'$stdout.sync = true' skipped");
+    expect_warning("begin\n  x\nrescue\n  y\nend\nworkers 1\n", "puma.rb:1: warning: 'begin' skipped");
     /* flag-only settings are not directives */
     expect_error_has("control_url \"tcp://127.0.0.1:1\"\n", "puma.rb:1: unknown directive 'control_url'");
 }
@@ -721,8 +773,332 @@ static void test_syntax_errors(void **state)
     expect_error("threads 1,\n", "puma.rb:2: syntax error: unexpected end of file (expected a value)");
     expect_error("bind(\"x\"\n", "puma.rb:2: syntax error: unexpected end of file (expected ',' or ')')");
     expect_error("workers (1\n", "puma.rb:2: syntax error: unexpected end of file (expected ')')");
-    expect_error("workers [1]\n", "puma.rb:1: syntax error: unexpected '[' (expected a value)");
-    expect_error("workers 1 ? 2 : 3\n", "puma.rb:1: syntax error: unexpected '?' (expected end of line)");
+    expect_error("workers [1]\n", "puma.rb:1: workers expects a whole number or :auto, got an array");
+    expect_error("workers 1 ? 2\n", "puma.rb:1: syntax error: unexpected end of line (expected ':' of the ?: operator)");
+    expect_error("workers (1 + )\n", "puma.rb:1: syntax error: unexpected ')' (expected a value)");
+}
+
+
+/* ---- the Ruby subset ------------------------------------------------- */
+
+static void test_ruby_comparisons_and_arithmetic(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    clear_env();
+    assert_int_equal(parse(&c, "n = 4\nworkers n if n > 1\nmax_headers 10 if n >= 4 && n <= 4 && n < 5\n"
+                               "max_keep_alive n * 3 + 1 - 6 / 4\nphased_restart_batch (n - 10) / 4 + 5\n"
+                               "max_requests -7 % 3 + 10\npersistent_timeout 1.5 * 2\n"
+                               "tag \"a\" + \"b\" if \"abc\" < \"abd\" and not n == 3\n"
+                               "preload_app! n > 3 ? true : false\nquiet n.zero? ? true : n.even?\n",
+                           &d),
+                     0);
+    assert_int_equal(c.workers, 4);
+    assert_int_equal(c.max_headers, 10);
+    assert_int_equal(c.max_keep_alive, 12);
+    assert_int_equal(c.phased_restart_batch, 3); /* -6 / 4 is -2, as Ruby floors */
+    assert_int_equal(c.max_requests, 12);        /* -7 % 3 is 2 */
+    assert_true(c.persistent_timeout == 3.0);
+    assert_string_equal(c.tag, "ab");
+    assert_true(c.preload);
+    assert_true(c.quiet);
+    sv_config_free(&c);
+    /* ENV values are strings: comparing one with a number is Ruby's error too */
+    setenv("SV_TEST_A", "3", 1);
+    expect_error("workers 2 if ENV[\"SV_TEST_A\"] > 1\n",
+                 "puma.rb:1: comparison of \"3\" with 1 failed (hint: ENV values are strings: convert with .to_i "
+                 "or Integer())");
+    expect_error("workers 1 / 0\n", "puma.rb:1: divided by 0");
+    expect_error("workers \"a\" + 1\n", "puma.rb:1: cannot compute \"a\" + 1 (hint: ENV values are strings: "
+                                        "convert with .to_i or Integer())");
+    clear_env();
+}
+
+static void test_ruby_case_when(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    const char *text = "case ENV.fetch(\"RAILS_ENV\", \"development\")\n"
+                       "when \"production\", \"staging\"\n  workers 4\n  preload_app!\n"
+                       "when \"development\" then worker_timeout 3600\n"
+                       "else\n  workers 1\nend\n"
+                       "case n = Integer(ENV.fetch(\"SV_TEST_A\", 2))\nwhen 0..1 then max_headers 1\n"
+                       "when (2..)\n  max_headers n * 10\nend\n"
+                       "case :x\nwhen :y then tag \"y\"\nwhen :x then tag \"x\"\nend\n"
+                       "case\nwhen false then quiet false\nwhen 1 == 1 then log_requests\nend\n"
+                       "case 5\nwhen 1...5 then max_keep_alive 1\nwhen [5] then max_keep_alive 2\n"
+                       "else max_keep_alive 3\nend\n";
+    clear_env();
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.workers, 0);
+    assert_true(c.worker_timeout == 3600);
+    assert_int_equal(c.max_headers, 20);
+    assert_string_equal(c.tag, "x");
+    assert_true(c.log_requests);
+    assert_int_equal(c.max_keep_alive, 3);
+    sv_config_free(&c);
+    setenv("RAILS_ENV", "staging", 1);
+    setenv("SV_TEST_A", "1", 1);
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.workers, 4);
+    assert_true(c.preload);
+    assert_true(c.worker_timeout == 60);
+    assert_int_equal(c.max_headers, 1);
+    sv_config_free(&c);
+    setenv("RAILS_ENV", "test", 1);
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.workers, 1);
+    sv_config_free(&c);
+    clear_env();
+    expect_warning("case 2\nwhen Foo.bar, 2 then workers 5\nelse workers 6\nend\nthreads 1, 1\n",
+                   "puma.rb:2: warning: 'case (all its branches)' skipped: serval does not know Foo.bar");
+    expect_error("case 1\nworkers 2\nend\n", "puma.rb:2: syntax error: unexpected 'workers' (expected 'when')");
+    expect_error("case 1\nwhen 1\n  workers 2\n", "puma.rb:1: 'case' has no matching 'end'");
+    expect_error("case 1\nwhen 1\n  wokers 2\nend\n", "puma.rb:3: unknown directive 'wokers' (did you mean "
+                                                    "'workers'?)");
+}
+
+static void test_ruby_strings_and_interpolation(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    clear_env();
+    setenv("SV_TEST_A", "10.0.0.1", 1);
+    assert_int_equal(parse(&c, "host = ENV.fetch('SV_TEST_A', '127.0.0.1')\nport = 3000\n"
+                               "bind \"tcp://#{host}:#{port + 1}\"\n"
+                               "bind \"unix://#{ENV.fetch(\"SV_TEST_B\", \"/tmp\")}/#{:s}.sock\"\n"
+                               "tag \"#{nil}x\\#{y}#{'}'}\"\npidfile 'no #{interpolation}'\n",
+                           &d),
+                     0);
+    assert_string_equal(c.binds[0], "tcp://10.0.0.1:3001");
+    assert_string_equal(c.binds[1], "unix:///tmp/s.sock");
+    assert_string_equal(c.tag, "x#{y}}");
+    assert_string_equal(c.pidfile, "no #{interpolation}");
+    sv_config_free(&c);
+    clear_env();
+    expect_error("tag \"a#{}\"\n", "puma.rb:1: empty #{} in a string");
+    expect_error("tag \"a#{1 +}\"\n", "puma.rb:1: syntax error: unexpected end of file (expected a value)");
+    expect_error("x = 1\ntag \"#{x x}\"\n", "puma.rb:2: syntax error: unexpected 'x' (expected '}' closing #{)");
+    expect_error("tag \"#{1\n", "puma.rb:1: unterminated string (a \" opened here is never closed)");
+}
+
+static void test_ruby_env_and_methods(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    clear_env();
+    setenv("SV_TEST_A", "  ", 1);
+    const char *text = "threads_count = ENV.fetch(\"RAILS_MAX_THREADS\") { 5 }\n"
+                       "min = ENV.fetch(\"RAILS_MIN_THREADS\") {\n  if ENV.key?(\"SV_TEST_B\")\n    1\n  else\n"
+                       "    threads_count\n  end\n}\n"
+                       "threads min, threads_count\n"
+                       "workers ENV[\"SV_TEST_A\"].blank? ? 2 : 3\n"
+                       "max_headers ENV[\"SV_TEST_B\"].presence&.to_i || 7\n"
+                       "tag %w[a b c].include?(\"b\") ? [4, 9, 2].max.to_s : \"no\"\n"
+                       "x ||= \"first\"\nx ||= \"second\"\npidfile x\n"
+                       "environment \"PROD\".downcase.to_sym\n"
+                       "max_keep_alive Integer(\"oops\", exception: false) || 11\n"
+                       "ENV[\"SV_TEST_B\"] ||= \"42\"\nmax_requests ENV[\"SV_TEST_B\"].to_i\n";
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.min_threads, 5);
+    assert_int_equal(c.max_threads, 5);
+    assert_int_equal(c.workers, 2);
+    assert_int_equal(c.max_headers, 7);
+    assert_string_equal(c.tag, "9");
+    assert_string_equal(c.pidfile, "first");
+    assert_string_equal(c.environment, "prod");
+    assert_int_equal(c.max_keep_alive, 11);
+    assert_int_equal(c.max_requests, 42);
+    assert_string_equal(getenv("SV_TEST_B"), "42");
+    sv_config_free(&c);
+    /* now SV_TEST_B is set (by the file itself, as Puma's master would) */
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.min_threads, 1);
+    assert_int_equal(c.max_headers, 42);
+    sv_config_free(&c);
+    clear_env();
+    assert_int_equal(parse(&c, "lo, hi = 2, 6\nthreads lo, hi\na, b = \"3:4\".split(\":\")\nworkers b\n", &d), 0);
+    assert_int_equal(c.min_threads, 2);
+    assert_int_equal(c.max_threads, 6);
+    assert_int_equal(c.workers, 4);
+    sv_config_free(&c);
+    expect_error("workers nil.positive?\n", "puma.rb:1: undefined method 'positive?' for nil");
+    expect_error("workers Integer(\"1\", 2)\n", "puma.rb:1: Integer(): serval reads one argument (and exception: "
+                                                "false)");
+}
+
+static void test_ruby_cpus_and_files(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    clear_env();
+    assert_int_equal(parse(&c, "workers Etc.nprocessors\nmax_headers Concurrent.processor_count\n"
+                               "max_keep_alive Concurrent.physical_processor_count\n"
+                               "phased_restart_batch Concurrent.available_processor_count.floor\n"
+                               "directory File.expand_path(\"../srv/./app\", \"/x/y\")\n"
+                               "pidfile File.join(\"/run/\", \"/app\", \"p.pid\")\n"
+                               "tag File.basename(File.dirname(\"/a/b/c.rb\"))\n",
+                           &d),
+                     0);
+    assert_int_equal(c.workers, sv_cfg_cpu_count());
+    assert_int_equal(c.max_headers, sv_cfg_cpu_count());
+    assert_true(c.max_keep_alive >= 1 && c.max_keep_alive <= sv_cfg_cpu_count());
+    assert_true(c.phased_restart_batch >= 1 && c.phased_restart_batch <= sv_cfg_cpu_count());
+    assert_string_equal(c.directory, "/x/srv/app");
+    assert_string_equal(c.pidfile, "/run/app/p.pid");
+    assert_string_equal(c.tag, "b");
+    sv_config_free(&c);
+    /* the JRuby and Windows guards read as MRI on Linux */
+    assert_int_equal(parse(&c, "workers 3 unless Gem.win_platform?\nthreads 2, 2 if RUBY_ENGINE == 'ruby'\n"
+                               "preload_app! RUBY_PLATFORM.end_with?(\"linux\")\n",
+                           &d),
+                     0);
+    assert_int_equal(c.workers, 3);
+    assert_int_equal(c.max_threads, 2);
+    assert_true(c.preload);
+    sv_config_free(&c);
+    /* __dir__ is the config file's directory, absolute */
+    sv_config_defaults(&c);
+    assert_int_equal(sv_config_parse_text(&c, "/etc/app/config/puma.rb", "directory File.expand_path(\"..\", __dir__)\n",
+                                          &d),
+                     0);
+    assert_string_equal(c.directory, "/etc/app");
+    sv_config_free(&c);
+}
+
+/* Valid Ruby that serval does not evaluate: a warning, the statement skipped, the rest applied. */
+static void test_ruby_soft_failures(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    clear_env();
+    const char *text = "fmt = Foo::Bar.new\nlog_requests fmt\n"
+                       "def per_worker(i)\n  i * 2\nend\n"
+                       "worker_boot_timeout per_worker(3) + 1\n"
+                       "if Rails.env.production?\n  workers 9\nelse\n  workers 8\nend\n"
+                       "threads 1, 2\nworkers 3 if ENV.fetch(\"X_UNSET\", \"a\").squish == \"a\"\n";
+    assert_int_equal(parse(&c, text, &d), 0);
+    assert_int_equal(c.max_threads, 2);
+    assert_int_equal(c.workers, 0);
+    assert_false(c.log_requests);
+    assert_true(c.worker_boot_timeout == 60);
+    assert_int_equal(c.n_warnings, 6);
+    const char *want[] = {
+        "puma.rb:1: warning: 'fmt = ...' skipped: serval does not know Foo::Bar.new",
+        "puma.rb:2: warning: 'log_requests' skipped: fmt could not be evaluated at line 1",
+        "puma.rb:3: warning: 'def per_worker' skipped: serval does not run Ruby methods",
+        "puma.rb:6: warning: 'worker_boot_timeout' skipped: per_worker is a method defined in the file",
+        "puma.rb:7: warning: 'if (all its branches)' skipped: serval does not know Rails.env",
+        "puma.rb:13: warning: 'workers' skipped: serval does not know the method .squish (called on \"a\")",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        if (!strstr(c.warnings, want[i]))
+            print_error("warnings <%s> lack <%s>\n", c.warnings, want[i]);
+        assert_non_null(strstr(c.warnings, want[i]));
+    }
+    sv_config_free(&c);
+    /* a lowercase name nobody assigned is a typo, not Ruby serval lacks */
+    expect_error("workers wrker_count\n", "puma.rb:1: undefined local variable 'wrker_count' (assign it first: "
+                                          "wrker_count = value)");
+}
+
+/* Malformed expressions: one line, file:line, what was expected. */
+static void test_ruby_malformed(void **state)
+{
+    expect_error("workers 1\nworkers (1 +\n", "puma.rb:3: syntax error: unexpected end of file (expected a value)");
+    expect_error("x = \n", "puma.rb:2: syntax error: unexpected end of file (expected a value)");
+    expect_error("workers [1, 2\n", "puma.rb:2: syntax error: unexpected end of file (expected ',' or ']')");
+    expect_error("n = if true\n 1\n", "puma.rb:3: syntax error: unexpected end of file (expected 'else', 'elsif' "
+                                      "or 'end' (a value if holds one expression per branch))");
+    expect_error("workers 2 if 1 <\n", "puma.rb:2: syntax error: unexpected end of file (expected a value)");
+    expect_error("workers 2 if (1 < 2\n", "puma.rb:2: syntax error: unexpected end of file (expected ')')");
+    expect_error("workers 1 ==\n", "puma.rb:2: syntax error: unexpected end of file (expected a value)");
+    expect_error("workers File.\n", "puma.rb:2: syntax error: unexpected end of file (expected a method name after "
+                                    "'.')");
+    expect_error("workers File.(1)\n", "puma.rb:1: syntax error: unexpected '(' (expected a method name after '.')");
+    expect_error("threads 1,, 2\n", "puma.rb:1: syntax error: unexpected ',' (expected a value)");
+    expect_error("workers 1\n)\n", "puma.rb:2: syntax error: unexpected ')' (expected a directive)");
+}
+
+static void test_load_warnings_and_strict(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    sv_config_action_t a;
+    mkdir("config", 0755);
+    write_file("config/puma.rb", "workers 2\nrequire 'x'\nprune_bundler\n");
+    int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2); /* the warnings go to stderr */
+    int rc1 = load(&c, &d, &a, (char *)NULL);
+    int n = rc1 == 0 ? c.n_warnings : -1;
+    if (rc1 == 0)
+        sv_config_free(&c);
+    int rc2 = load(&c, &d, &a, "--strict", (char *)NULL);
+    dup2(saved, 2);
+    close(saved);
+    close(devnull);
+    assert_int_equal(rc1, 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(rc2, SV_ECONFIG);
+    assert_string_equal(d.msg, "serval: --strict: the 2 warnings above are errors");
+    write_file("config/puma.rb", "workers 2\n");
+    assert_int_equal(load(&c, &d, &a, "--strict", (char *)NULL), 0);
+    assert_null(c.warnings);
+    sv_config_free(&c);
+}
+
+static void test_check_paths(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    sv_config_defaults(&c);
+    assert_int_equal(sv_config_check_paths(&c, &d), 0);
+    assert_int_equal(sv_config_apply(&c, "pidfile", "'/nonexistent-dir/x.pid'", &d), 0);
+    assert_int_equal(sv_config_check_paths(&c, &d), SV_ECONFIG);
+    assert_string_equal(d.msg, "serval: pidfile '/nonexistent-dir/x.pid' cannot be created: directory "
+                               "'/nonexistent-dir' does not exist");
+    assert_int_equal(sv_config_apply(&c, "pidfile", "'x.pid'", &d), 0);
+    assert_int_equal(sv_config_apply(&c, "state_path", "'/tmp'", &d), 0);
+    assert_int_equal(sv_config_check_paths(&c, &d), SV_ECONFIG);
+    assert_string_equal(d.msg, "serval: state_path '/tmp' is a directory");
+    assert_int_equal(sv_config_apply(&c, "state_path", "'s.yml'", &d), 0);
+    assert_int_equal(sv_config_apply(&c, "bind", "'unix:///nonexistent-dir/s.sock'", &d), 0);
+    assert_int_equal(sv_config_check_paths(&c, &d), SV_ECONFIG);
+    assert_string_equal(d.msg, "serval: bind 'unix:///nonexistent-dir/s.sock': directory '/nonexistent-dir' does "
+                               "not exist");
+    sv_config_free(&c);
+}
+
+static void test_bind_parameters(void **state)
+{
+    expect_ok("bind \"unix:///tmp/a.sock?umask=0111&mode=0660&backlog=64\"\n");
+    expect_ok("bind \"tcp://127.0.0.1:1?low_latency=true\"\n");
+    expect_error("bind \"unix:///tmp/a.sock?umask=9\"\n",
+                 "puma.rb:1: bad bind 'unix:///tmp/a.sock?umask=9': umask must be octal, e.g. umask=0111");
+    expect_error("bind \"tcp://127.0.0.1:1?low_latency=false\"\n",
+                 "puma.rb:1: bad bind 'tcp://127.0.0.1:1?low_latency=false': low_latency=false is not supported "
+                 "(serval always sets TCP_NODELAY; drop the parameter)");
+    expect_error("bind \"tcp://127.0.0.1:1?reuse_port=true\"\n",
+                 "puma.rb:1: bad bind 'tcp://127.0.0.1:1?reuse_port=true': unknown parameter 'reuse_port'");
+}
+
+static void test_compat_directives(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    assert_int_equal(parse(&c, "enable_keep_alives false\nhttp_content_length_limit 1_000_000\n"
+                               "bind \"tcp://127.0.0.1:1\"\nclear_binds!\nbind \"tcp://127.0.0.1:2\"\n",
+                           &d),
+                     0);
+    assert_int_equal(c.max_keep_alive, 1);
+    assert_int_equal(c.max_body_size, 1000000);
+    assert_int_equal(c.n_binds, 1);
+    assert_string_equal(c.binds[0], "tcp://127.0.0.1:2");
+    assert_null(c.warnings);
+    sv_config_free(&c);
+    assert_int_equal(parse(&c, "http_content_length_limit nil\n", &d), 0);
+    assert_int_equal(c.max_body_size, 0);
+    sv_config_free(&c);
 }
 
 /* ---- directives ------------------------------------------------------ */
@@ -739,8 +1115,13 @@ static void test_workers(void **state)
     assert_int_equal(c.workers, 3);
     sv_config_free(&c);
     expect_error("workers \"abc\"\n", "puma.rb:1: workers expects a whole number or :auto, got \"abc\"");
-    expect_error("workers 1.5\n", "puma.rb:1: workers expects a whole number or :auto, got 1.5");
-    expect_error("workers 2.0\n", "puma.rb:1: workers expects a whole number or :auto, got 2.0");
+    /* a fractional CPU count (a cgroup quota) is cut, as Puma's count.to_i, with a warning */
+    expect_warning("workers 2.5\n", "puma.rb:1: warning: workers 2.5 taken as 2, as Puma does (count.to_i)");
+    expect_error("workers 0.5\n", "puma.rb:1: workers expects a whole number or :auto, got 0.5");
+    /* Concurrent.available_processor_count is a Float: a whole one counts */
+    assert_int_equal(parse(&c, "workers 2.0\n", &d), 0);
+    assert_int_equal(c.workers, 2);
+    sv_config_free(&c);
     expect_error("workers 1025\n", "puma.rb:1: workers must be at most 1024 (got 1025)");
     expect_error("workers\n", "puma.rb:1: workers expects 1 argument, got 0");
     expect_error("workers 1, 2\n", "puma.rb:1: workers expects 1 argument, got 2");
@@ -850,7 +1231,7 @@ static void test_control_app(void **state)
     sv_config_free(&c);
     expect_error("activate_control_app \"tcp://127.0.0.1:9293\", { auth_token: \"a\", tls: true }\n",
                  "puma.rb:1: activate_control_app: unknown option 'tls' (known: auth_token, no_token, "
-                 "data_only, umask)");
+                 "data_only, data_url, allow_remote, umask)");
     expect_error("activate_control_app \"tcp://x\"\n",
                  "puma.rb:1: control URL: bad bind 'tcp://x': expected tcp://HOST:PORT");
     expect_error("activate_control_app\n",
@@ -993,7 +1374,8 @@ static void test_other_directives(void **state)
     expect_error("hot_restart_preflight\n", "puma.rb:1: hot_restart_preflight expects 1 argument, got 0");
     expect_error("max_requests 10, -1\n", "puma.rb:1: max_requests jitter must be at least 0 (got -1)");
     expect_error("max_headers 0\n", "puma.rb:1: max_headers must be at least 1 (got 0)");
-    expect_error("plugin :puma_stats\n",
+    expect_warning("plugin :puma_stats\n", "plugin :puma_stats is a Ruby plugin");
+    if (0) expect_error("plugin :puma_stats\n",
                  "puma.rb:1: plugin :puma_stats is not supported (hint: serval runs no Ruby plugins; only "
                  "plugin :tmp_restart is built in)");
     expect_error("plugin 1\n", "puma.rb:1: plugin expects a plugin name such as :tmp_restart, got 1");
@@ -1586,7 +1968,7 @@ int main(void)
         cmocka_unit_test(test_modifiers),
         cmocka_unit_test(test_if_blocks),
         cmocka_unit_test(test_hashes),
-        cmocka_unit_test(test_blocks_rejected),
+        cmocka_unit_test(test_blocks_warned),
         cmocka_unit_test(test_unknown_directives),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_limits),
@@ -1616,6 +1998,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_config_discovery, enter_tmpdir, leave_tmpdir),
         cmocka_unit_test_setup_teardown(test_load_file_errors, enter_tmpdir, leave_tmpdir),
         cmocka_unit_test_setup_teardown(test_load_control, enter_tmpdir, leave_tmpdir),
+        cmocka_unit_test(test_ruby_comparisons_and_arithmetic),
+        cmocka_unit_test(test_ruby_case_when),
+        cmocka_unit_test(test_ruby_strings_and_interpolation),
+        cmocka_unit_test(test_ruby_env_and_methods),
+        cmocka_unit_test(test_ruby_cpus_and_files),
+        cmocka_unit_test(test_ruby_soft_failures),
+        cmocka_unit_test(test_ruby_malformed),
+        cmocka_unit_test_setup_teardown(test_load_warnings_and_strict, enter_tmpdir, leave_tmpdir),
+        cmocka_unit_test(test_check_paths),
+        cmocka_unit_test(test_bind_parameters),
+        cmocka_unit_test(test_compat_directives),
     };
     clear_env();
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -1,0 +1,2 @@
+on_worker_boot do |i|
+  x = "#{i}"
