@@ -1,6 +1,7 @@
 #define UNW_LOCAL_ONLY
 #include "os/backtrace.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <libunwind.h>
@@ -18,6 +19,55 @@
 #define ALTSTACK_SIZE (64 * 1024)
 
 static __thread sv_bt_slot_t *my_slot;
+
+/*
+ * libunwind opens a pipe at its first local unwind (to check addresses) and
+ * keeps the fd numbers in static memory. A child that closes fds by keep
+ * list must keep these, or libunwind would later write into, or close,
+ * whatever fd then has that number. Found by looking at the fds around that
+ * first use (in normal context, never in a handler).
+ */
+static int unw_fds[2] = {-1, -1};
+static bool unw_ready;
+
+static void fd_set_of(unsigned char *seen, int max)
+{
+    memset(seen, 0, (size_t)max);
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    int self = dirfd(d);
+    for (struct dirent *e; (e = readdir(d));) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd >= 0 && fd < max && fd != self)
+            seen[fd] = 1;
+    }
+    closedir(d);
+}
+
+static void unwind_ready(void)
+{
+    enum { MAXFD = 4096 };
+    static unsigned char before[MAXFD], after[MAXFD];
+    if (unw_ready)
+        return;
+    unw_ready = true;
+    fd_set_of(before, MAXFD);
+    unw_context_t ctx;
+    unw_cursor_t cur;
+    if (unw_getcontext(&ctx) == 0 && unw_init_local(&cur, &ctx) == 0)
+        (void)unw_step(&cur);
+    fd_set_of(after, MAXFD);
+    for (int fd = 0, n = 0; fd < MAXFD && n < 2; fd++)
+        if (after[fd] && !before[fd])
+            unw_fds[n++] = fd;
+}
+
+int sv_bt_fds(const int **fds)
+{
+    *fds = unw_fds;
+    return unw_fds[1] >= 0 ? 2 : unw_fds[0] >= 0 ? 1 : 0;
+}
 static const int fault_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 
 static int record(unw_cursor_t *cur, sv_bt_t *out)
@@ -106,6 +156,7 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 
 int sv_bt_init(void)
 {
+    unwind_ready();
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_sigaction = on_capture;
@@ -156,6 +207,7 @@ void sv_bt_thread_detach(void)
 
 int sv_bt_capture_self(sv_bt_t *out)
 {
+    unwind_ready();
     unw_context_t ctx;
     unw_cursor_t cur;
     unw_word_t ip;
@@ -196,6 +248,7 @@ int sv_bt_capture_thread(sv_bt_slot_t *slot, int tid, int timeout_ms)
 /* Name an address through a cursor whose ip we set: libunwind looks it up in the mapped file's symbols. */
 static int proc_name(void *addr, char *buf, size_t cap, unw_word_t *off)
 {
+    unwind_ready();
     unw_context_t ctx;
     unw_cursor_t cur;
     if (unw_getcontext(&ctx) < 0 || unw_init_local(&cur, &ctx) < 0 ||

@@ -70,6 +70,12 @@ int sv_bt_capture_self(sv_bt_t *out);
 int sv_bt_capture_thread(sv_bt_slot_t *slot, int tid, int timeout_ms);
 /* "name+0xOFF (module)" for frame i of bt. */
 void sv_bt_frame_name(const sv_bt_t *bt, int i, char *out, size_t cap);
+/*
+ * The fds libunwind keeps open for this process (its address-check pipe,
+ * close-on-exec): a forked child that closes fds by keep list must keep them.
+ * Returns how many (0..2).
+ */
+int sv_bt_fds(const int **fds);
 /* Log each frame on its own line, indented: to the error log (stderr) when error, else stdout. */
 void sv_bt_log(const sv_bt_t *bt, const char *indent, bool error);
 
