@@ -125,7 +125,7 @@ static void sleep_ms(int64_t ms)
 static _Noreturn void crash(void)
 {
     /* Through a volatile pointer so the compiler cannot see NULL and emit a trap instead. */
-    int *volatile null_ptr = NULL;
+    volatile int *volatile null_ptr = NULL;
     /* cppcheck-suppress nullPointer */
     *null_ptr = 1; /* NOLINT(clang-analyzer-core.NullDereference) */
     /* Only reached if a SIGSEGV handler returned. */

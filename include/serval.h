@@ -255,6 +255,13 @@ long serval_cookie_value(const char *header, size_t len, const char *name, char 
 
 /* serval_cookie_value over every Cookie header of the request, in order. */
 long serval_request_cookie(const serval_request_t *req, const char *name, char *buf, size_t cap);
+/*
+ * Milliseconds left before app_timeout ends this request's app call (0 once
+ * past it), or -1 when app_timeout is off. An app that calls a database or
+ * another service can pass this on as that call's timeout, so it gives up
+ * (and answers) before serval answers 504 for it and replaces the worker.
+ */
+int64_t serval_request_deadline_ms(const serval_request_t *req);
 
 /* ---- Responses --------------------------------------------------------- */
 

@@ -400,6 +400,7 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
             snprintf(h->stop_reason, sizeof(h->stop_reason), "external TERM");
         }
         break;
+    case SV_PROTO_APP_TIMEOUT: sv_replace_on_app_timeout(m, h, msg); break;
     case SV_PROTO_MOLD_FAILED: sv_refork_on_mold_msg(m, msg, -1); break;
     default: break; /* a verb of a newer version, or not for the master: ignored */
     }
@@ -523,9 +524,9 @@ static void enforce_timeouts(sv_master_t *m, int64_t now)
         sv_whandle_t *h = m->w[i];
         if (h->kill_sent)
             continue;
-        if (h->stopping && now - h->stop_ms > (int64_t)(c->worker_shutdown_timeout * 1000)) {
+        if (h->stopping && now - h->stop_ms > (int64_t)(sv_replace_grace(m, h) * 1000)) {
             sv_log_error("! Worker %d (PID: %d) did not stop within %g seconds, killing it", h->index, (int)h->pid,
-                         c->worker_shutdown_timeout);
+                         sv_replace_grace(m, h));
             sv_master_kill_worker(m, h, SV_DEATH_TIMEOUT);
         } else if (!h->booted && !h->stopping && now - h->spawned_ms > (int64_t)(c->worker_boot_timeout * 1000)) {
             sv_log_error("! Terminating timed out worker (Worker %d failed to boot within %g seconds): %d", h->index,
@@ -846,6 +847,7 @@ int sv_master_run(sv_runtime_t *rt)
         if (m->state == M_RUN) {
             step_operations(m, now);
             sv_recycle_check(m);
+            sv_replace_step(m);
             cull_workers(m);
             ensure_workers(m, now);
             char err[64];

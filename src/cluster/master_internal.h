@@ -67,6 +67,7 @@ typedef struct sv_whandle {
     int child_fd;            /* the worker's channel end while it waits for the mold, else -1 */
     bool mold_pending;       /* waits for a mold to fork it */
     bool sent_to_mold;       /* the mold was asked to fork it */
+    bool replace_stuck;      /* superseded after an app timeout (replace.c) */
     bool op_failure;         /* its boot failure ended an operation (no respawn back-off) */
 } sv_whandle_t;
 
@@ -105,6 +106,7 @@ struct sv_master {
     int64_t respawn_at[SV_MAX_INDEX];
     unsigned long deaths[SV_DEATH_CAUSES];
     unsigned long spawned_total;
+    unsigned long app_timeouts; /* app calls past app_timeout, reported by workers */
     uint64_t handle_seq;      /* last sv_whandle_t.seq handed out */
     int64_t next_mem_ms;
     /* the running operation's error, set by its machine with SV_STEP_FAILED */
@@ -179,6 +181,17 @@ void sv_master_parse_ping(sv_whandle_t *h, const char *msg);
 /* Request a restart operation by kind; returns its id (0 if refused, with a reason in err). */
 int sv_master_request(sv_master_t *m, sv_op_kind_t kind, const char *trigger, char *err, size_t errlen);
 
+/* replace.c: surge replacement of a worker after an app timeout */
+void sv_replace_on_app_timeout(sv_master_t *m, sv_whandle_t *h, const char *msg);
+void sv_replace_step(sv_master_t *m);
+/* How long a stopping worker may take before SIGKILL (seconds). */
+double sv_replace_grace(const sv_master_t *m, const sv_whandle_t *h);
+
+/* phased.c */
+void sv_phased_start(sv_master_t *m);
+/* Returns true when the operation is over (succeeded or failed). */
+bool sv_phased_step(sv_master_t *m, int64_t now_ms);
+void sv_phased_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
 /*
  * One operation kind = one state machine, one file, behind this interface.
  * The master drives the running one: start once, step every turn until it

@@ -194,6 +194,8 @@ static void cluster_extras(sv_master_t *m, sv_json_t *w)
     for (int c = 0; c < SV_DEATH_CAUSES; c++)
         kv_int(w, causes[c], (int64_t)m->deaths[c]);
     sv_json_obj_end(w);
+    kv_int(w, "app_timeouts", (int64_t)m->app_timeouts);
+    kv_int(w, "crashes", (int64_t)m->deaths[SV_DEATH_CRASH]);
 }
 
 void sv_master_stats_json(sv_master_t *m, sv_buf_t *out)
@@ -292,6 +294,10 @@ void sv_master_metrics(sv_master_t *m, sv_buf_t *out)
         snprintf(labels, sizeof(labels), "cause=\"%s\"", causes[c]);
         sv_metric(out, "serval_worker_deaths_total", labels, (double)m->deaths[c]);
     }
+    sv_metric_head(out, "serval_app_timeouts_total", "counter", "App calls that ran past app_timeout.");
+    sv_metric(out, "serval_app_timeouts_total", NULL, (double)m->app_timeouts);
+    sv_metric_head(out, "serval_crashes_total", "counter", "Workers that died of a crash while serving.");
+    sv_metric(out, "serval_crashes_total", NULL, (double)m->deaths[SV_DEATH_CRASH]);
     sv_metric_head(out, "serval_restarts_total", "counter", "Restart operations by kind and outcome.");
     for (int k = 0; k < SV_OP_KINDS; k++)
         for (int ok = 1; ok >= 0; ok--) {
@@ -352,7 +358,7 @@ int sv_master_control(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
     case SV_CMD_METRICS: sv_master_metrics(m, out); return 200;
     case SV_CMD_GC: return 200;
     case SV_CMD_GC_STATS: sv_state_gc_stats(out); return 200;
-    case SV_CMD_THREAD_BACKTRACES: sv_state_backtraces("master", out); return 200;
+    case SV_CMD_THREAD_BACKTRACES: sv_state_backtraces("master", NULL, out); return 200;
     case SV_CMD_HEALTH:
     case SV_CMD_READY: return health(m, out, true);
     case SV_CMD_LIVE: return health(m, out, false);

@@ -26,6 +26,7 @@
     X(PING, "ping", "worker -> master: check-in with its last_status")                                  \
     X(STOPPING, "stopping", "worker -> master: it got SIGTERM from someone else")                       \
     X(MOLD_FAILED, "mold-failed", "worker 0 -> master: no mold (gen, reason)")                          \
+    X(APP_TIMEOUT, "app-timeout", "worker -> master: app calls past app_timeout (pid, index, new)")     \
     X(STOP, "stop", "master -> worker: graceful stop")                                                  \
     X(MAKE_MOLD, "make-mold", "master -> worker 0: fork a mold (gen, refork) + the mold's channel")    \
     X(MOLD_READY, "mold-ready", "mold -> master: ready to fork (pid, gen)")                             \

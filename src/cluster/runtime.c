@@ -21,6 +21,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "os/backtrace.h"
 #include "os/chan.h"
 #include "os/fd.h"
 #include "os/file.h"
@@ -516,6 +517,7 @@ void sv_rt_server_opts(sv_runtime_t *rt, sv_server_opts_t *o)
     o->first_data_timeout_ms = (int64_t)(c->first_data_timeout * 1000);
     o->request_timeout_ms = (int64_t)(c->request_timeout * 1000);
     o->write_timeout_ms = 10000;
+    o->app_timeout_ms = (int64_t)(c->app_timeout * 1000);
     o->log_requests = c->log_requests;
     o->app = &rt->app;
     o->wait_for_less_busy = c->wait_for_less_busy_worker;
@@ -547,7 +549,9 @@ void sv_rt_keep_only(const sv_runtime_t *rt, int chan)
 {
     const int *app;
     int n_app = sv_app_fds(&app);
-    int *keep = malloc(sizeof(int) * (size_t)(rt->n_listeners + 1 + n_app));
+    const int *unw;
+    int n_unw = sv_bt_fds(&unw); /* libunwind's pipe: it writes to those numbers later (os/backtrace.h) */
+    int *keep = malloc(sizeof(int) * (size_t)(rt->n_listeners + 1 + n_app + n_unw));
     if (!keep)
         return; /* CLOEXEC still guards an exec; nothing better to do in a fresh child */
     int n = 0;
@@ -558,6 +562,8 @@ void sv_rt_keep_only(const sv_runtime_t *rt, int chan)
         keep[n++] = chan;
     for (int i = 0; i < n_app; i++)
         keep[n++] = app[i];
+    for (int i = 0; i < n_unw; i++)
+        keep[n++] = unw[i];
     sv_fd_close_all_except(keep, n);
     free(keep);
 }

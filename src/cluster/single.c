@@ -37,6 +37,7 @@ struct single {
     int64_t drain_started_ms;
     int64_t lame_duck_until_ms; /* shutdown_delay: a TERM arrived; stop at this time (0: none) */
     sv_oplog_t ops;
+    bool lost_all;           /* restarting because every thread is stuck past app_timeout */
 };
 
 /*
@@ -180,7 +181,7 @@ static int control_cb(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
         sv_state_gc_stats(out);
         return 200;
     case SV_CMD_THREAD_BACKTRACES:
-        sv_state_backtraces("single", out);
+        sv_state_backtraces("single", s->srv, out);
         return 200;
     case SV_CMD_HEALTH:
     case SV_CMD_READY:
@@ -233,6 +234,7 @@ static void finish(single_t *s)
         if (start_server(s) < 0)
             exit(1);
         s->state = S_RUN;
+        s->lost_all = false;
         sv_notify("READY=1");
         return;
     }
@@ -307,6 +309,16 @@ int sv_single_run(sv_runtime_t *rt)
             begin_stop(&s, S_STOP, "shutdown_delay over");
         if (s.state == S_RUN && sv_rt_tmp_restart_touched(rt, now))
             request_restart(&s, "tmp_restart");
+        /* every thread lost past app_timeout: nothing serves any more; a fresh image will */
+        int lost = sv_server_lost_threads(s.srv);
+        if (s.state == S_RUN && lost > 0 && lost >= rt->cfg.max_threads) {
+            sv_log_error("! app_timeout: all %d threads are stuck in the app; restarting (hot restart)", lost);
+            s.lost_all = true;
+            request_restart(&s, "app_timeout");
+        }
+        /* then nothing can serve what is left: the cleanup grace bounds the wait */
+        if (s.state != S_RUN && s.lost_all && now - s.drain_started_ms >= (int64_t)(rt->cfg.app_timeout_cleanup * 1000))
+            finish(&s);
         if (s.state != S_RUN && sv_rt_drain_done(rt, s.srv, s.drain_started_ms, now))
             finish(&s);
     }

@@ -1,6 +1,5 @@
 #include "cluster/state.h"
 
-#include <execinfo.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "os/chan.h"
+#include "os/backtrace.h"
 #include "os/fd.h"
 #include "os/file.h"
 #include "os/listen.h"
@@ -133,6 +133,10 @@ void sv_state_single_stats(const sv_runtime_t *rt, sv_server_t *srv, const sv_op
     sv_json_uint(&w, st.requests_count);
     sv_json_key(&w, "connections");
     sv_json_int(&w, st.connections);
+    sv_json_key(&w, "app_timeouts");
+    sv_json_uint(&w, st.app_timeouts);
+    sv_json_key(&w, "crashes"); /* a crash ends single mode: always 0 in a live process */
+    sv_json_int(&w, 0);
     sv_json_key(&w, "versions");
     sv_json_obj(&w);
     sv_json_key(&w, "serval");
@@ -195,6 +199,10 @@ void sv_state_single_metrics(const sv_runtime_t *rt, sv_server_t *srv, const sv_
     sv_metric(out, "serval_backlog", "worker=\"single\"", st.backlog);
     sv_metric_head(out, "serval_connections", "gauge", "Open client connections.");
     sv_metric(out, "serval_connections", "worker=\"single\"", st.connections);
+    sv_metric_head(out, "serval_app_timeouts_total", "counter", "App calls that ran past app_timeout.");
+    sv_metric(out, "serval_app_timeouts_total", NULL, (double)st.app_timeouts);
+    sv_metric_head(out, "serval_crashes_total", "counter", "Workers that died of a crash while serving.");
+    sv_metric(out, "serval_crashes_total", NULL, 0);
     op_metrics(ops, out);
     sv_certs_metrics(rt, out);
 }
@@ -228,36 +236,46 @@ void sv_state_gc_stats(sv_buf_t *out)
                   mi.arena, mi.ordblks, mi.hblks, mi.hblkhd, mi.uordblks, mi.fordblks, mi.keepcost);
 }
 
-void sv_state_backtraces(const char *label, sv_buf_t *out)
+static void thread_json(void *arg, const char *name, const sv_bt_t *bt)
 {
-    void *frames[64];
-    int n = backtrace(frames, 64);
-    char **syms = backtrace_symbols(frames, n);
+    sv_json_t *w = arg;
+    char frame[400];
+    sv_json_obj(w);
+    sv_json_key(w, "name");
+    sv_json_str(w, name);
+    sv_json_key(w, "backtrace");
+    sv_json_arr(w);
+    for (int i = 0; bt && i < bt->n; i++) {
+        sv_bt_frame_name(bt, i, frame, sizeof(frame));
+        sv_json_str(w, frame);
+    }
+    sv_json_arr_end(w);
+    sv_json_obj_end(w);
+}
+
+void sv_state_backtraces(const char *label, sv_server_t *srv, sv_buf_t *out)
+{
+    sv_bt_t bt;
+    sv_bt_capture_self(&bt);
     sv_json_t w;
     sv_json_init(&w, out);
     sv_json_arr(&w);
-    sv_json_obj(&w);
     char name[128];
     snprintf(name, sizeof(name), "Thread: TID-%ld %s", (long)syscall(SYS_gettid), label);
-    sv_json_key(&w, "name");
-    sv_json_str(&w, name);
-    sv_json_key(&w, "backtrace");
-    sv_json_arr(&w);
-    for (int i = 0; i < n; i++)
-        sv_json_str(&w, syms ? syms[i] : "?");
+    thread_json(&w, name, &bt);
+    if (srv)
+        sv_server_thread_stacks(srv, thread_json, &w);
     sv_json_arr_end(&w);
-    sv_json_obj_end(&w);
-    sv_json_arr_end(&w);
-    free(syms);
 }
 
 void sv_state_log_backtrace(const char *label)
 {
-    void *frames[64];
-    int n = backtrace(frames, 64);
-    char **syms = backtrace_symbols(frames, n);
+    sv_bt_t bt;
+    sv_bt_capture_self(&bt);
+    char name[400];
     sv_log("Thread: TID-%ld %s", (long)syscall(SYS_gettid), label);
-    for (int i = 0; i < n; i++)
-        sv_log("    %s", syms ? syms[i] : "?");
-    free(syms);
+    for (int i = 0; i < bt.n; i++) {
+        sv_bt_frame_name(&bt, i, name, sizeof(name));
+        sv_log("    #%d %s", i, name);
+    }
 }

@@ -27,9 +27,12 @@ void sv_state_single_stats(const sv_runtime_t *rt, sv_server_t *srv, const sv_op
 void sv_state_single_metrics(const sv_runtime_t *rt, sv_server_t *srv, const sv_oplog_t *ops, sv_buf_t *out);
 /* /operation?id=N body; returns 200 or 404. */
 int sv_state_operation(sv_oplog_t *ops, const char *query, sv_buf_t *out);
-/* /gc-stats and /thread-backtraces bodies for this (single-threaded supervising) process. */
+/*
+ * /gc-stats and /thread-backtraces bodies: the calling thread's stack, and
+ * with srv (single mode) every serving thread's; frames named "func+0xOFF (file)".
+ */
 void sv_state_gc_stats(sv_buf_t *out);
-void sv_state_backtraces(const char *label, sv_buf_t *out);
+void sv_state_backtraces(const char *label, sv_server_t *srv, sv_buf_t *out);
 
 /* Log this thread's backtrace as "Thread: TID-n label" and indented frames (SIGPWR). */
 void sv_state_log_backtrace(const char *label);

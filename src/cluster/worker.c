@@ -31,6 +31,7 @@ typedef struct worker {
     int64_t stop_started_ms;
     int64_t next_ping_ms;
     int64_t boot_started_ms;
+    uint64_t app_timeouts;   /* reported to the master so far */
 } worker_t;
 
 static void fail_boot(worker_t *w, const char *reason)
@@ -119,7 +120,12 @@ static void begin_stop(worker_t *w, const char *why)
     w->stopping = true;
     w->stop_started_ms = sv_now_ms();
     sv_log_debug("- Worker %d stopping (%s)", w->a->index, why);
-    sv_server_stop_accepting(w->srv, true);
+    /*
+     * A worker replaced after an app timeout has threads it will never get
+     * back: connections still queued on the shared listeners are left to the
+     * other workers rather than taken and maybe never served.
+     */
+    sv_server_stop_accepting(w->srv, w->app_timeouts == 0);
     sv_server_drain(w->srv);
 }
 
@@ -174,11 +180,28 @@ static void on_signals(worker_t *w)
     }
 }
 
+/*
+ * An app call ran past app_timeout: the master boots a replacement, then
+ * stops this worker (app-timeout pid= index= new=N).
+ */
+static void report_app_timeouts(worker_t *w)
+{
+    uint64_t n = sv_server_app_timeouts(w->srv);
+    if (n == w->app_timeouts)
+        return;
+    sv_proto_sendf(w->chan, SV_PROTO_APP_TIMEOUT, " pid=%d index=%d new=%llu", (int)getpid(), w->a->index,
+                   (unsigned long long)(n - w->app_timeouts));
+    w->app_timeouts = n;
+}
+
 static bool stop_done(worker_t *w, int64_t now)
 {
     if (!w->stopping)
         return false;
     if (sv_rt_drain_done(w->rt, w->srv, w->stop_started_ms, now))
+        return true;
+    /* replaced after an app timeout: its other requests get the cleanup grace, no more */
+    if (w->app_timeouts && now - w->stop_started_ms >= (int64_t)(w->rt->cfg.app_timeout_cleanup * 1000))
         return true;
     /* an orphan does not wait for ever: the master would have killed it by now */
     return w->master_gone && now - w->stop_started_ms > (int64_t)(w->rt->cfg.worker_shutdown_timeout * 1000);
@@ -201,6 +224,7 @@ static void serve(worker_t *w)
         if (n > 0 && p[1].revents)
             on_master_msg(w);
         sv_server_tick(w->srv, sv_now_ms());
+        report_app_timeouts(w);
     }
 }
 

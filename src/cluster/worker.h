@@ -7,6 +7,8 @@
  *   boot-failed pid= index= reason=     about to exit without having booted
  *   ping pid= backlog= running= ...     every worker_check_interval while progressing
  *   stopping pid=                       told to stop by someone other than the master
+ *   app-timeout pid= index= new=N       N app calls ran past app_timeout (answered 504):
+ *                                       the master replaces this worker, surge-style
  * and takes from the master:
  *   stop                                graceful stop (same as SIGTERM)
  *   make-mold (+ channel fd)            fork_worker: fork a mold at a quiet point

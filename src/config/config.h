@@ -89,6 +89,8 @@ typedef struct sv_config {
     double data_rate_grace_period; /* 5: window over which the minimum data rates are measured */
     double force_shutdown_after; /* -1 = :forever (default), 0 = :immediately, else seconds */
     double shutdown_delay; /* 0: on TERM, seconds of lame duck (readiness 503, still serving) */
+    double app_timeout;          /* 0 = off: an app call longer than this gets 504, its worker is replaced */
+    double app_timeout_cleanup;  /* 5: grace for the replaced worker's other requests */
 
     /* Worker supervision (seconds) */
     double worker_timeout;          /* 60, minimum 6 and > worker_check_interval */

@@ -1270,6 +1270,43 @@ static void show_plugin(const sv_config_t *c, const sv_directive_t *d, sv_json_t
     sv_json_arr_end(w);
 }
 
+/* `app_timeout 10` or `app_timeout 10, cleanup: 3` (Pitchfork's `timeout` shape). */
+static int set_app_timeout(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
+                           const sv_site_t *s)
+{
+    double t = 0, cleanup = c->app_timeout_cleanup;
+    int rc = want_nargs(d, n, 1, 2, s);
+    if (rc == 0)
+        rc = want_seconds(d, &a[0], s, &t);
+    if (rc == 0)
+        rc = check_range(d, "app_timeout", t, 0, d->hi, s);
+    if (rc == 0 && n == 2 && a[1].type != SV_V_HASH)
+        rc = type_error(d, &a[1], "cleanup: SECONDS", s);
+    for (int i = 0; rc == 0 && n == 2 && i < a[1].npairs; i++) {
+        if (strcmp(a[1].pairs[i].key, "cleanup"))
+            rc = sv_cfg_fail(s, "app_timeout: unknown option '%s' (known: cleanup)", a[1].pairs[i].key);
+        if (rc == 0)
+            rc = want_seconds(d, &a[1].pairs[i].val, s, &cleanup);
+        if (rc == 0)
+            rc = check_range(d, "app_timeout cleanup", cleanup, 0, d->hi, s);
+    }
+    if (rc == 0) {
+        c->app_timeout = t;
+        c->app_timeout_cleanup = cleanup;
+    }
+    return rc;
+}
+
+static void show_app_timeout(const sv_config_t *c, const sv_directive_t *d, sv_json_t *w)
+{
+    sv_json_obj(w);
+    sv_json_key(w, "timeout");
+    sv_json_double(w, c->app_timeout);
+    sv_json_key(w, "cleanup");
+    sv_json_double(w, c->app_timeout_cleanup);
+    sv_json_obj_end(w);
+}
+
 /* ---- the table ------------------------------------------------------- */
 
 #define F(field) offsetof(sv_config_t, field)
@@ -1342,6 +1379,8 @@ static const sv_directive_t table[] = {
     {"force_shutdown_after", set_force_shutdown, show_force_shutdown, SV_F_DUR, F(force_shutdown_after), 0,
      DUR_MAX, 0, "SECONDS|:forever|:immediately", ":forever",
      "on stop, abandon in-flight requests after this"},
+    {"app_timeout", set_app_timeout, show_app_timeout, SV_F_NONE, 0, 0, DUR_MAX, 0, "SECONDS[, cleanup: SECONDS]",
+     "0 (off), cleanup: 5", "an app call longer than this gets 504 (if nothing was sent) and its worker is replaced"},
     /* worker supervision */
     {"worker_timeout", set_dur, show_field, SV_F_DUR, F(worker_timeout), 6, DUR_MAX, 0, "SECONDS", NULL,
      "kill a worker that has not checked in for this long"},
@@ -1595,6 +1634,7 @@ void sv_config_defaults(sv_config_t *c)
     c->first_data_timeout = 30;
     c->request_timeout = 60;
     c->force_shutdown_after = -1;
+    c->app_timeout_cleanup = 5;
     c->worker_timeout = 60;
     c->worker_boot_timeout = 60;
     c->worker_shutdown_timeout = 30;

@@ -486,7 +486,8 @@ static void run_out_of_band(sv_server_t *s)
         sv_app_hook(app, SV_HOOK_OUT_OF_BAND, serval_context()->worker_index);
 }
 
-static void dispatch(sv_conn_t *c, sv_thread_t *t)
+/* Returns CLOSED when app_timeout answered the client first (nothing of the app's may follow), else PROGRESS. */
+static int dispatch(sv_conn_t *c, sv_thread_t *t)
 {
     sv_server_t *s = c->srv;
     int64_t now = sv_now_ms();
@@ -494,16 +495,23 @@ static void dispatch(sv_conn_t *c, sv_thread_t *t)
     c->res_pending = true;
     sv_res_begin(c);
     int64_t t0 = sv_now_ns();
-    sv_server_app_enter(s, t);
+    sv_server_app_enter(s, t, c);
     s->o.app->tab->handle(s->o.app->data, (serval_request_t *)c, (serval_response_t *)c);
     int64_t ns = sv_now_ns() - t0;
-    sv_server_app_leave(s, t, ns);
+    if (sv_server_app_leave(s, t, ns)) {
+        atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
+        sv_buf_reset(&c->out);
+        c->out_off = 0;
+        c->reset_on_close = false; /* the 504 may still be in the kernel's queue: a reset would drop it */
+        return conn_close(c);
+    }
     sv_res_finish(c);
     atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
     c->served++;
     if (s->o.log_requests)
         sv_req_log(c, ns);
     run_out_of_band(s);
+    return PROGRESS;
 }
 
 /* The client waits for a 100 before it sends the body: queue it with the output. */
@@ -526,10 +534,8 @@ static int step(sv_conn_t *c, sv_thread_t *t)
         sv_res_error(c, c->parser.error_status, c->parser.error_reason);
         return PROGRESS;
     }
-    if (r == SV_HTTP_DONE) {
-        dispatch(c, t);
-        return PROGRESS;
-    }
+    if (r == SV_HTTP_DONE)
+        return dispatch(c, t);
     if (!c->head_done)
         return NEED_MORE;
     if (!had_head) {
@@ -654,6 +660,8 @@ static int conn_run(sv_conn_t *c, sv_thread_t *t)
             int r = step(c, t);
             if (r == PROGRESS)
                 continue;
+            if (r == CLOSED)
+                return r;
         }
         if (c->drained) {
             arm_wait(c, sv_now_ms());

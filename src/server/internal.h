@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 
 #include "core/buf.h"
+#include "os/backtrace.h"
 #include "http/response.h"
 #include "server/server.h"
 
@@ -110,6 +111,8 @@ typedef struct sv_conn {
     bool out_blocked;        /* output is waiting for the client since wr_rate.ms */
     sv_rate_t wr_rate;       /* for min_response_data_rate */
     int64_t app_start_ns;
+    int64_t app_deadline_ms; /* app_timeout: when the running app call is over (0 = none) */
+    struct sv_thread *app_thread; /* the thread running the app for it (app_timeout) */
     unsigned served;         /* requests answered on this connection */
 } sv_conn_t;
 
@@ -120,6 +123,23 @@ typedef struct sv_conn {
  * (inside libc's or a sanitizer's exit path, which may hold their locks).
  */
 enum { SV_SLOT_FREE = 0, SV_SLOT_RUNNING = 1, SV_SLOT_EXITED = 2 };
+
+/*
+ * app_timeout bookkeeping of one serving thread, guarded by mu: the thread
+ * opens it around each app call, the main thread's tick closes a call that
+ * ran past its deadline (deadline.c). Only one side writes to the client's
+ * socket: whoever moves state away from DL_OPEN.
+ */
+enum { DL_IDLE = 0, DL_OPEN, DL_SENT, DL_TAKEN };
+typedef struct sv_deadline_slot {
+    pthread_mutex_t mu;
+    int state;               /* DL_*: OPEN nothing sent yet, SENT the app's response has begun, TAKEN 504 sent */
+    bool expired;            /* the deadline fired for this call */
+    int64_t start_ms;
+    struct sv_conn *conn;
+    bool head;               /* a HEAD request: the 504 has no body */
+    char line[256];          /* "METHOD TARGET", for the log */
+} sv_deadline_slot_t;
 
 /* One serving thread. */
 typedef struct sv_thread {
@@ -137,6 +157,9 @@ typedef struct sv_thread {
     /* parking (server.c): futex word, PARK_* */
     _Atomic int wake;
     bool poller;                     /* holds the poll role (only this thread reads or writes it) */
+    struct sv_conn *app_conn;        /* the running call's connection (crash forensics) */
+    sv_bt_slot_t bt;                 /* stack captures and this thread's last words */
+    sv_deadline_slot_t dl;           /* app_timeout (deadline.c) */
 } sv_thread_t;
 
 #define SV_CONN_CHUNK 256
@@ -162,6 +185,8 @@ struct sv_server {
     _Atomic int n_threads;
     _Atomic int n_busy;        /* app calls running */
     _Atomic int n_conns;       /* counted from accept4 on (see on_listener) */
+    _Atomic int n_expired;     /* connections held by an app call past app_timeout (not drained) */
+    _Atomic uint64_t app_timeouts; /* app calls that ran past app_timeout */
     _Atomic int in_accept;     /* threads between checking `accepting` and counting their fd */
     _Atomic int conns_max;
     _Atomic int64_t body_mem;  /* bytes of request bodies held in memory (body_memory_limit) */
@@ -266,9 +291,20 @@ const char *sv_res_date(void);
 void sv_req_prepare(sv_conn_t *c);
 void sv_req_log(sv_conn_t *c, int64_t started_ns);
 
+/* deadline.c: app_timeout and crash forensics */
+void sv_deadline_thread_init(sv_thread_t *t);
+/* Around an app call; leave returns true when the deadline answered the client: drop the response, close. */
+void sv_deadline_enter(sv_server_t *s, sv_thread_t *t, sv_conn_t *c);
+bool sv_deadline_leave(sv_server_t *s, sv_thread_t *t);
+/* Before the app's own bytes go to the socket during the call: false once the deadline answered. */
+bool sv_deadline_claim(sv_conn_t *c);
+/* Main thread: expire overdue calls, log faults. */
+void sv_deadline_tick(sv_server_t *s, int64_t now_ms);
+
 /* server.c */
-void sv_server_app_enter(sv_server_t *s, sv_thread_t *t);
-void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns);
+void sv_server_app_enter(sv_server_t *s, sv_thread_t *t, sv_conn_t *c);
+/* True when app_timeout answered the client meanwhile: the response must be dropped (sv_deadline_leave). */
+bool sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns);
 void sv_server_requeue(sv_server_t *s, sv_conn_t *c);
 int64_t sv_server_now_ms(void);
 /*

@@ -379,6 +379,9 @@ int serval_response_write(serval_response_t *res, const void *data, size_t len)
 {
     sv_conn_t *c = CONN(res);
     int rc = 0;
+    /* the stream may reach the socket from here on (even from sv_out_emitv): the 504 no longer can */
+    if (!sv_deadline_claim(c))
+        return -ETIMEDOUT; /* app_timeout answered the client (504): nothing more of ours */
     if (c->res_mode == RES_NONE) {
         sv_conn_nodelay(c); /* chunks follow each other: Nagle would hold them for an ACK */
         rc = write_head(c, -1);

@@ -72,6 +72,8 @@ sv_server_t *sv_server_new(const sv_server_opts_t *opts)
     pthread_mutex_init(&s->listen_mu, NULL);
     atomic_store(&s->poll_owner, -1);
     atomic_store(&s->deep_standby, -1);
+    for (int i = 0; i < s->o.max_threads; i++)
+        sv_deadline_thread_init(&s->threads[i]);
     atomic_store(&s->accepting, true);
     return s;
 }
@@ -628,8 +630,9 @@ static void release_poll_role(sv_server_t *s, sv_thread_t *t, int64_t now_ns)
     atomic_store(&s->poll_owner, -1); /* seq_cst: against the standby going deep */
 }
 
-void sv_server_app_enter(sv_server_t *s, sv_thread_t *t)
+void sv_server_app_enter(sv_server_t *s, sv_thread_t *t, sv_conn_t *c)
 {
+    sv_deadline_enter(s, t, c);
     int64_t now = sv_now_ns();
     atomic_store_explicit(&t->app_since_ns, now, memory_order_relaxed);
     int busy = atomic_fetch_add(&s->n_busy, 1) + 1;
@@ -650,7 +653,7 @@ void sv_server_app_enter(sv_server_t *s, sv_thread_t *t)
         start_thread(s);
 }
 
-void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
+bool sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
 {
     /*
      * Take the role straight back if nobody did: it is free only while the
@@ -659,6 +662,7 @@ void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
      */
     take_poll_role(s, t);
     atomic_store_explicit(&t->app_since_ns, 0, memory_order_relaxed);
+    bool taken = sv_deadline_leave(s, t);
     int busy = atomic_fetch_sub(&s->n_busy, 1) - 1;
     publish_load(s, busy);
     atomic_fetch_add_explicit(&t->app_ns, (uint64_t)ns, memory_order_relaxed);
@@ -674,6 +678,7 @@ void sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns)
     t->app_ewma_ns += (clamped - t->app_ewma_ns) / 8;
     int64_t e = atomic_load_explicit(&s->app_ewma_ns, memory_order_relaxed);
     atomic_store_explicit(&s->app_ewma_ns, e + (clamped - e) / 16, memory_order_relaxed);
+    return taken;
 }
 
 /*
@@ -816,6 +821,7 @@ static void *thread_main(void *arg)
     sv_thread_t *t = arg;
     sv_server_t *s = t->srv;
     atomic_store(&t->os_tid, (int)syscall(SYS_gettid));
+    sv_bt_thread_attach(&t->bt);
     int64_t idle_since = sv_now_ms();
     t->next_trim_check_ms = idle_since + 1000;
     for (;;) {
@@ -826,6 +832,7 @@ static void *thread_main(void *arg)
         if (!t->poller && !take_poll_role(s, t)) {
             if (park(s, t, idle_since) == PARK_TRIM) {
                 free_cache();
+                sv_bt_thread_detach();
                 /* EXITED before inactive: a quiesce never sees this thread quiet and not leaving */
                 atomic_store(&t->in_use, SV_SLOT_EXITED);
                 atomic_store(&t->active, 0);
@@ -860,6 +867,7 @@ static void *thread_main(void *arg)
         atomic_store(&s->poll_owner, -1);
     }
     free_cache();
+    sv_bt_thread_detach();
     atomic_store(&t->active, 0);
     return NULL;
 }
@@ -897,6 +905,7 @@ static int start_thread(sv_server_t *s)
         int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
         for (size_t k = 0; k < sizeof(faults) / sizeof(faults[0]); k++)
             sigdelset(&all, faults[k]);
+        sigdelset(&all, SV_BT_SIGNAL); /* stack captures (os/backtrace.h) */
         pthread_sigmask(SIG_BLOCK, &all, &old);
         rc = -pthread_create(&t->tid, &attr, thread_main, t);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -925,6 +934,7 @@ static void refresh_tls(sv_server_t *s)
 int sv_server_start(sv_server_t *s)
 {
     refresh_tls(s); /* a worker forked by the mold may come from before a reload */
+    sv_bt_init();
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0)
         return SV_ERRNO();
@@ -990,7 +1000,8 @@ int sv_server_connections(const sv_server_t *s)
 {
     sv_server_t *m = (sv_server_t *)s;
     int accepting = atomic_load(&m->in_accept); /* first: see on_listener */
-    return accepting + atomic_load(&m->n_conns);
+    /* a call past app_timeout may never return: its connection does not hold up a drain */
+    return accepting + atomic_load(&m->n_conns) - atomic_load(&m->n_expired);
 }
 
 /* Every thread has been inside one app call for STUCK_NS (a slow call the average did not predict). */
@@ -1026,6 +1037,7 @@ static bool stalled(sv_server_t *s)
 void sv_server_tick(sv_server_t *s, int64_t now_ms)
 {
     reap_exited(s);
+    sv_deadline_tick(s, now_ms);
     if (s->started && !atomic_load(&s->paused) && (all_stuck(s) || stalled(s)))
         start_thread(s);
     if (s->started && s->o.load) {
@@ -1149,6 +1161,16 @@ void sv_server_free(sv_server_t *s)
 
 /* ---- stats ------------------------------------------------------------ */
 
+int sv_server_lost_threads(const sv_server_t *s)
+{
+    return atomic_load(&((sv_server_t *)s)->n_expired);
+}
+
+uint64_t sv_server_app_timeouts(const sv_server_t *s)
+{
+    return atomic_load(&((sv_server_t *)s)->app_timeouts);
+}
+
 uint64_t sv_server_requests(const sv_server_t *s)
 {
     uint64_t n = 0;
@@ -1168,6 +1190,7 @@ void sv_server_stats(sv_server_t *s, sv_server_stats_t *out)
     out->requests_count = sv_server_requests(s);
     out->connections = atomic_load(&s->n_conns);
     out->connections_max = atomic_exchange(&s->conns_max, out->connections);
+    out->app_timeouts = atomic_load(&s->app_timeouts);
     for (int i = 0; i < s->o.max_threads; i++)
         out->app_ns_total += atomic_load_explicit(&s->threads[i].app_ns, memory_order_relaxed);
     out->parked_threads = atomic_load(&s->n_parked);
@@ -1190,18 +1213,35 @@ bool sv_server_progressing(sv_server_t *s)
            atomic_load(&s->n_threads) < s->o.max_threads;
 }
 
-void sv_server_dump_threads(sv_server_t *s)
+void sv_server_thread_stacks(sv_server_t *s, void (*cb)(void *arg, const char *label, const sv_bt_t *bt),
+                             void *arg)
 {
-    int64_t now = sv_now_ns();
     for (int i = 0; i < s->o.max_threads; i++) {
         sv_thread_t *t = &s->threads[i];
         if (atomic_load(&t->in_use) != SV_SLOT_RUNNING)
             continue;
+        char label[128];
         int64_t since = atomic_load(&t->app_since_ns);
+        int tid = atomic_load(&t->os_tid);
         if (since)
-            sv_log("Thread: TID-%d serving thread %d: inside the app for %.1f ms", atomic_load(&t->os_tid), i,
-                   (double)(now - since) / 1e6);
+            snprintf(label, sizeof(label), "Thread: TID-%d serving thread %d: inside the app for %.1f ms", tid, i,
+                     (double)(sv_now_ns() - since) / 1e6);
         else
-            sv_log("Thread: TID-%d serving thread %d: waiting for work", atomic_load(&t->os_tid), i);
+            snprintf(label, sizeof(label), "Thread: TID-%d serving thread %d: waiting for work", tid, i);
+        bool got = tid > 0 && sv_bt_capture_thread(&t->bt, tid, 200) > 0;
+        cb(arg, label, got ? &t->bt.bt : NULL);
     }
+}
+
+static void log_stack_cb(void *arg, const char *label, const sv_bt_t *bt)
+{
+    (void)arg;
+    sv_log("%s", label);
+    if (bt)
+        sv_bt_log(bt, "    ", false);
+}
+
+void sv_server_dump_threads(sv_server_t *s)
+{
+    sv_server_thread_stacks(s, log_stack_cb, NULL);
 }

@@ -26,6 +26,7 @@
 
 #include "app/app.h"
 #include "http/parser.h"
+#include "os/backtrace.h"
 #include "os/listen.h"
 
 typedef struct sv_server sv_server_t;
@@ -57,6 +58,7 @@ typedef struct sv_server_opts {
     int64_t first_data_timeout_ms;
     int64_t request_timeout_ms;
     int64_t write_timeout_ms;    /* no progress writing a response */
+    int64_t app_timeout_ms;      /* an app call longer than this is answered 504 (0 = off) */
     bool log_requests;
     sv_app_t *app;               /* borrowed, initialised */
     /* cluster balancing: NULL in single mode */
@@ -77,6 +79,7 @@ typedef struct sv_server_stats {
     int connections_max;     /* most open since the previous read */
     uint64_t app_ns_total;   /* time spent in the app */
     int parked_threads;      /* threads parked (neither polling nor serving) */
+    uint64_t app_timeouts;   /* app calls that ran past app_timeout */
     int64_t body_memory;     /* bytes of request bodies held in memory now */
     uint64_t bodies_spooled; /* request bodies written to a temp file since start */
 } sv_server_stats_t;
@@ -111,6 +114,10 @@ int sv_server_shutdown(sv_server_t *s, int join_timeout_ms);
 void sv_server_free(sv_server_t *s);
 /* Fill *out; resets connections_max. */
 void sv_server_stats(sv_server_t *s, sv_server_stats_t *out);
+/* App calls that ran past app_timeout since start (cheap). */
+uint64_t sv_server_app_timeouts(const sv_server_t *s);
+/* Threads inside an app call that ran past app_timeout right now (lost until they return). */
+int sv_server_lost_threads(const sv_server_t *s);
 /* Requests completed since start (cheap). */
 uint64_t sv_server_requests(const sv_server_t *s);
 /*
@@ -120,8 +127,15 @@ uint64_t sv_server_requests(const sv_server_t *s);
  */
 bool sv_server_progressing(sv_server_t *s);
 
-/* Log one line per serving thread: its id and what it is doing (SIGPWR / servalctl info). */
+/* Log one line per serving thread: its id and what it is doing, then its stack (SIGPWR / servalctl info). */
 void sv_server_dump_threads(sv_server_t *s);
+/*
+ * Each running serving thread's stack, taken by signal (each thread has
+ * 200 ms to answer; one that does not is passed with bt NULL): cb gets a
+ * label "Thread: TID-N serving thread I: ..." as the dump's.
+ */
+void sv_server_thread_stacks(sv_server_t *s, void (*cb)(void *arg, const char *label, const sv_bt_t *bt),
+                             void *arg);
 
 /*
  * Fork gate. sv_server_quiesce waits (up to timeout_ms) until no thread is

@@ -87,8 +87,12 @@ def check_fds(s, port, cport, preflight=False):
         for fd, t in table[pid].items():
             if fd > 2 and inode(t):
                 holders.setdefault(inode(t), set()).add(pid)
+    pipes_of = {inode(t) for fds in table.values() for t in fds.values() if t.startswith("pipe:")}
     for ino, pids in holders.items():
-        if len(pids) > 1 and ino not in listeners:
+        # libunwind's address-check pipe (os/backtrace.h) goes from worker 0 to the mold and
+        # the workers it forks, which keep it (libunwind writes to those fd numbers later)
+        unwind_pipe = ino in pipes_of and all(procs[p] in ("worker", "mold") for p in pids)
+        if len(pids) > 1 and ino not in listeners and not unwind_pipe:
             problems.append(f"inode {ino} held by {sorted((p, procs[p]) for p in pids)}")
     n_workers = sum(1 for r in procs.values() if r == "worker")
     n_mold = sum(1 for r in procs.values() if r == "mold")
@@ -108,12 +112,14 @@ def check_fds(s, port, cport, preflight=False):
             problems.append(f"{where}: {len(lis)} listeners, want {len(listeners)}")
         if files:
             problems.append(f"{where}: files {files}")
+        # serving processes also hold libunwind's memory-validation pipe (close-on-exec,
+        # opened once by the stack capture of os/backtrace.c); the mold inherits worker 0's
         if r == "worker":
-            want_unix, want_pipes, want_anon = 1, 2, ["anon_inode:[eventfd]", "anon_inode:[eventpoll]"]
+            want_unix, want_pipes, want_anon = 1, 4, ["anon_inode:[eventfd]", "anon_inode:[eventpoll]"]
             if ctl or other_socks:
                 problems.append(f"{where}: control or client sockets")
         elif r == "mold":
-            want_unix, want_pipes, want_anon = 1, 0, []
+            want_unix, want_pipes, want_anon = 1, 2, []
             if ctl or other_socks:
                 problems.append(f"{where}: control or client sockets")
         else:
@@ -123,7 +129,7 @@ def check_fds(s, port, cport, preflight=False):
                 problems.append(f"{where}: {len(ctl)} control listeners")
         if len(uni) != want_unix:
             problems.append(f"{where}: {len(uni)} channels, want {want_unix}")
-        if len(pipes) != want_pipes or len(set(pipes)) != (want_pipes + 1) // 2:
+        if len(pipes) != want_pipes or len(set(pipes)) != (want_pipes + 1) // 2:  # pairs: read and write ends
             problems.append(f"{where}: pipes {pipes}, want one self-pipe")
         if anon != want_anon:
             problems.append(f"{where}: {anon}, want {want_anon}")
