@@ -1529,7 +1529,6 @@ static const struct {
                          "permissions instead"},
     /* serval features being built: read as warnings until their rows land in the table */
     {"set_remote_address", "not supported by serval yet: the app sees the peer address of the connection"},
-    {"app_timeout", "not supported by serval yet"},
     {"bind_to_activated_sockets", "not supported by serval yet"},
 };
 
