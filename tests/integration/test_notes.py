@@ -282,12 +282,22 @@ def socket_holders(pids):
 
 
 class ConnectionSampler:
-    """Samples who holds each notes backend connection until stopped."""
+    """Samples who holds each notes backend connection until stopped.
+
+    fork() copies every fd, so for the instant between fork and the app's
+    atfork child handler (which points inherited connections at /dev/null)
+    a new child holds its parent's sockets; on a loaded machine that
+    instant can be caught by one sample. Sharing is reported when the same
+    backend is seen held by the same wrong process in two samples in a row
+    (about 50 ms apart): a child that kept a connection it inherited, or a
+    process using one it did not open.
+    """
 
     def __init__(self, pg, master_pid):
         self.pg = pg
         self.master = master_pid
         self.violations = []
+        self.suspects = set()   # (backend, holder) seen wrong in the previous sample
         self.samples = 0
         self.backends_seen = set()
         self.errors = []
@@ -304,12 +314,17 @@ class ConnectionSampler:
         by_port = {}
         for inode, lport in tcp_inodes(self.pg.port).items():
             by_port.setdefault(lport, set()).update(holders.get(inode, set()))
+        suspects = set()
         for backend, client_port, app in rows:
             owner = int(app.split("=")[1])
             held = by_port.get(int(client_port), set())
             self.backends_seen.add(backend)
-            if len(held) > 1 or (held and held != {owner}):
-                self.violations.append(f"backend {backend} (opened by {owner}, port {client_port}) held by {sorted(held)}")
+            for wrong in sorted(held - {owner}):
+                suspects.add((backend, wrong))
+                if (backend, wrong) in self.suspects:
+                    self.violations.append(f"backend {backend} (opened by {owner}, port {client_port}) "
+                                           f"held by {sorted(held)} in two samples in a row")
+        self.suspects = suspects
         self.samples += 1
 
     def _run(self):
