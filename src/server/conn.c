@@ -22,7 +22,6 @@
 #define NEED_MORE 3
 
 #define RBUF_INITIAL 4096
-#define RBUF_KEEP_MAX 65536   /* larger read buffers are freed at close */
 #define LINGER_MS 2000
 /* A drain closes keep-alive connections only once they have been idle this long. */
 #define DRAIN_GRACE_MS 1000
@@ -45,8 +44,6 @@ sv_conn_t *sv_conn_slot(sv_server_t *s, int fd, bool create)
             chunk = calloc(SV_CONN_CHUNK, sizeof(sv_conn_t));
             for (int k = 0; chunk && k < SV_CONN_CHUNK; k++) {
                 chunk[k].fd = -1;
-                chunk[k].file_fd = -1;
-                chunk[k].body_fd = -1;
                 chunk[k].srv = s;
             }
             atomic_store(&s->chunks[ci], chunk);
@@ -67,35 +64,27 @@ void sv_conn_set_phase(sv_conn_t *c, conn_phase_t ph, int64_t deadline_ms, int64
 
 static void reset_request(sv_conn_t *c)
 {
-    c->head_done = c->msg_done = false;
-    c->continue_sent = false;
+    c->x->head_done = c->x->msg_done = false;
+    c->x->continue_sent = false;
     sv_body_release(c);
-    c->req_start_ms = 0;
+    c->x->req_start_ms = 0;
 }
 
+/* The slot's fields for a new connection; its exchange comes with the first read (sv_server_lend_exch). */
 static void init_conn(sv_server_t *s, sv_conn_t *c, int fd, bool is_unix, int64_t now_ms)
 {
     c->fd = fd;
     c->is_unix = is_unix;
     c->srv = s;
-    sv_buf_reset(&c->rbuf);
-    c->rpos = 0;
+    c->x = NULL;
     c->drained = false;
     c->served = 0;
     c->peer[0] = '\0';
-    c->close_after = false;
-    c->res_pending = false;
-    sv_buf_reset(&c->out);
-    c->out_off = 0;
-    c->out_blocked = false;
     c->reset_on_close = false;
     c->bytes_sent = c->bytes_recv = 0;
     c->last_recv_ms = now_ms;
-    reset_request(c);
-    c->req.headers = c->headers;
     c->out_armed = false;
     c->nodelay = is_unix;
-    sv_http_parser_init(&c->parser, &s->o.limits);
     sv_conn_set_phase(c, PH_NEW, now_ms + s->o.first_data_timeout_ms, now_ms);
     int n = atomic_load(&s->n_conns); /* the acceptor counted it */
     int m = atomic_load(&s->conns_max);
@@ -137,10 +126,8 @@ static int register_and_release(sv_server_t *s, sv_conn_t *c, sv_thread_t *t, ui
 int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, struct sv_tls *tls, int64_t now_ms)
 {
     sv_conn_t *c = sv_conn_slot(s, fd, true);
-    if (c && !c->headers)
-        c->headers = calloc((size_t)s->o.limits.max_headers, sizeof(sv_http_header_t));
-    void *ssl = c && c->headers && tls ? sv_io_tls_new(tls, fd) : NULL;
-    if (!c || !c->headers || (tls && !ssl)) {
+    void *ssl = c && tls ? sv_io_tls_new(tls, fd) : NULL;
+    if (!c || (tls && !ssl)) {
         close(fd);
         atomic_fetch_sub(&s->n_conns, 1);
         return -ENOMEM;
@@ -169,22 +156,21 @@ static int conn_close(sv_conn_t *c)
     uint32_t gen = C_GEN(atomic_load(&c->state));
     atomic_store(&c->state, C_MAKE(gen + 1, C_OWNED));
     sv_conn_set_phase(c, PH_FREE, NO_DEADLINE, 0);
-    sv_out_release(c);
-    if (c->file_fd >= 0)
-        close(c->file_fd);
-    c->file_fd = -1;
-    c->res_pending = false;
-    sv_body_release(c);
+    if (c->x) {
+        sv_out_release(c);
+        if (c->x->file_fd >= 0)
+            close(c->x->file_fd);
+        c->x->file_fd = -1;
+        c->x->res_pending = false;
+        sv_body_release(c);
+        sv_server_idle_exch(c); /* its buffers go to this thread's cache */
+    }
     if (c->reset_on_close) {
         /* a client cut for reading too slowly: drop what the kernel still queues for it (RST), not keep it for minutes */
         struct linger l = {.l_onoff = 1, .l_linger = 0};
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
         c->reset_on_close = false;
     }
-    if (c->rbuf.cap > RBUF_KEEP_MAX)
-        sv_buf_free(&c->rbuf);
-    if (c->out.cap > RBUF_KEEP_MAX)
-        sv_buf_free(&c->out);
     sv_io_close_tls(c);
     close(c->fd);
     c->fd = -1;
@@ -199,15 +185,15 @@ static void arm_out(sv_conn_t *c);
 
 int sv_conn_read(sv_conn_t *c)
 {
-    if ((!c->rbuf.data || !c->headers) && sv_server_lend_buffers(c) < 0)
+    if (!c->x && sv_server_lend_exch(c) < 0)
         return -ENOMEM;
     size_t limit = c->srv->o.limits.max_header_size + 16384;
-    size_t room = c->rbuf.cap ? c->rbuf.cap - c->rbuf.len - 1 : 0;
-    if (room < 1024 && c->rbuf.cap < limit) {
-        if (sv_buf_reserve(&c->rbuf, c->rbuf.cap ? c->rbuf.cap : RBUF_INITIAL) < 0)
+    size_t room = c->x->rbuf.cap ? c->x->rbuf.cap - c->x->rbuf.len - 1 : 0;
+    if (room < 1024 && c->x->rbuf.cap < limit) {
+        if (sv_buf_reserve(&c->x->rbuf, c->x->rbuf.cap ? c->x->rbuf.cap : RBUF_INITIAL) < 0)
             return -ENOMEM;
     }
-    size_t space = c->rbuf.cap - c->rbuf.len - 1;
+    size_t space = c->x->rbuf.cap - c->x->rbuf.len - 1;
     if (space == 0)
         return -ENOBUFS;
     if (c->tls) {
@@ -224,7 +210,7 @@ int sv_conn_read(sv_conn_t *c)
     }
     ssize_t n;
     do {
-        n = recv(c->fd, c->rbuf.data + c->rbuf.len, space, 0);
+        n = recv(c->fd, c->x->rbuf.data + c->x->rbuf.len, space, 0);
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno == EAGAIN ? -EAGAIN : SV_ERRNO();
@@ -232,8 +218,8 @@ int sv_conn_read(sv_conn_t *c)
         return 0;
     c->bytes_recv += n;
     c->last_recv_ms = sv_now_ms();
-    c->rbuf.len += (size_t)n;
-    c->rbuf.data[c->rbuf.len] = '\0';
+    c->x->rbuf.len += (size_t)n;
+    c->x->rbuf.data[c->x->rbuf.len] = '\0';
     if ((size_t)n < space)
         c->drained = true;
     return (int)n;
@@ -268,33 +254,33 @@ static void arm_out(sv_conn_t *c)
 static void sent(sv_conn_t *c, ssize_t n)
 {
     c->bytes_sent += n;
-    c->last_progress_ms = sv_now_ms();
+    c->x->last_progress_ms = sv_now_ms();
 }
 
 int sv_conn_flush(sv_conn_t *c)
 {
     for (;;) {
-        while (c->out_off < c->out.len) {
-            ssize_t n = sv_io_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
+        while (c->x->out_off < c->x->out.len) {
+            ssize_t n = sv_io_send(c, c->x->out.data + c->x->out_off, c->x->out.len - c->x->out_off);
             if (n < 0)
                 return n == -EAGAIN ? 0 : (int)n;
-            c->out_off += (size_t)n;
+            c->x->out_off += (size_t)n;
             sent(c, n);
         }
-        if (!c->tls || c->file_fd < 0 || c->file_left <= 0)
+        if (!c->tls || c->x->file_fd < 0 || c->x->file_left <= 0)
             break;
         /* TLS has no sendfile: the file (or the spool) goes out through out */
-        int64_t before = c->file_left;
+        int64_t before = c->x->file_left;
         int r = sv_io_file_refill(c);
         if (r < 0)
             return r;
-        if (c->spill)
-            sv_out_spool_sent(c, before - c->file_left);
+        if (c->x->spill)
+            sv_out_spool_sent(c, before - c->x->file_left);
     }
-    while (c->file_fd >= 0 && c->file_left > 0) {
-        off_t off = (off_t)c->file_off;
-        size_t chunk = c->file_left > (1 << 30) ? (1 << 30) : (size_t)c->file_left;
-        ssize_t n = sendfile(c->fd, c->file_fd, &off, chunk);
+    while (c->x->file_fd >= 0 && c->x->file_left > 0) {
+        off_t off = (off_t)c->x->file_off;
+        size_t chunk = c->x->file_left > (1 << 30) ? (1 << 30) : (size_t)c->x->file_left;
+        ssize_t n = sendfile(c->fd, c->x->file_fd, &off, chunk);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -302,29 +288,29 @@ int sv_conn_flush(sv_conn_t *c)
         }
         if (n == 0)
             return -EIO; /* the file shrank under us */
-        c->file_off += n;
-        c->file_left -= n;
-        if (c->spill)
+        c->x->file_off += n;
+        c->x->file_left -= n;
+        if (c->x->spill)
             sv_out_spool_sent(c, n);
         sent(c, n);
     }
-    sv_buf_reset(&c->out);
-    c->out_off = 0;
-    c->out_blocked = false;
-    if (c->spill) {
+    sv_buf_reset(&c->x->out);
+    c->x->out_off = 0;
+    c->x->out_blocked = false;
+    if (c->x->spill) {
         /* all of the spool is out: start it over rather than let it grow */
-        if (c->file_off > 0 && ftruncate(c->file_fd, 0) == 0)
-            c->file_off = 0;
-    } else if (c->file_fd >= 0) {
-        close(c->file_fd);
-        c->file_fd = -1;
+        if (c->x->file_off > 0 && ftruncate(c->x->file_fd, 0) == 0)
+            c->x->file_off = 0;
+    } else if (c->x->file_fd >= 0) {
+        close(c->x->file_fd);
+        c->x->file_fd = -1;
     }
     return 1;
 }
 
 int64_t sv_conn_pending(const sv_conn_t *c)
 {
-    return (int64_t)(c->out.len - c->out_off) + (c->file_fd >= 0 ? c->file_left : 0);
+    return (int64_t)(c->x->out.len - c->x->out_off) + (c->x->file_fd >= 0 ? c->x->file_left : 0);
 }
 
 /*
@@ -343,12 +329,12 @@ static int64_t delivered(const sv_conn_t *c)
 /* Output waits for the client from now on: the rate window starts here. */
 static void note_blocked(sv_conn_t *c, int64_t now)
 {
-    if (c->out_blocked)
+    if (c->x->out_blocked)
         return;
-    c->out_blocked = true;
-    c->spool_at_try = c->file_left;
-    c->delivered_seen = delivered(c);
-    c->wr_rate = (sv_rate_t){.ms = now, .bytes = c->delivered_seen};
+    c->x->out_blocked = true;
+    c->x->spool_at_try = c->x->file_left;
+    c->x->delivered_seen = delivered(c);
+    c->x->wr_rate = (sv_rate_t){.ms = now, .bytes = c->x->delivered_seen};
 }
 
 /*
@@ -376,38 +362,38 @@ static bool write_too_slow(sv_conn_t *c, int64_t now)
 {
     const sv_server_opts_t *o = &c->srv->o;
     int64_t d = delivered(c);
-    if (d > c->delivered_seen) {
-        c->delivered_seen = d;
-        c->last_progress_ms = now;
+    if (d > c->x->delivered_seen) {
+        c->x->delivered_seen = d;
+        c->x->last_progress_ms = now;
     }
-    if (now - c->last_progress_ms >= o->write_timeout_ms)
+    if (now - c->x->last_progress_ms >= o->write_timeout_ms)
         return true;
-    return rate_failed(&c->wr_rate, d, now, o->min_response_data_rate, o->data_rate_grace_ms);
+    return rate_failed(&c->x->wr_rate, d, now, o->min_response_data_rate, o->data_rate_grace_ms);
 }
 
 static int64_t write_deadline(const sv_conn_t *c)
 {
     const sv_server_opts_t *o = &c->srv->o;
-    int64_t a = c->last_progress_ms + o->write_timeout_ms;
-    int64_t b = rate_check_at(&c->wr_rate, o->min_response_data_rate, o->data_rate_grace_ms);
+    int64_t a = c->x->last_progress_ms + o->write_timeout_ms;
+    int64_t b = rate_check_at(&c->x->wr_rate, o->min_response_data_rate, o->data_rate_grace_ms);
     return a < b ? a : b;
 }
 
 /* Blocked, and the spool grew little since the last try: another send would only say EAGAIN again. */
 static bool flush_pointless(sv_conn_t *c, int64_t keep)
 {
-    if (keep != INT64_MAX || !c->out_blocked || !c->spill)
+    if (keep != INT64_MAX || !c->x->out_blocked || !c->x->spill)
         return false;
-    if (c->file_left - c->spool_at_try < SPOOL_RETRY_BYTES)
+    if (c->x->file_left - c->x->spool_at_try < SPOOL_RETRY_BYTES)
         return true;
-    c->spool_at_try = c->file_left;
+    c->x->spool_at_try = c->x->file_left;
     return false;
 }
 
 int sv_conn_flush_wait(sv_conn_t *c, int64_t keep)
 {
-    if (!c->out_blocked)
-        c->last_progress_ms = sv_now_ms(); /* the no-progress clock runs from the first wait, not each write */
+    if (!c->x->out_blocked)
+        c->x->last_progress_ms = sv_now_ms(); /* the no-progress clock runs from the first wait, not each write */
     for (;;) {
         bool tried = !flush_pointless(c, keep);
         int r = tried ? sv_conn_flush(c) : 0;
@@ -432,49 +418,49 @@ int sv_conn_flush_wait(sv_conn_t *c, int64_t keep)
 
 static bool has_output(const sv_conn_t *c)
 {
-    return c->out_off < c->out.len || (c->file_fd >= 0 && c->file_left > 0);
+    return c->x && (c->x->out_off < c->x->out.len || (c->x->file_fd >= 0 && c->x->file_left > 0));
 }
 
 /* ---- parsing and dispatch ----------------------------------------------- */
 
 static void begin_request(sv_conn_t *c, int64_t now)
 {
-    sv_http_parser_begin(&c->parser, &c->req, sv_body_put, c);
-    c->req_start_ms = now;
+    sv_http_parser_begin(&c->x->parser, &c->x->req, sv_body_put, c);
+    c->x->req_start_ms = now;
     sv_conn_set_phase(c, PH_HEAD, now + c->srv->o.first_data_timeout_ms, now);
 }
 
 /* Keep the head in place and drop body bytes the parser has copied out. */
 static void compact_body(sv_conn_t *c)
 {
-    size_t head = c->req.head_len;
-    if (c->rpos > head) {
-        memmove(c->rbuf.data + head, c->rbuf.data + c->rpos, c->rbuf.len - c->rpos);
-        c->rbuf.len -= c->rpos - head;
-        c->rpos = head;
-        c->rbuf.data[c->rbuf.len] = '\0';
+    size_t head = c->x->req.head_len;
+    if (c->x->rpos > head) {
+        memmove(c->x->rbuf.data + head, c->x->rbuf.data + c->x->rpos, c->x->rbuf.len - c->x->rpos);
+        c->x->rbuf.len -= c->x->rpos - head;
+        c->x->rpos = head;
+        c->x->rbuf.data[c->x->rbuf.len] = '\0';
     }
 }
 
 int sv_conn_parse(sv_conn_t *c)
 {
-    if (c->rpos >= c->rbuf.len)
+    if (c->x->rpos >= c->x->rbuf.len)
         return SV_HTTP_MORE;
     size_t used = 0;
-    size_t off = c->head_done ? 0 : c->rpos;
-    sv_http_result_t r = sv_http_parse(&c->parser, c->rbuf.data + c->rpos, c->rbuf.len - c->rpos, off, &used);
-    c->rpos += used;
+    size_t off = c->x->head_done ? 0 : c->x->rpos;
+    sv_http_result_t r = sv_http_parse(&c->x->parser, c->x->rbuf.data + c->x->rpos, c->x->rbuf.len - c->x->rpos, off, &used);
+    c->x->rpos += used;
     if (r == SV_HTTP_DONE) {
-        if (!c->head_done) {
-            c->head_done = true;
+        if (!c->x->head_done) {
+            c->x->head_done = true;
             sv_req_prepare(c);
         }
-        c->msg_done = true;
+        c->x->msg_done = true;
     } else if (r == SV_HTTP_HEAD) {
-        c->head_done = true;
+        c->x->head_done = true;
         sv_req_prepare(c);
     }
-    if (c->head_done && r != SV_HTTP_ERROR)
+    if (c->x->head_done && r != SV_HTTP_ERROR)
         compact_body(c);
     return (int)r;
 }
@@ -492,7 +478,7 @@ static int dispatch(sv_conn_t *c, sv_thread_t *t)
     sv_server_t *s = c->srv;
     int64_t now = sv_now_ms();
     sv_conn_set_phase(c, PH_APP, NO_DEADLINE, now);
-    c->res_pending = true;
+    c->x->res_pending = true;
     sv_res_begin(c);
     int64_t t0 = sv_now_ns();
     sv_server_app_enter(s, t, c);
@@ -500,8 +486,8 @@ static int dispatch(sv_conn_t *c, sv_thread_t *t)
     int64_t ns = sv_now_ns() - t0;
     if (sv_server_app_leave(s, t, ns)) {
         atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
-        sv_buf_reset(&c->out);
-        c->out_off = 0;
+        sv_buf_reset(&c->x->out);
+        c->x->out_off = 0;
         c->reset_on_close = false; /* the 504 may still be in the kernel's queue: a reset would drop it */
         return conn_close(c);
     }
@@ -517,30 +503,30 @@ static int dispatch(sv_conn_t *c, sv_thread_t *t)
 /* The client waits for a 100 before it sends the body: queue it with the output. */
 static void send_continue(sv_conn_t *c)
 {
-    if (!c->continue_sent && c->req.expect_continue && !c->msg_done)
-        sv_http_write_continue(&c->out);
-    c->continue_sent = true;
+    if (!c->x->continue_sent && c->x->req.expect_continue && !c->x->msg_done)
+        sv_http_write_continue(&c->x->out);
+    c->x->continue_sent = true;
 }
 
 /* One parse step on buffered bytes; runs the app once the request is whole. */
 static int step(sv_conn_t *c, sv_thread_t *t)
 {
     int64_t now = sv_now_ms();
-    if (c->req_start_ms == 0)
+    if (c->x->req_start_ms == 0)
         begin_request(c, now);
-    bool had_head = c->head_done;
+    bool had_head = c->x->head_done;
     int r = sv_conn_parse(c);
     if (r == SV_HTTP_ERROR) {
-        sv_res_error(c, c->parser.error_status, c->parser.error_reason);
+        sv_res_error(c, c->x->parser.error_status, c->x->parser.error_reason);
         return PROGRESS;
     }
     if (r == SV_HTTP_DONE)
         return dispatch(c, t);
-    if (!c->head_done)
+    if (!c->x->head_done)
         return NEED_MORE;
     if (!had_head) {
         send_continue(c);
-        c->rd_rate = (sv_rate_t){.ms = now, .bytes = c->bytes_recv};
+        c->x->rd_rate = (sv_rate_t){.ms = now, .bytes = c->bytes_recv};
         sv_conn_set_phase(c, PH_BODY, now + c->srv->o.first_data_timeout_ms, now);
     }
     return r == SV_HTTP_HEAD ? PROGRESS : NEED_MORE;
@@ -552,14 +538,14 @@ static bool body_too_slow(sv_conn_t *c, int64_t now)
     const sv_server_opts_t *o = &c->srv->o;
     if (now - c->last_recv_ms >= o->first_data_timeout_ms)
         return true;
-    return rate_failed(&c->rd_rate, c->bytes_recv, now, o->min_request_data_rate, o->data_rate_grace_ms);
+    return rate_failed(&c->x->rd_rate, c->bytes_recv, now, o->min_request_data_rate, o->data_rate_grace_ms);
 }
 
 static int64_t body_deadline(const sv_conn_t *c)
 {
     const sv_server_opts_t *o = &c->srv->o;
     int64_t a = c->last_recv_ms + o->first_data_timeout_ms;
-    int64_t b = rate_check_at(&c->rd_rate, o->min_request_data_rate, o->data_rate_grace_ms);
+    int64_t b = rate_check_at(&c->x->rd_rate, o->min_request_data_rate, o->data_rate_grace_ms);
     return a < b ? a : b;
 }
 
@@ -570,7 +556,7 @@ static void arm_wait(sv_conn_t *c, int64_t now)
     int ph = atomic_load_explicit(&c->phase, memory_order_relaxed);
     if (ph == PH_HEAD) {
         int64_t a = now + s->o.first_data_timeout_ms;
-        int64_t b = c->req_start_ms + s->o.request_timeout_ms;
+        int64_t b = c->x->req_start_ms + s->o.request_timeout_ms;
         sv_conn_set_phase(c, PH_HEAD, a < b ? a : b, now);
     } else if (ph == PH_BODY) {
         sv_conn_set_phase(c, PH_BODY, body_deadline(c), now);
@@ -579,7 +565,7 @@ static void arm_wait(sv_conn_t *c, int64_t now)
 
 static bool must_linger(const sv_conn_t *c)
 {
-    return c->rpos < c->rbuf.len || (c->head_done && !c->msg_done) || c->parser.error_status;
+    return c->x->rpos < c->x->rbuf.len || (c->x->head_done && !c->x->msg_done) || c->x->parser.error_status;
 }
 
 /*
@@ -595,19 +581,19 @@ static int response_done(sv_conn_t *c)
 {
     sv_server_t *s = c->srv;
     int64_t now = sv_now_ms();
-    c->res_pending = false;
+    c->x->res_pending = false;
     sv_out_release(c);
-    if (c->close_after) {
+    if (c->x->close_after) {
         if (!must_linger(c))
             return conn_close(c);
         sv_io_shut_wr(c);
-        sv_buf_reset(&c->rbuf);
-        c->rpos = 0;
+        sv_body_release(c);
+        sv_server_idle_exch(c); /* lingering needs no exchange: what comes in is dropped */
         sv_conn_set_phase(c, PH_LINGER, now + LINGER_MS, now);
         return KEEP;
     }
-    sv_buf_consume(&c->rbuf, c->rpos);
-    c->rpos = 0;
+    sv_buf_consume(&c->x->rbuf, c->x->rpos);
+    c->x->rpos = 0;
     reset_request(c);
     sv_conn_nodelay(c);
     sv_conn_set_phase(c, PH_IDLE, now + s->o.persistent_timeout_ms, now);
@@ -643,20 +629,20 @@ static int conn_run(sv_conn_t *c, sv_thread_t *t)
                 sv_conn_set_phase(c, PH_WRITE, write_deadline(c), now);
                 return KEEP;
             }
-            if (!c->res_pending && atomic_load_explicit(&c->phase, memory_order_relaxed) == PH_WRITE) {
+            if (!c->x->res_pending && atomic_load_explicit(&c->phase, memory_order_relaxed) == PH_WRITE) {
                 /* a 100 Continue that had to wait is out: back to waiting for the body */
                 int64_t now = sv_now_ms();
                 sv_conn_set_phase(c, PH_BODY, body_deadline(c), now);
             }
         }
-        if (c->res_pending) {
+        if (c->x && c->x->res_pending) {
             int r = response_done(c);
             if (r != PROGRESS)
                 return r;
         }
         if (atomic_load_explicit(&c->phase, memory_order_relaxed) == PH_LINGER)
             return linger(c);
-        if (c->rpos < c->rbuf.len) {
+        if (c->x && c->x->rpos < c->x->rbuf.len) {
             int r = step(c, t);
             if (r == PROGRESS)
                 continue;
@@ -665,8 +651,8 @@ static int conn_run(sv_conn_t *c, sv_thread_t *t)
         }
         if (c->drained) {
             arm_wait(c, sv_now_ms());
-            if (c->rbuf.len == 0 && atomic_load_explicit(&c->phase, memory_order_relaxed) <= PH_IDLE)
-                sv_server_idle_buffers(c); /* an idle connection holds no buffer */
+            if (c->x && c->x->rbuf.len == 0 && atomic_load_explicit(&c->phase, memory_order_relaxed) <= PH_IDLE)
+                sv_server_idle_exch(c); /* an idle connection holds no exchange, no buffer */
             return KEEP;
         }
         int n = sv_conn_read(c);
@@ -774,7 +760,7 @@ void sv_conn_hand_back(sv_server_t *s, uint64_t data)
  */
 static bool drain_but_readable(const sv_conn_t *c, int64_t now)
 {
-    if (atomic_load_explicit(&c->deadline_ms, memory_order_relaxed) <= now || c->rbuf.len > 0)
+    if (atomic_load_explicit(&c->deadline_ms, memory_order_relaxed) <= now || (c->x && c->x->rbuf.len > 0))
         return false;
     char b;
     if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
@@ -793,7 +779,7 @@ static bool still_in_time(sv_conn_t *c, int ph, int64_t now)
     if (ph == PH_BODY && recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) {
         /* bytes wait unread: our threads are busy, the client is not slow; the window starts over */
         c->last_recv_ms = now;
-        c->rd_rate = (sv_rate_t){.ms = now, .bytes = c->bytes_recv};
+        c->x->rd_rate = (sv_rate_t){.ms = now, .bytes = c->bytes_recv};
         sv_conn_set_phase(c, PH_BODY, body_deadline(c), now);
         return true;
     }
@@ -824,15 +810,16 @@ void sv_conn_sweep(sv_server_t *s, sv_conn_t *c, int64_t now)
         release_requeue(s, c, st, true);
         return;
     }
-    if ((ph == PH_HEAD || ph == PH_BODY) && c->rbuf.len > 0) {
+    if ((ph == PH_HEAD || ph == PH_BODY) && c->x && c->x->rbuf.len > 0) {
         /* Puma answers a request that stopped arriving with 408 */
         sv_res_error(c, 408, "request timeout");
         if (sv_conn_flush(c) > 0) {
-            c->res_pending = false;
+            c->x->res_pending = false;
             /* the client may still be sending: read and drop that a while, or closing would reset the 408 */
             sv_io_shut_wr(c);
-            sv_buf_reset(&c->rbuf);
-            c->rpos = 0;
+            sv_out_release(c);
+            sv_body_release(c);
+            sv_server_idle_exch(c);
             sv_conn_set_phase(c, PH_LINGER, now + LINGER_MS, now);
             release_requeue(s, c, st, true);
             return;

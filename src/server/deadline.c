@@ -44,18 +44,18 @@ void sv_deadline_enter(sv_server_t *s, sv_thread_t *t, sv_conn_t *c)
 {
     t->app_conn = c;
     if (!s->o.app_timeout_ms) {
-        c->app_deadline_ms = 0;
+        c->x->app_deadline_ms = 0;
         return;
     }
     int64_t now = sv_now_ms();
-    c->app_thread = t;
-    c->app_deadline_ms = now + s->o.app_timeout_ms;
+    c->x->app_thread = t;
+    c->x->app_deadline_ms = now + s->o.app_timeout_ms;
     pthread_mutex_lock(&t->dl.mu);
     t->dl.state = DL_OPEN;
     t->dl.expired = false;
     t->dl.start_ms = now;
     t->dl.conn = c;
-    t->dl.head = c->req.method == HTTP_HEAD;
+    t->dl.head = c->x->req.method == HTTP_HEAD;
     request_line(c, t->dl.line, sizeof(t->dl.line));
     pthread_mutex_unlock(&t->dl.mu);
 }
@@ -78,9 +78,9 @@ bool sv_deadline_leave(sv_server_t *s, sv_thread_t *t)
 
 bool sv_deadline_claim(sv_conn_t *c)
 {
-    if (!c->app_deadline_ms || !c->app_thread)
+    if (!c->x->app_deadline_ms || !c->x->app_thread)
         return true;
-    sv_thread_t *t = c->app_thread;
+    sv_thread_t *t = c->x->app_thread;
     pthread_mutex_lock(&t->dl.mu);
     if (t->dl.state == DL_OPEN)
         t->dl.state = DL_SENT;
@@ -92,9 +92,9 @@ bool sv_deadline_claim(sv_conn_t *c)
 int64_t serval_request_deadline_ms(const serval_request_t *req)
 {
     const sv_conn_t *c = (const sv_conn_t *)req;
-    if (!c->app_deadline_ms)
+    if (!c->x->app_deadline_ms)
         return -1;
-    int64_t left = c->app_deadline_ms - sv_now_ms();
+    int64_t left = c->x->app_deadline_ms - sv_now_ms();
     return left > 0 ? left : 0;
 }
 

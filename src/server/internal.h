@@ -49,34 +49,28 @@ typedef enum conn_phase {
 /* How the current response's body is being produced. */
 typedef enum res_mode { RES_NONE = 0, RES_DONE, RES_STREAM, RES_FILE } res_mode_t;
 
-typedef struct sv_conn {
-    _Atomic uint64_t state;
-    _Atomic int64_t deadline_ms;  /* when the sweeper acts (owner writes) */
-    _Atomic int64_t phase_since_ms;
-    _Atomic int phase;            /* conn_phase_t */
-    int fd;
-    bool is_unix;
-    bool out_armed;          /* EPOLLOUT is in the event mask (a write blocked once) */
-    bool nodelay;            /* TCP_NODELAY set */
-    sv_server_t *srv;
-    void *tls;               /* ssl:// connection: its TLS object (all I/O goes through it), else NULL */
-
-    /* Everything below belongs to the owner. */
+/*
+ * The exchange: everything a connection needs only while a request is on it
+ * (being read, in the app, or its response being written). An idle
+ * keep-alive connection has none: when it has nothing buffered and nothing
+ * to write, its exchange (with its buffers) goes back to the serving
+ * thread's cache, and the next read on any connection takes the cached one
+ * (server.c, sv_server_lend_exch). So 10,000 idle connections cost 10,000
+ * slots, and a thread serving connection after connection reuses one
+ * exchange and never calls malloc.
+ */
+typedef struct sv_exch {
     sv_buf_t rbuf;           /* received bytes: [0, head_len) is the current head */
     size_t rpos;             /* bytes of rbuf already given to the parser */
-    bool drained;            /* the last read found the socket empty */
     sv_http_parser_t parser;
     sv_http_req_t req;
-    sv_http_header_t *headers;
+    sv_http_header_t *headers; /* max_headers entries, allocated with the exchange */
     bool head_done, msg_done;
     bool continue_sent;
     int64_t req_start_ms;
-    int64_t last_recv_ms;    /* the last byte from the client */
-    int64_t bytes_recv;      /* from the client, this connection */
     sv_rate_t rd_rate;       /* body arrival, for min_request_data_rate */
     sv_buf_t scratch;        /* authority, path and query copies */
     uint32_t path_off, query_off, scratch_keep;
-    char peer[64];
 
     /* the request body: whole before the app runs (spool.c) */
     sv_buf_t body;           /* in memory: up to body_buffer_size, within the worker's body_memory_limit */
@@ -105,15 +99,40 @@ typedef struct sv_conn {
     int64_t spool_at_try;    /* file_left at the last send tried while blocked */
     int64_t file_off, file_left;
     int64_t last_progress_ms;
-    int64_t bytes_sent;      /* to the client, this connection */
-    bool reset_on_close;     /* closing drops unsent output with a reset (a client cut for being slow) */
     int64_t delivered_seen;  /* bytes the client had acknowledged at the last look */
     bool out_blocked;        /* output is waiting for the client since wr_rate.ms */
     sv_rate_t wr_rate;       /* for min_response_data_rate */
     int64_t app_start_ns;
     int64_t app_deadline_ms; /* app_timeout: when the running app call is over (0 = none) */
     struct sv_thread *app_thread; /* the thread running the app for it (app_timeout) */
+} sv_exch_t;
+
+/*
+ * A connection's slot: what it keeps for its whole life, idle or not. Kept
+ * small (an idle connection costs this and nothing else); the per-request
+ * state is in the exchange x. A new per-connection step (say, reading a
+ * PROXY protocol header before the first request) belongs in conn_run, on
+ * the bytes of x->rbuf, before the first parse.
+ */
+typedef struct sv_conn {
+    _Atomic uint64_t state;
+    _Atomic int64_t deadline_ms;  /* when the sweeper acts (owner writes) */
+    _Atomic int64_t phase_since_ms;
+    _Atomic int phase;            /* conn_phase_t */
+    int fd;
+    bool is_unix;
+    bool out_armed;          /* EPOLLOUT is in the event mask (a write blocked once) */
+    bool nodelay;            /* TCP_NODELAY set */
+    bool drained;            /* the last read found the socket empty */
+    bool reset_on_close;     /* closing drops unsent output with a reset (a client cut for being slow) */
     unsigned served;         /* requests answered on this connection */
+    sv_server_t *srv;
+    void *tls;               /* ssl:// connection: its TLS object (all I/O goes through it), else NULL */
+    sv_exch_t *x;            /* the request on it, NULL while idle (owner only) */
+    int64_t last_recv_ms;    /* the last byte from the client */
+    int64_t bytes_recv;      /* from the client, this connection */
+    int64_t bytes_sent;      /* to the client, this connection */
+    char peer[64];
 } sv_conn_t;
 
 /*
@@ -308,13 +327,16 @@ bool sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns);
 void sv_server_requeue(sv_server_t *s, sv_conn_t *c);
 int64_t sv_server_now_ms(void);
 /*
- * Buffers of idle connections. sv_server_idle_buffers: the connection has
- * nothing buffered and nothing to write; its buffers and header array go to
- * the calling thread's cache (or are freed). sv_server_lend_buffers: before
- * a read, give back whatever it lacks from the cache (or a fresh header
- * array); -ENOMEM when that fails.
+ * Exchanges (see sv_exch_t). sv_server_idle_exch: the connection is done
+ * with its exchange (idle: nothing buffered, nothing to write; or closed,
+ * its files and charges released); it goes to the calling thread's cache
+ * (or is freed) and c->x is NULL. sv_server_lend_exch: before a read, give
+ * the connection an exchange (the cache's, or a new one), reset for a new
+ * request; -ENOMEM when that fails.
  */
-void sv_server_idle_buffers(sv_conn_t *c);
-int sv_server_lend_buffers(sv_conn_t *c);
+void sv_server_idle_exch(sv_conn_t *c);
+int sv_server_lend_exch(sv_conn_t *c);
+/* Free an exchange and its buffers (no files: those are closed before). */
+void sv_exch_free(sv_exch_t *x);
 
 #endif

@@ -43,11 +43,11 @@ void sv_io_close_tls(sv_conn_t *c)
  */
 int sv_io_tls_read(sv_conn_t *c, size_t space, bool *want_out)
 {
-    ssize_t n = sv_tls_recv(c->tls, c->rbuf.data + c->rbuf.len, space, want_out);
+    ssize_t n = sv_tls_recv(c->tls, c->x->rbuf.data + c->x->rbuf.len, space, want_out);
     if (n <= 0)
         return (int)n;
-    c->rbuf.len += (size_t)n;
-    c->rbuf.data[c->rbuf.len] = '\0';
+    c->x->rbuf.len += (size_t)n;
+    c->x->rbuf.data[c->x->rbuf.len] = '\0';
     return (int)n;
 }
 
@@ -73,19 +73,19 @@ void sv_io_shut_wr(sv_conn_t *c)
 
 int sv_io_file_refill(sv_conn_t *c)
 {
-    size_t want = c->file_left > TLS_FILE_CHUNK ? TLS_FILE_CHUNK : (size_t)c->file_left;
-    sv_buf_reset(&c->out);
-    c->out_off = 0;
-    if (sv_buf_reserve(&c->out, want) < 0)
+    size_t want = c->x->file_left > TLS_FILE_CHUNK ? TLS_FILE_CHUNK : (size_t)c->x->file_left;
+    sv_buf_reset(&c->x->out);
+    c->x->out_off = 0;
+    if (sv_buf_reserve(&c->x->out, want) < 0)
         return -ENOMEM;
     ssize_t n;
     do {
-        n = pread(c->file_fd, c->out.data, want, (off_t)c->file_off);
+        n = pread(c->x->file_fd, c->x->out.data, want, (off_t)c->x->file_off);
     } while (n < 0 && errno == EINTR);
     if (n <= 0)
         return -EIO; /* the file shrank under us */
-    c->out.len = (size_t)n;
-    c->file_off += n;
-    c->file_left -= n;
+    c->x->out.len = (size_t)n;
+    c->x->file_off += n;
+    c->x->file_left -= n;
     return 0;
 }

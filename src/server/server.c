@@ -420,88 +420,97 @@ void sv_server_unquiesce(sv_server_t *s)
     pthread_mutex_unlock(&s->gate_mu);
 }
 
-/* ---- buffers of idle connections ----------------------------------------- */
+/* ---- exchanges of idle connections ---------------------------------------- */
 
 /*
- * A keep-alive connection waiting for its next request holds no buffer: at
- * that point (nothing buffered, nothing to write) its buffers go to a cache
- * of one set per serving thread, and the next read takes a set from the
- * cache of whichever thread reads it. A thread serving connection after
- * connection so reuses one set and never calls malloc, and 10,000 idle
- * connections cost their slots only.
+ * A keep-alive connection waiting for its next request holds no exchange
+ * (internal.h): at that point it goes to a cache of one per serving thread,
+ * buffers and all, and the next read takes the cache's exchange of
+ * whichever thread reads. Buffers that grew past CACHE_BUF_MAX are freed,
+ * not cached.
  */
-#define CACHE_BUF_MAX 65536 /* larger buffers are freed, not cached */
+#define CACHE_BUF_MAX 65536
 
-typedef struct buf_cache {
-    sv_buf_t rbuf, body, out, scratch, res_headers;
-    sv_http_header_t *headers;
-} buf_cache_t;
+static _Thread_local sv_exch_t *spare;
 
-static _Thread_local buf_cache_t cache;
-
-static void stash(sv_buf_t *slot, sv_buf_t *b)
+static void trim_buf(sv_buf_t *b)
 {
-    if (!slot->data && b->data && b->cap <= CACHE_BUF_MAX) {
-        *slot = *b;
-        slot->len = 0;
-        *b = (sv_buf_t)SV_BUF_INIT;
-    } else {
+    if (b->cap > CACHE_BUF_MAX)
         sv_buf_free(b);
+    sv_buf_reset(b);
+}
+
+void sv_exch_free(sv_exch_t *x)
+{
+    if (!x)
+        return;
+    sv_buf_free(&x->rbuf);
+    sv_buf_free(&x->body);
+    sv_buf_free(&x->out);
+    sv_buf_free(&x->scratch);
+    sv_buf_free(&x->res_headers);
+    free(x->headers);
+    free(x);
+}
+
+void sv_server_idle_exch(sv_conn_t *c)
+{
+    sv_exch_t *x = c->x;
+    c->x = NULL;
+    if (!x)
+        return;
+    if (spare) {
+        sv_exch_free(x);
+        return;
     }
+    trim_buf(&x->rbuf);
+    trim_buf(&x->body);
+    trim_buf(&x->out);
+    trim_buf(&x->scratch);
+    trim_buf(&x->res_headers);
+    spare = x;
 }
 
-static void lend(sv_buf_t *b, sv_buf_t *slot)
+int sv_server_lend_exch(sv_conn_t *c)
 {
-    if (!b->data && slot->data) {
-        *b = *slot;
-        sv_buf_reset(b);
-        *slot = (sv_buf_t)SV_BUF_INIT;
-    }
-}
-
-void sv_server_idle_buffers(sv_conn_t *c)
-{
-    stash(&cache.rbuf, &c->rbuf);
-    stash(&cache.body, &c->body);
-    stash(&cache.out, &c->out);
-    stash(&cache.scratch, &c->scratch);
-    stash(&cache.res_headers, &c->res_headers);
-    c->rpos = c->out_off = c->body_off = 0;
-    if (!cache.headers)
-        cache.headers = c->headers;
-    else
-        free(c->headers);
-    c->headers = NULL;
-    c->req.headers = NULL;
-}
-
-int sv_server_lend_buffers(sv_conn_t *c)
-{
-    lend(&c->rbuf, &cache.rbuf);
-    lend(&c->body, &cache.body);
-    lend(&c->out, &cache.out);
-    lend(&c->scratch, &cache.scratch);
-    lend(&c->res_headers, &cache.res_headers);
-    if (!c->headers) {
-        c->headers = cache.headers ? cache.headers
-                                   : calloc((size_t)c->srv->o.limits.max_headers, sizeof(sv_http_header_t));
-        cache.headers = NULL;
-        if (!c->headers)
+    sv_server_t *s = c->srv;
+    sv_exch_t *x = spare;
+    spare = NULL;
+    if (!x) {
+        x = calloc(1, sizeof(*x));
+        if (x)
+            x->headers = calloc((size_t)s->o.limits.max_headers, sizeof(sv_http_header_t));
+        if (!x || !x->headers) {
+            free(x);
             return -ENOMEM;
+        }
     }
-    c->req.headers = c->headers;
+    /* a fresh request: the buffers stay, everything else starts over */
+    sv_buf_t rbuf = x->rbuf, body = x->body, out = x->out, scratch = x->scratch, res_headers = x->res_headers;
+    sv_http_header_t *headers = x->headers;
+    memset(x, 0, sizeof(*x));
+    x->rbuf = rbuf;
+    x->body = body;
+    x->out = out;
+    x->scratch = scratch;
+    x->res_headers = res_headers;
+    sv_buf_reset(&x->rbuf);
+    sv_buf_reset(&x->body);
+    sv_buf_reset(&x->out);
+    sv_buf_reset(&x->scratch);
+    sv_buf_reset(&x->res_headers);
+    x->headers = headers;
+    x->req.headers = headers;
+    x->body_fd = x->file_fd = -1;
+    sv_http_parser_init(&x->parser, &s->o.limits);
+    c->x = x;
     return 0;
 }
 
 static void free_cache(void)
 {
-    sv_buf_free(&cache.rbuf);
-    sv_buf_free(&cache.body);
-    sv_buf_free(&cache.out);
-    sv_buf_free(&cache.scratch);
-    sv_buf_free(&cache.res_headers);
-    free(cache.headers);
-    cache.headers = NULL;
+    sv_exch_free(spare);
+    spare = NULL;
 }
 
 /* ---- threads: leader/followers ------------------------------------------ */
@@ -1118,10 +1127,10 @@ void sv_server_forget_in_child(sv_server_t *s)
             c->tls = NULL;
             close(c->fd);
             /* a body or a response backlog in a temp file, a file being sent: the parent's */
-            if (c->body_fd >= 0)
-                close(c->body_fd);
-            if (c->file_fd >= 0)
-                close(c->file_fd);
+            if (c->x && c->x->body_fd >= 0)
+                close(c->x->body_fd);
+            if (c->x && c->x->file_fd >= 0)
+                close(c->x->file_fd);
         }
     }
     if (s->epfd >= 0)
@@ -1142,16 +1151,11 @@ void sv_server_free(sv_server_t *s)
         close(s->wake_fd);
     for (size_t ci = 0; ci < s->n_chunks; ci++) {
         sv_conn_t *chunk = atomic_load(&s->chunks[ci]);
-        for (int k = 0; chunk && k < SV_CONN_CHUNK; k++) {
-            sv_buf_free(&chunk[k].rbuf);
-            sv_buf_free(&chunk[k].body);
-            sv_buf_free(&chunk[k].out);
-            sv_buf_free(&chunk[k].scratch);
-            sv_buf_free(&chunk[k].res_headers);
-            free(chunk[k].headers);
-        }
+        for (int k = 0; chunk && k < SV_CONN_CHUNK; k++)
+            sv_exch_free(chunk[k].x);
         free(chunk);
     }
+    free_cache(); /* the exchange the main thread's sweeps left in its cache */
     free(s->chunks);
     free(s->threads);
     free(s->parked);

@@ -85,15 +85,15 @@ static bool charge(sv_server_t *s, sv_conn_t *c, size_t len)
         atomic_fetch_sub(&s->body_mem, (int64_t)len);
         return false;
     }
-    c->body_charged += len;
+    c->x->body_charged += len;
     return true;
 }
 
 static void uncharge(sv_conn_t *c)
 {
-    if (c->body_charged)
-        atomic_fetch_sub(&c->srv->body_mem, (int64_t)c->body_charged);
-    c->body_charged = 0;
+    if (c->x->body_charged)
+        atomic_fetch_sub(&c->srv->body_mem, (int64_t)c->x->body_charged);
+    c->x->body_charged = 0;
 }
 
 /* Move the body so far from memory to a new temp file. */
@@ -104,14 +104,14 @@ static int spill_body(sv_conn_t *c)
         sv_log_error("! request body: cannot create a temp file: %s (check TMPDIR)", sv_strerror(fd));
         return fd;
     }
-    int rc = pwrite_all(fd, c->body.data, c->body.len, 0);
+    int rc = pwrite_all(fd, c->x->body.data, c->x->body.len, 0);
     if (rc < 0) {
         close(fd);
         return rc;
     }
-    c->body_fd = fd;
+    c->x->body_fd = fd;
     uncharge(c);
-    sv_buf_free(&c->body);
+    sv_buf_free(&c->x->body);
     atomic_fetch_add_explicit(&c->srv->bodies_spooled, 1, memory_order_relaxed);
     return 0;
 }
@@ -120,65 +120,65 @@ int sv_body_put(void *conn, const char *data, size_t len)
 {
     sv_conn_t *c = conn;
     sv_server_t *s = c->srv;
-    if (c->body_fd < 0) {
-        bool fits = c->body.len + len <= s->o.body_buffer_size &&
-                    (c->req.content_length < 0 || (uint64_t)c->req.content_length <= s->o.body_buffer_size);
+    if (c->x->body_fd < 0) {
+        bool fits = c->x->body.len + len <= s->o.body_buffer_size &&
+                    (c->x->req.content_length < 0 || (uint64_t)c->x->req.content_length <= s->o.body_buffer_size);
         if (fits && charge(s, c, len)) {
-            if (sv_buf_append(&c->body, data, len) == 0) {
-                c->body_len += (int64_t)len;
+            if (sv_buf_append(&c->x->body, data, len) == 0) {
+                c->x->body_len += (int64_t)len;
                 return 0;
             }
             atomic_fetch_sub(&s->body_mem, (int64_t)len);
-            c->body_charged -= len;
+            c->x->body_charged -= len;
         }
         int rc = spill_body(c);
         if (rc < 0)
             return rc;
     }
-    int rc = pwrite_all(c->body_fd, data, len, c->body_len);
+    int rc = pwrite_all(c->x->body_fd, data, len, c->x->body_len);
     if (rc == 0)
-        c->body_len += (int64_t)len;
+        c->x->body_len += (int64_t)len;
     return rc;
 }
 
 void sv_body_release(sv_conn_t *c)
 {
     uncharge(c);
-    if (c->body_map)
-        munmap(c->body_map, (size_t)c->body_len);
-    c->body_map = NULL;
-    if (c->body_fd >= 0)
-        close(c->body_fd);
-    c->body_fd = -1;
-    if (c->body.cap > BODY_KEEP_MAX)
-        sv_buf_free(&c->body);
-    sv_buf_reset(&c->body);
-    c->body_len = c->body_off = 0;
+    if (c->x->body_map)
+        munmap(c->x->body_map, (size_t)c->x->body_len);
+    c->x->body_map = NULL;
+    if (c->x->body_fd >= 0)
+        close(c->x->body_fd);
+    c->x->body_fd = -1;
+    if (c->x->body.cap > BODY_KEEP_MAX)
+        sv_buf_free(&c->x->body);
+    sv_buf_reset(&c->x->body);
+    c->x->body_len = c->x->body_off = 0;
 }
 
 /* ---- streamed output ------------------------------------------------------ */
 
 static bool fits_in_memory(const sv_conn_t *c, size_t len)
 {
-    bool spool_pending = c->spill && c->file_left > 0;
-    return !spool_pending && (c->out.len - c->out_off) + len <= OUT_MEM_MAX;
+    bool spool_pending = c->x->spill && c->x->file_left > 0;
+    return !spool_pending && (c->x->out.len - c->x->out_off) + len <= OUT_MEM_MAX;
 }
 
 static int append_all(sv_conn_t *c, const struct iovec *iov, int n, size_t total)
 {
-    int rc = sv_buf_reserve(&c->out, total);
+    int rc = sv_buf_reserve(&c->x->out, total);
     for (int i = 0; rc == 0 && i < n; i++)
-        rc = sv_buf_append(&c->out, iov[i].iov_base, iov[i].iov_len);
+        rc = sv_buf_append(&c->x->out, iov[i].iov_base, iov[i].iov_len);
     return rc;
 }
 
 /* One pwritev for the pieces (a chunk's size line, data and CRLF); the rest piece by piece if it comes up short. */
 static int spool_write(sv_conn_t *c, const struct iovec *iov, int n, size_t total)
 {
-    int64_t at = c->file_off + c->file_left;
+    int64_t at = c->x->file_off + c->x->file_left;
     ssize_t w;
     do {
-        w = pwritev(c->file_fd, iov, n, (off_t)at);
+        w = pwritev(c->x->file_fd, iov, n, (off_t)at);
     } while (w < 0 && errno == EINTR);
     if (w < 0)
         return SV_ERRNO();
@@ -187,15 +187,15 @@ static int spool_write(sv_conn_t *c, const struct iovec *iov, int n, size_t tota
         size_t len = iov[i].iov_len;
         if ((size_t)w < before + len) {
             size_t off = (size_t)w > before ? (size_t)w - before : 0;
-            int rc = pwrite_all(c->file_fd, (const char *)iov[i].iov_base + off, len - off,
+            int rc = pwrite_all(c->x->file_fd, (const char *)iov[i].iov_base + off, len - off,
                                 at + (int64_t)(before + off));
             if (rc < 0)
                 return rc;
         }
         before += len;
     }
-    c->file_left += (int64_t)total;
-    c->spool_charged += (int64_t)total;
+    c->x->file_left += (int64_t)total;
+    c->x->spool_charged += (int64_t)total;
     atomic_fetch_add_explicit(&c->srv->spool_bytes, (int64_t)total, memory_order_relaxed);
     return 0;
 }
@@ -214,13 +214,13 @@ int sv_out_emitv(sv_conn_t *c, const struct iovec *iov, int n)
             return -ENOBUFS;
         return append_all(c, iov, n, total);
     }
-    if (!c->spill) {
+    if (!c->x->spill) {
         int fd = spool_open();
         if (fd < 0)
             return fd;
-        c->file_fd = fd;
-        c->file_off = c->file_left = 0;
-        c->spill = true;
+        c->x->file_fd = fd;
+        c->x->file_off = c->x->file_left = 0;
+        c->x->spill = true;
     }
     return spool_write(c, iov, n, total);
 }
@@ -233,9 +233,9 @@ int sv_out_emit(sv_conn_t *c, const void *data, size_t len)
 
 void sv_out_spool_sent(sv_conn_t *c, int64_t n)
 {
-    if (n > c->spool_charged)
-        n = c->spool_charged;
-    c->spool_charged -= n;
+    if (n > c->x->spool_charged)
+        n = c->x->spool_charged;
+    c->x->spool_charged -= n;
     atomic_fetch_sub_explicit(&c->srv->spool_bytes, n, memory_order_relaxed);
 }
 
@@ -252,11 +252,11 @@ int64_t sv_out_wait_limit(const sv_conn_t *c)
 
 void sv_out_release(sv_conn_t *c)
 {
-    sv_out_spool_sent(c, c->spool_charged);
-    if (c->spill && c->file_fd >= 0)
-        close(c->file_fd);
-    if (c->spill)
-        c->file_fd = -1;
-    c->spill = false;
-    c->file_off = c->file_left = 0;
+    sv_out_spool_sent(c, c->x->spool_charged);
+    if (c->x->spill && c->x->file_fd >= 0)
+        close(c->x->file_fd);
+    if (c->x->spill)
+        c->x->file_fd = -1;
+    c->x->spill = false;
+    c->x->file_off = c->x->file_left = 0;
 }
