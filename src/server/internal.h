@@ -229,6 +229,7 @@ struct sv_server {
     _Atomic int64_t poll_released_ns; /* when the role was last let go */
     struct epoll_event *batch;       /* BATCH_MAX events, owned by the poll role */
     int batch_n, batch_next;
+    int64_t steer_ms;                /* the poll role's last look at the peers while stepped aside */
     pthread_mutex_t park_mu;
     int *parked;                     /* stack of thread indices, [0] = the standby */
     _Atomic int n_parked;
