@@ -801,11 +801,16 @@ static int park(sv_server_t *s, sv_thread_t *t, int64_t idle_since)
     bool role_free = false;
     for (bool first = true;; first = false) {
         /*
-         * Right after the push: a poller that let the role go before it saw
-         * us on the stack promoted nobody, so look at the role ourselves;
+         * Right after the push: a poller that let the role go (slow app)
+         * before it saw us on the stack promoted nobody, so look at the role
+         * ourselves. With a fast app the role is free only while the poller
+         * runs a call and takes it back after: taking it here would only move
+         * the work to another thread (and the next park back), so the
+         * standby's takeover covers a call that turns out slow instead.
          * sv_server_shutdown sets stop before it pops the stack.
          */
-        if (atomic_load(&s->stop) || (first && atomic_load(&s->poll_owner) == -1)) {
+        bool slow = atomic_load_explicit(&s->app_ewma_ns, memory_order_relaxed) > GROW_LIMIT_NS;
+        if (atomic_load(&s->stop) || (first && slow && atomic_load(&s->poll_owner) == -1)) {
             pthread_mutex_lock(&s->park_mu);
             unpark_locked(s, t);
             pthread_mutex_unlock(&s->park_mu);
