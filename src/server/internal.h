@@ -227,6 +227,7 @@ struct sv_server {
      */
     _Atomic int poll_owner;          /* thread index, -1 = free */
     _Atomic int64_t poll_released_ns; /* when the role was last let go */
+    _Atomic int poll_released_by;    /* and by which thread */
     struct epoll_event *batch;       /* BATCH_MAX events, owned by the poll role */
     int batch_n, batch_next;
     int64_t steer_ms;                /* the poll role's last look at the peers while stepped aside */

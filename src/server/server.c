@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,6 +73,7 @@ sv_server_t *sv_server_new(const sv_server_opts_t *opts)
     pthread_mutex_init(&s->listen_mu, NULL);
     atomic_store(&s->poll_owner, -1);
     atomic_store(&s->deep_standby, -1);
+    atomic_store(&s->poll_released_by, -1);
     for (int i = 0; i < s->o.max_threads; i++)
         sv_deadline_thread_init(&s->threads[i]);
     atomic_store(&s->accepting, true);
@@ -560,6 +562,8 @@ static int start_thread(sv_server_t *s);
  */
 #define STANDBY_NS 3000000
 #define TAKEOVER_NS 500000
+/* The same, when the thread inside the call is runnable (computing or preempted): see releaser_running. */
+#define TAKEOVER_RUNNING_NS 5000000
 /* Within this long of a takeover (an app with slow calls among fast ones) the standby looks every ms. */
 #define STANDBY_ALERT_MS 1000
 #define STANDBY_ALERT_NS 1000000
@@ -657,6 +661,7 @@ static void kick_deep_standby(sv_server_t *s)
 static void release_poll_role(sv_server_t *s, sv_thread_t *t, int64_t now_ns)
 {
     t->poller = false;
+    atomic_store_explicit(&s->poll_released_by, t->index, memory_order_relaxed);
     atomic_store_explicit(&s->poll_released_ns, now_ns, memory_order_relaxed);
     atomic_store(&s->poll_owner, -1); /* seq_cst: against the standby going deep */
 }
@@ -756,13 +761,44 @@ static bool should_trim(sv_server_t *s, sv_thread_t *t, int64_t idle_since)
     return n > floor && atomic_compare_exchange_strong(&s->n_threads, &n, n - 1);
 }
 
+/*
+ * The thread that let the role go for its app call is runnable: computing,
+ * or (far more often on a busy machine) preempted in the middle of a fast
+ * call. Taking the role from it would only move the work to another thread
+ * (and back), so the standby waits longer for those (TAKEOVER_RUNNING_NS);
+ * a call that sleeps or blocks (I/O, a lock, a timer) is taken over at once.
+ * Three system calls, only when a look finds the role free for TAKEOVER_NS.
+ */
+static bool releaser_running(sv_server_t *s)
+{
+    int idx = atomic_load_explicit(&s->poll_released_by, memory_order_relaxed);
+    if (idx < 0 || idx >= s->o.max_threads)
+        return false;
+    int tid = atomic_load(&s->threads[idx].os_tid);
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* "tid (comm) S ...": comm may hold spaces */
+    return p && p[1] == ' ' && p[2] == 'R';
+}
+
 /* The standby's look: should it take the poll role, and may it sleep without a timeout? */
 static bool standby_takes_over(sv_server_t *s, int *quiet_looks, bool *role_free)
 {
     *role_free = atomic_load(&s->poll_owner) == -1;
     if (*role_free) {
         *quiet_looks = 0;
-        return sv_now_ns() - atomic_load_explicit(&s->poll_released_ns, memory_order_relaxed) >= TAKEOVER_NS;
+        int64_t free_ns = sv_now_ns() - atomic_load_explicit(&s->poll_released_ns, memory_order_relaxed);
+        if (free_ns < TAKEOVER_NS)
+            return false;
+        return free_ns >= TAKEOVER_RUNNING_NS || !releaser_running(s);
     }
     if (atomic_load(&s->n_busy) > 0)
         *quiet_looks = 0;
