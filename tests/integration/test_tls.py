@@ -469,6 +469,45 @@ def test_ssl_bind_with_a_bad_option_is_one_line_with_file_and_line(servers, test
     assert len(err) == 1 and err[0].startswith(f"{conf}:2:") and "verify_mode" in err[0], err
 
 
+def test_ssl_bind_with_cert_pem_and_key_pem_serves_and_keeps_its_listener_across_a_hot_restart(
+        servers, testapp, port, pki, tmp_path):
+    """Puma's inline PEM: cert_pem from an ENV variable, key_pem from File.read; the URI says
+    cert=store:N (Puma's spelling), the same after the config is read again by a hot restart."""
+    conf = tmp_path / "puma.rb"
+    conf.write_text(f'workers 2\nssl_bind "127.0.0.1", {port}, {{ cert_pem: ENV["TLS_CERT_PEM"], '
+                    f'key_pem: File.read("{pki.key}") }}\n')
+    with open(pki.cert) as f:
+        env = {"TLS_CERT_PEM": f.read()}
+    cport = free_port()
+    s = servers("-C", str(conf), "--control-url", f"tcp://127.0.0.1:{cport}", "--control-token", TOKEN, testapp,
+                env=env, workers=2)
+    uri = f"ssl://127.0.0.1:{port}?cert=store:0&key=store:1"
+    assert uri in json.dumps(stats(cport)["config"])
+    assert peer_serial(port, pki) == serial_of(pki.cert)
+    assert tls_get(port, pki, "/").body == b"Hello World"
+    assert get(cport, f"/restart?token={TOKEN}").status == 200
+    s.wait_log(r"Hot restart complete", timeout=60)
+    assert f"Inherited ssl://127.0.0.1:{port}" in s.stdout()  # the same URI: the listener was handed over
+    assert uri in json.dumps(stats(cport)["config"])
+    assert tls_get(port, pki, "/").body == b"Hello World"
+    # a reload reads the same inline PEM again (it changes with the config, at a hot restart)
+    assert get(cport, f"/reload-certs?token={TOKEN}").status == 200
+
+
+def test_a_bad_cert_pem_is_one_line(servers, testapp, port, pki, tmp_path):
+    other_cert, other_key = pki.issue("other", "localhost")
+    conf = tmp_path / "puma.rb"
+    for body, words in ((f'cert_pem: "not a PEM", key: "{pki.key}"', "cert_pem store:0"),
+                        (f'cert_pem: File.read("{pki.cert}"), key_pem: File.read("{other_key}")',
+                         "key_pem store:1 does not belong to cert_pem store:0"),
+                        (f'cert_pem: File.read("{tmp_path}/missing.pem"), key: "{pki.key}"', "missing.pem")):
+        conf.write_text(f'workers 0\nssl_bind "127.0.0.1", {port}, {{ {body} }}\n')
+        s = servers("-C", str(conf), testapp, wait=False)
+        assert s.wait_exit(10) != 0
+        err = s.stderr().strip().splitlines()
+        assert len(err) == 1 and words in err[0], (body, err)
+
+
 def test_the_control_server_and_servalctl_over_ssl(servers, testapp, port, pki, tmp_path, servalctl_bin):
     cport = free_port()
     state = tmp_path / "state.yml"
