@@ -221,7 +221,7 @@ static int set_opt(sv_tls_opts_t *o, const char *k, char *v, const char *uri, ch
     } else {
         rc = fail(err, errlen, "bad bind '%s': unknown ssl parameter '%s' (known: cert, key, ca, verify_mode, "
                                "ssl_cipher_filter, ssl_ciphersuites, key_password_command, min_version, "
-                               "no_tlsv1, no_tlsv1_1)", uri, k);
+                               "no_tlsv1, no_tlsv1_1, reuse, backlog, low_latency)", uri, k);
     }
     free(v);
     return rc;

@@ -1183,7 +1183,7 @@ static void test_bind_and_port(void **state)
     expect_error("bind \"ssl://0.0.0.0:443?cert=c&key=k&sni=x\"\n",
                  "puma.rb:1: bad bind 'ssl://0.0.0.0:443': unknown ssl parameter 'sni' (known: cert, key, ca, "
                  "verify_mode, ssl_cipher_filter, ssl_ciphersuites, key_password_command, min_version, no_tlsv1, "
-                 "no_tlsv1_1)");
+                 "no_tlsv1_1, reuse, backlog, low_latency)");
     {
         sv_config_t t;
         sv_diag_t td;
