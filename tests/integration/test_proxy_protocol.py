@@ -6,9 +6,11 @@ head and holds no thread; TLS listeners read the header before the
 ClientHello; single and cluster mode."""
 
 import os
+import shutil
 import socket
 import ssl
 import struct
+import subprocess
 import time
 
 import pytest
@@ -224,6 +226,16 @@ def test_slow_headers_time_out_and_hold_no_thread(pp):
             pass
         c.close()
     drip.close()
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
+def test_curl_haproxy_protocol(pp):
+    """curl --haproxy-protocol sends a v1 header naming its own socket."""
+    r = subprocess.run(["curl", "-sS", "--max-time", "10", "--haproxy-protocol", "--local-port", "41000-41999",
+                        f"http://127.0.0.1:{pp.port}/peer"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    host, port = r.stdout.rsplit(":", 1)
+    assert host == "127.0.0.1" and 41000 <= int(port) <= 41999, r.stdout
 
 
 def test_v1_only_refuses_v2(servers, tmp_path):
