@@ -94,6 +94,8 @@ bool sv_activate_skip_bind(const sv_runtime_t *rt, const char *uri, char *const 
         return any_passed(rt, recs, nrec); /* the default bind gives way to systemd's sockets */
     if (mode == ACT_ON || answers(rt, uri, recs, nrec))
         return false;
+    if (rt->hot_restarted && !any_passed(rt, recs, nrec))
+        return false; /* "only" new in this image, which systemd did not start: keep serving (sv_activate_rest) */
     sv_log("* Ignoring bind %s: bind_to_activated_sockets \"only\" listens on systemd's sockets alone", uri);
     return true;
 }
@@ -173,6 +175,11 @@ int sv_activate_rest(sv_runtime_t *rt, char **recs, int nrec, char *err, size_t 
     bool any = false;
     for (int i = 0; i < rt->n_listeners; i++)
         any |= rt->listeners[i].activated;
+    if (mode == ACT_ONLY && !any && rt->hot_restarted) {
+        sv_log_error("! bind_to_activated_sockets \"only\", but systemd passed no socket to this server: "
+                     "serving on the binds until a restart under systemd");
+        return 0;
+    }
     if (mode == ACT_ONLY && !any) {
         snprintf(err, errlen, "bind_to_activated_sockets \"only\": systemd passed no socket (LISTEN_FDS unset, or "
                               "meant for another pid; hint: start serval from its .socket unit, or say true)");

@@ -28,7 +28,9 @@ int sv_activate_take(sv_runtime_t *rt, char *err, size_t errlen);
  * Whether the bind uri is left out: under "only" when no activated socket
  * answers it (logged), and the default bind (no bind configured) whenever
  * bind_to_activated_sockets is on and sockets were passed. recs: the
- * hand-over's listener records not taken yet.
+ * hand-over's listener records not taken yet. A hot restart into "only"
+ * by a server systemd did not start keeps its binds (logged): a restart
+ * must not leave it without listeners.
  */
 bool sv_activate_skip_bind(const sv_runtime_t *rt, const char *uri, char *const *recs, int nrec);
 /* Adopt into l the activated socket the bind uri names: 1 adopted, 0 none, <0 error (err). */

@@ -147,3 +147,21 @@ def test_true_without_passed_sockets_listens_on_the_binds(servers, testapp, port
     s = servers("--bind-to-activated-sockets", "-b", f"tcp://127.0.0.1:{port}", testapp)
     assert get(port, "/").status == 200
     assert "bind_to_activated_sockets: systemd passed no socket; listening on the binds" in s.stdout()
+
+
+def test_hot_restart_into_only_without_systemd_keeps_serving(servers, testapp, port, tmp_path):
+    """A config changed to "only" on a server systemd did not start: the new
+    image has no passed socket; it keeps its binds (and says so) rather than
+    exit with nothing to listen on."""
+    conf = tmp_path / "c.rb"
+    conf.write_text(f'bind "tcp://127.0.0.1:{port}"\n')
+    s = servers("-C", str(conf), testapp)
+    conf.write_text(f'bind "tcp://127.0.0.1:{port}"\nbind_to_activated_sockets "only"\n')
+    with ClientLoop(port, threads=2) as loop:
+        loop.wait_requests(30)
+        s.send(signal.SIGUSR2)
+        s.wait_log(r"Use Ctrl-C to stop", count=2)
+        loop.wait_requests(30)
+    loop.assert_clean()
+    assert s.alive() and "serving on the binds until a restart under systemd" in s.stderr()
+    assert s.count(rf"\* Inherited http://127\.0\.0\.1:{port}") == 1
