@@ -405,6 +405,11 @@ static int type_error(const sv_directive_t *d, const sv_value_t *v, const char *
     return sv_cfg_fail(s, "%s expects %s, got %s", d->name, what, shown);
 }
 
+int sv_cfg_type_error(const sv_directive_t *d, const sv_value_t *v, const char *what, const sv_site_t *s)
+{
+    return type_error(d, v, what, s);
+}
+
 static int want_nargs(const sv_directive_t *d, int n, int lo, int hi, const sv_site_t *s)
 {
     if (n >= lo && n <= hi)

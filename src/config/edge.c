@@ -15,17 +15,6 @@
 #include "core/json.h"
 #include "http/proxy.h"
 
-static int bad_type(const sv_directive_t *d, const sv_value_t *v, const char *what, const sv_site_t *s)
-{
-    char shown[160];
-    if (s->raw) {
-        sv_cfg_value_raw(v, shown, sizeof(shown));
-        return sv_cfg_fail(s, "'%s' is not %s", shown, what);
-    }
-    sv_cfg_value_inspect(v, shown, sizeof(shown));
-    return sv_cfg_fail(s, "%s expects %s, got %s", d->name, what, shown);
-}
-
 static bool is_text(const sv_value_t *v)
 {
     return v->type == SV_V_STR || v->type == SV_V_SYM;
@@ -53,7 +42,7 @@ static int want_version(const sv_value_t *v, const sv_site_t *s, int *out)
             return 0;
         }
     }
-    return bad_type(&(sv_directive_t){.name = "proxy_protocol"}, v, ":v1, :v2 or :any", s);
+    return sv_cfg_type_error(&(sv_directive_t){.name = "proxy_protocol"}, v, ":v1, :v2 or :any", s);
 }
 
 /* An HTTP field name (RFC 9110 token), as the client sends it. */
@@ -61,7 +50,8 @@ static int want_header(const sv_value_t *v, const sv_site_t *s, const char **out
 {
     if (v->type != SV_V_STR || !v->s[0] || strlen(v->s) >= sizeof(((sv_remote_t *)0)->header) ||
         v->s[strspn(v->s, "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")])
-        return bad_type(&(sv_directive_t){.name = "header"}, v, "a header name such as \"X-Forwarded-For\"", s);
+        return sv_cfg_type_error(&(sv_directive_t){.name = "header"}, v, "a header name such as \"X-Forwarded-For\"",
+                                 s);
     if (!strncasecmp(v->s, "HTTP_", 5))
         return sv_cfg_fail(s, "set_remote_address header: give the name the client sends, not the Rack key "
                               "(hint: \"X-Forwarded-For\", not \"%s\")", v->s);
@@ -95,7 +85,7 @@ static int want_trusted(const sv_value_t *v, const sv_site_t *s, remote_opts_t *
     for (int i = 0; i < n; i++) {
         const sv_value_t *it = items ? items : &v->pairs[i].val;
         if (it->type != SV_V_STR)
-            return bad_type(&(sv_directive_t){.name = "trusted_proxies"}, it,
+            return sv_cfg_type_error(&(sv_directive_t){.name = "trusted_proxies"}, it,
                             "networks such as [\"10.0.0.0/8\", \"192.0.2.7\"]", s);
         char *copy = strdup(it->s), *save = NULL;
         if (!copy)
@@ -136,7 +126,7 @@ static int remote_hash(const sv_directive_t *d, const sv_value_t *h, remote_opts
         return sv_cfg_fail(s, "set_remote_address: trusted_proxies says whose header: to believe, and there is "
                               "no header: (hint: header: \"X-Forwarded-For\", trusted_proxies: [...])");
     if (!o->proxy_protocol && !o->header)
-        return bad_type(d, h, "proxy_protocol: :v1 or :v2, or header: \"X-Forwarded-For\"", s);
+        return sv_cfg_type_error(d, h, "proxy_protocol: :v1 or :v2, or header: \"X-Forwarded-For\"", s);
     return 0;
 }
 
@@ -148,7 +138,7 @@ static int want_value(const sv_directive_t *d, const sv_value_t *v, const sv_sit
     for (size_t i = 0; ok && i < n; i++)
         ok = v->s[i] > ' ' && v->s[i] < 0x7f;
     if (!ok)
-        return bad_type(d, v, "an address of at most 63 printable characters without spaces", s);
+        return sv_cfg_type_error(d, v, "an address of at most 63 printable characters without spaces", s);
     *out = v->s;
     return 0;
 }
@@ -195,7 +185,7 @@ int sv_cfg_set_remote_address(sv_config_t *c, const sv_directive_t *d, const sv_
     else if (a[0].type == SV_V_HASH)
         rc = remote_hash(d, &a[0], &o, s);
     else
-        rc = bad_type(d, &a[0], ":socket, :localhost, \"ADDRESS\", proxy_protocol: :v1 or header: \"NAME\"", s);
+        rc = sv_cfg_type_error(d, &a[0], ":socket, :localhost, \"ADDRESS\", proxy_protocol: :v1 or header: \"NAME\"", s);
     if (rc == 0)
         rc = store_remote(c, &o, s);
     sv_buf_free(&o.trusted);
@@ -242,7 +232,7 @@ int sv_cfg_set_activated_sockets(sv_config_t *c, const sv_directive_t *d, const 
     } else if (is_text(&a[0]) && !strcmp(a[0].s, "only")) {
         c->bind_to_activated_sockets = 2;
     } else {
-        return bad_type(d, &a[0], "true, false or \"only\"", s);
+        return sv_cfg_type_error(d, &a[0], "true, false or \"only\"", s);
     }
     return 0;
 }

@@ -41,6 +41,17 @@ def activated(servers, listen, serval_args, fdnames=None):
     return s
 
 
+def hot_restart_under_load(s, port):
+    """USR2 (single mode) while two clients keep asking; none may fail."""
+    with ClientLoop(port, threads=2) as loop:
+        loop.wait_requests(30)
+        n = s.count(r"Use Ctrl-C to stop")
+        s.send(signal.SIGUSR2)
+        s.wait_log(r"Use Ctrl-C to stop", count=n + 1)
+        loop.wait_requests(30)
+    loop.assert_clean()
+
+
 def refused(port):
     try:
         get(port, "/", timeout=5)
@@ -120,12 +131,7 @@ def test_only_mode_ignores_binds_and_keeps_its_sockets_across_a_hot_restart(serv
         return sorted(out)
 
     before = held()
-    with ClientLoop(port, threads=2) as loop:
-        loop.wait_requests(30)
-        s.send(signal.SIGUSR2)
-        s.wait_log(r"Use Ctrl-C to stop", count=2)
-        loop.wait_requests(30)
-    loop.assert_clean()
+    hot_restart_under_load(s, port)
     assert s.count(rf"\* Inherited unix://{re.escape(sock)}") == 1
     assert get(sock, "/").status == 200 and refused(port2)
     try:
@@ -157,11 +163,6 @@ def test_hot_restart_into_only_without_systemd_keeps_serving(servers, testapp, p
     conf.write_text(f'bind "tcp://127.0.0.1:{port}"\n')
     s = servers("-C", str(conf), testapp)
     conf.write_text(f'bind "tcp://127.0.0.1:{port}"\nbind_to_activated_sockets "only"\n')
-    with ClientLoop(port, threads=2) as loop:
-        loop.wait_requests(30)
-        s.send(signal.SIGUSR2)
-        s.wait_log(r"Use Ctrl-C to stop", count=2)
-        loop.wait_requests(30)
-    loop.assert_clean()
+    hot_restart_under_load(s, port)
     assert s.alive() and "serving on the binds until a restart under systemd" in s.stderr()
     assert s.count(rf"\* Inherited http://127\.0\.0\.1:{port}") == 1
