@@ -183,7 +183,9 @@ def test_fork_worker_phased_restart_boots_worker_0_first_then_forks_from_it(serv
         loop.wait_requests(50)
     assert st["state"] == "succeeded", st
     loop.assert_clean()
-    assert loop.max_latency() < 0.1, f"max latency {loop.max_latency() * 1000:.0f} ms"
+    # the boot takes 1 s: a request that waited for it would take that long; the
+    # bound leaves room for a loaded machine (bench/restart measures the real figure)
+    assert loop.max_latency() < 0.5, f"max latency {loop.max_latency() * 1000:.0f} ms"
     lines = [l for l in s.stdout().splitlines() if "phase: 1" in l and "booted" in l]
     assert "Worker 0" in lines[0]
     assert s.count(r"testapp: init") == 2  # the old worker 0 and the new one
