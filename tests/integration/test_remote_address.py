@@ -205,3 +205,69 @@ def test_config_forms_check_and_print(tmp_path):
     r = subprocess.run([SERVAL, "--bind-to-activated-sockets=only", "--print-config"], capture_output=True,
                        text=True, timeout=30)
     assert r.returncode == 0 and json.loads(r.stdout)["bind_to_activated_sockets"] == "only", r.stderr
+
+
+@pytest.fixture
+def netns():
+    """Two network namespaces joined by a veth pair, on RFC 2544's benchmark range
+    (198.18.0.0/15: neither loopback nor private, so untrusted by default):
+    the server's at 198.18.1.1, the client's at 198.18.1.2. Removed afterwards."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        pytest.skip("needs root and iproute2 (ip netns)")
+    tag = f"{os.getpid() % 100000}"
+    srv, cli = f"svxs{tag}", f"svxc{tag}"
+    made = []
+
+    def ip(*args):
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+    try:
+        for ns in (srv, cli):
+            ip("netns", "add", ns)
+            made.append(ns)
+            ip("-n", ns, "link", "set", "lo", "up")
+        ip("-n", srv, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", cli)
+        for ns, addr in ((srv, "198.18.1.1"), (cli, "198.18.1.2")):
+            ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
+            ip("-n", ns, "link", "set", "eth0", "up")
+        yield srv, cli
+    finally:
+        for ns in reversed(made):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+
+
+def ns_peer(cli, port, xff):
+    """GET /peer from inside the client namespace, with an X-Forwarded-For header."""
+    code = ("import http.client,sys\n"
+            f"c=http.client.HTTPConnection('198.18.1.1',{port},timeout=10)\n"
+            f"c.request('GET','/peer',headers={{'X-Forwarded-For':'{xff}'}})\n"
+            "sys.stdout.write(c.getresponse().read().decode())\n")
+
+    def attempt():
+        r = subprocess.run(["ip", "netns", "exec", cli, "python3", "-c", code], capture_output=True, text=True,
+                           timeout=30)
+        return r.stdout if r.returncode == 0 else None
+
+    return wait_until(attempt, timeout=15, interval=0.2, what="an answer across the namespaces")
+
+
+def test_a_peer_outside_the_trusted_ranges_across_namespaces(netns, servers, tmp_path):
+    """A real untrusted peer (198.18.1.2, another namespace): with the default
+    trust list its X-Forwarded-For is ignored; listed in trusted_proxies, it is
+    believed."""
+    srv, cli = netns
+    port = free_port()
+    conf = tmp_path / "c.rb"
+    conf.write_text('set_remote_address header: "X-Forwarded-For"\n')
+    s = servers("netns", "exec", srv, SERVAL, "-C", str(conf), "-b", f"tcp://198.18.1.1:{port}",
+                "--log-requests", API, binary="ip")
+    got = ns_peer(cli, port, "203.0.113.7")
+    assert got.startswith("198.18.1.2:"), got
+    s.wait_log(r'198\.18\.1\.2 - - \[.*"GET /peer')
+    s.stop()
+
+    conf.write_text('set_remote_address header: "X-Forwarded-For", trusted_proxies: ["198.18.1.0/24"]\n')
+    s = servers("netns", "exec", srv, SERVAL, "-C", str(conf), "-b", f"tcp://198.18.1.1:{port}",
+                "--log-requests", API, binary="ip")
+    assert ns_peer(cli, port, "203.0.113.7") == "203.0.113.7"
+    s.wait_log(r'203\.0\.113\.7 - - \[.*"GET /peer')
