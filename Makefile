@@ -69,6 +69,7 @@ tsan: deps
 	  --deselect tests/integration/test_servalctl.py::test_refork_wait \
 	  --deselect tests/integration/test_notes.py::test_notes_restarts_fail_no_request_and_never_share_a_connection \
 	  --deselect tests/integration/test_notes.py::test_notes_refork_closes_worker0_connections_before_the_mold \
+	  --deselect 'tests/integration/test_tls.py::test_restarts_under_tls_load_fail_no_request[refork]' \
 	  $(PYTEST_ARGS)
 
 # libFuzzer (clang) over every harness in fuzz/, FUZZ_SECONDS each, into a scratch
