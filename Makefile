@@ -77,7 +77,7 @@ tsan: deps
 # in $(FUZZ_BUILD)/artifacts/.
 FUZZ_SECONDS ?= 60
 FUZZ_BUILD   ?= build-fuzz
-FUZZ_TARGETS ?= http_parser config control
+FUZZ_TARGETS ?= http_parser config control proxy
 fuzz:
 	@$(DEPS) fuzz
 	CC=clang-14 cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSERVAL_FUZZ=ON >/dev/null

@@ -175,7 +175,12 @@ const void *serval_request_body(const serval_request_t *req, size_t *len);
  * too slow is answered by serval, 413, 400, 408, without calling the app).
  */
 long serval_request_read(serval_request_t *req, void *buf, size_t cap);
-/* The client: "127.0.0.1:53210", "[::1]:53210", or "unix". */
+/*
+ * The client: "127.0.0.1:53210", "[::1]:53210", or "unix". Behind a proxy,
+ * what set_remote_address says (docs/proxy.md): a PROXY header's client in
+ * the same form, a trusted forwarded-for header's without port
+ * ("203.0.113.7", "[2001:db8::1]"), or a fixed string.
+ */
 const char *serval_request_peer(const serval_request_t *req);
 /* "https" for a request that came over TLS (an ssl:// listener), else "http" (Rack's rack.url_scheme). */
 const char *serval_request_scheme(const serval_request_t *req);

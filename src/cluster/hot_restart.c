@@ -171,6 +171,8 @@ void sv_hot_restart_common_records(const sv_runtime_t *rt, const sv_control_t *c
         sv_msg_put_int(rec, sizeof(rec), "fd", l->fd);
         sv_msg_put(rec, sizeof(rec), "uri", l->uri);
         sv_msg_put_int(rec, sizeof(rec), "created", l->created_path);
+        if (l->activated) /* systemd's: the new image keeps it without a bind naming it (cluster/activate.h) */
+            sv_msg_put_int(rec, sizeof(rec), "activated", 1);
         add(env, rec);
     }
     if (control) {

@@ -4,7 +4,7 @@
  * The handover is one environment variable, SERVAL_INHERIT, holding records
  * separated by ';', each an sv_msg line (no cap on their number; past 96 KiB
  * they ride in an inherited memfd and the variable reads "@FD"):
- *   listener fd= uri= created=     a listening socket (CLOEXEC cleared)
+ *   listener fd= uri= created= [activated=1]   a listening socket (CLOEXEC cleared); activated: systemd's
  *   control fd= uri= created= token=   the control server's listener and token
  *   worker pid= index= phase= fd= started= stopping= requests=   (cluster) a booted worker
  *   op id= kind= state= current= queued= started_ms= finished_ms= done= total= trigger= error=

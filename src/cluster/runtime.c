@@ -7,6 +7,8 @@
  */
 #include "cluster/runtime.h"
 
+#include "cluster/activate.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -221,7 +223,7 @@ static int check_only(sv_runtime_t *rt)
     }
     /* a hot restart's preflight (SERVAL_CHECK_INIT set) runs while the old image holds the binds */
     const char *with_init = getenv("SERVAL_CHECK_INIT");
-    if (!with_init && sv_config_check_binds(&rt->cfg, &diag) < 0) {
+    if (!with_init && !sv_activate_expected(rt) && sv_config_check_binds(&rt->cfg, &diag) < 0) {
         fprintf(stderr, "%s\n", diag.msg);
         return SV_ECONFIG;
     }
@@ -252,6 +254,7 @@ int sv_rt_init(sv_runtime_t *rt, int argc, char **argv)
     rt->argc = argc;
     rt->argv = copy_strings(argv, argc, NULL);
     rt->envp = copy_strings(environ, envc, SV_HANDOVER_ENV "=");
+    sv_activate_scrub_env(rt->envp); /* a hot restart's new image, same pid, must not take them again */
     parse_handover(rt);
     find_exe(rt, argv[0]);
     char startup_cwd[4096] = ".";
@@ -312,6 +315,7 @@ static int adopt(sv_runtime_t *rt, sv_listener_t *l, const char *uri, char **rec
         int fd = (int)sv_msg_int(recs[i], "fd", -1);
         int rc = sv_listener_adopt(l, uri, fd, err, errlen);
         l->created_path = sv_msg_int(recs[i], "created", 0) == 1;
+        l->activated = sv_msg_int(recs[i], "activated", 0) == 1;
         free(recs[i]);
         recs[i] = NULL;
         return rc == 0 ? 1 : rc;
@@ -360,11 +364,15 @@ int sv_rt_open_listeners(sv_runtime_t *rt)
     char *recs[SV_CONFIG_MAX_BINDS * 2];
     int nrec = sv_rt_take_handover(rt, "listener", recs, SV_CONFIG_MAX_BINDS * 2);
     char err[600];
-    int rc = 0;
+    int rc = rt->hot_restarted ? 0 : sv_activate_take(rt, err, sizeof(err));
     for (int i = 0; i < sv_config_bind_count(&rt->cfg) && rc >= 0; i++) {
         const char *uri = sv_config_bind(&rt->cfg, i);
         sv_listener_t *l = &rt->listeners[rt->n_listeners];
+        if (sv_activate_skip_bind(rt, uri, recs, nrec))
+            continue;
         rc = adopt(rt, l, uri, recs, nrec, err, sizeof(err));
+        if (rc == 0)
+            rc = sv_activate_adopt(rt, l, uri, err, sizeof(err));
         if (rc == 0)
             rc = sv_listener_open(l, uri, err, sizeof(err));
         if (rc >= 0) {
@@ -375,6 +383,8 @@ int sv_rt_open_listeners(sv_runtime_t *rt)
             rc = 0;
         }
     }
+    if (rc >= 0)
+        rc = sv_activate_rest(rt, recs, nrec, err, sizeof(err));
     if (rc == 0 && rt->n_listeners == 0) {
         snprintf(err, sizeof(err), "no address to listen on");
         rc = SV_ECONFIG;
@@ -458,7 +468,10 @@ void sv_rt_banner_listeners(const sv_runtime_t *rt)
     char buf[600];
     for (int i = 0; i < rt->n_listeners; i++) {
         const sv_listener_t *l = &rt->listeners[i];
-        sv_log("* %s %s", l->inherited ? "Inherited" : "Listening on", sv_listener_display(l, buf, sizeof(buf)));
+        const char *how = l->activated && !rt->hot_restarted ? "Activated"
+                          : l->inherited                     ? "Inherited"
+                                                             : "Listening on";
+        sv_log("* %s %s", how, sv_listener_display(l, buf, sizeof(buf)));
     }
 }
 
@@ -494,6 +507,24 @@ void sv_rt_set_context(const sv_runtime_t *rt, serval_role_t role, int index, un
                        rt->restart_dir, rt->cfg.app_path);
 }
 
+/* set_remote_address for the serving threads; NULL when the socket's peer is the client. */
+static const sv_remote_t *remote_opts(sv_runtime_t *rt)
+{
+    const sv_config_t *c = &rt->cfg;
+    sv_remote_t *r = &rt->remote;
+    memset(r, 0, sizeof(*r));
+    r->proxy_protocol = c->proxy_protocol;
+    if (c->remote_address_value)
+        snprintf(r->value, sizeof(r->value), "%s", c->remote_address_value);
+    if (c->remote_address_header) {
+        snprintf(r->header, sizeof(r->header), "%s", c->remote_address_header);
+        /* checked when the config was read */
+        sv_trusted_parse(c->trusted_proxies ? c->trusted_proxies : SV_TRUSTED_PROXIES_DEFAULT, r->trusted,
+                         SV_TRUSTED_MAX, &r->ntrusted, NULL, 0);
+    }
+    return r->proxy_protocol || r->value[0] || r->header[0] ? r : NULL;
+}
+
 void sv_rt_server_opts(sv_runtime_t *rt, sv_server_opts_t *o)
 {
     const sv_config_t *c = &rt->cfg;
@@ -519,6 +550,7 @@ void sv_rt_server_opts(sv_runtime_t *rt, sv_server_opts_t *o)
     o->write_timeout_ms = 10000;
     o->app_timeout_ms = (int64_t)(c->app_timeout * 1000);
     o->log_requests = c->log_requests;
+    o->remote = remote_opts(rt);
     o->app = &rt->app;
     o->wait_for_less_busy = c->wait_for_less_busy_worker;
 }

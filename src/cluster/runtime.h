@@ -12,6 +12,8 @@
 
 #include "app/app.h"
 #include "config/config.h"
+#include "http/proxy.h"
+#include "os/activation.h"
 #include "os/listen.h"
 #include "server/server.h"
 
@@ -34,6 +36,9 @@ typedef struct sv_runtime {
     char **handover;
     int n_handover, cap_handover;
     bool hot_restarted;      /* this image was exec'd by a hot restart */
+    sv_remote_t remote;      /* set_remote_address, for the serving processes (sv_rt_server_opts) */
+    sv_activated_t activated[SV_CONFIG_MAX_BINDS]; /* systemd socket activation (boot only; edge.c) */
+    int n_activated;
     int64_t tmp_restart_mtime;  /* plugin :tmp_restart: last mtime seen */
     int64_t next_tmp_check_ms;
 } sv_runtime_t;

@@ -146,6 +146,12 @@ static int on_fork_worker(cli_t *cli, const flag_t *f, const char *spelled, cons
     return record(cli, f->directive, val ? quote(val) : strdup(""), spelled);
 }
 
+/* --flag or --flag=VALUE */
+static int on_optional(cli_t *cli, const flag_t *f, const char *spelled, const char *val)
+{
+    return record(cli, f->directive, val ? quote(val) : strdup(""), spelled);
+}
+
 static int on_config(cli_t *cli, const flag_t *f, const char *spelled, const char *val)
 {
     if (cli->config_path)
@@ -211,6 +217,8 @@ static const flag_t flags[] = {
      "the control server serves only read-only endpoints (stats, metrics, health)"},
     {0, "control-allow-remote", ARG_NONE, NULL, "control_allow_remote", on_switch,
      "allow a token-less control server on a non-loopback address"},
+    {0, "bind-to-activated-sockets", ARG_OPT, "[=only]", "bind_to_activated_sockets", on_optional,
+     "listen on the sockets systemd passes too (=only: on those alone)"},
     {'S', "state", ARG_REQ, "PATH", "state_path", on_value, "state file"},
     {0, "pidfile", ARG_REQ, "PATH", "pidfile", on_value, "pid file"},
     {'e', "environment", ARG_REQ, "ENV", "environment", on_environment, "the app's environment"},

@@ -122,6 +122,13 @@ typedef struct sv_config {
     int64_t max_requests_jitter; /* up to this many fewer, random per worker */
     int64_t max_worker_memory;   /* bytes of PSS, 0 = off */
 
+    /* Behind a proxy, under systemd (docs/proxy.md, docs/systemd.md) */
+    int proxy_protocol;            /* set_remote_address proxy_protocol: 0 none, 1 :v1, 2 :v2, 3 :any */
+    char *remote_address_header;   /* set_remote_address header: "X-Forwarded-For" */
+    char *remote_address_value;    /* set_remote_address "1.2.3.4" / :localhost: every request's client */
+    char *trusted_proxies;         /* trusted_proxies: networks, comma-separated; NULL = loopback and private */
+    int bind_to_activated_sockets; /* 0 off, 1 true, 2 "only" */
+
     /* Process-only flags (never in a config file) */
     bool check_only;             /* --check: validate and exit */
     bool strict;                 /* --strict: every warning is an error */

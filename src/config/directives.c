@@ -405,6 +405,11 @@ static int type_error(const sv_directive_t *d, const sv_value_t *v, const char *
     return sv_cfg_fail(s, "%s expects %s, got %s", d->name, what, shown);
 }
 
+int sv_cfg_type_error(const sv_directive_t *d, const sv_value_t *v, const char *what, const sv_site_t *s)
+{
+    return type_error(d, v, what, s);
+}
+
 static int want_nargs(const sv_directive_t *d, int n, int lo, int hi, const sv_site_t *s)
 {
     if (n >= lo && n <= hi)
@@ -1366,6 +1371,12 @@ static const sv_directive_t table[] = {
      "none", "listen on HOST:PORT with TLS (docs/tls.md has every option); same as bind \"ssl://...\""},
     {"port", set_port, NULL, SV_F_NONE, 0, 0, 65535, 0, "PORT[, \"HOST\"]", "9292",
      "same as bind \"tcp://HOST:PORT\" (HOST defaults to 0.0.0.0)"},
+    {"bind_to_activated_sockets", sv_cfg_set_activated_sockets, sv_cfg_show_activated_sockets, SV_F_NONE, 0, 0,
+     0, 0, "[true|\"only\"]", "false",
+     "listen on the sockets systemd passes (LISTEN_FDS) as well as the binds; \"only\": on those alone"},
+    {"set_remote_address", sv_cfg_set_remote_address, sv_cfg_show_remote_address, SV_F_NONE, 0, 0, 0, 0,
+     ":socket|\"ADDR\"|proxy_protocol: :v1|:v2|header: \"NAME\"[, trusted_proxies: [...]]", ":socket",
+     "who the client is behind a load balancer: a PROXY header, or a forwarded-for header from trusted proxies"},
     /* app */
     {"app", set_str, show_field, SV_F_STR, F(app_path), 0, 0, 0, "\"PATH.so\"", "the built-in hello app",
      "the app shared object (the APP argument)"},
@@ -1558,9 +1569,6 @@ static const struct {
     {"supported_http_methods", "serval passes every method to the app: reject methods there (501)"},
     {"state_permission", "not supported by serval yet: the state file is created 0644; set the directory's "
                          "permissions instead"},
-    /* serval features being built: read as warnings until their rows land in the table */
-    {"set_remote_address", "not supported by serval yet: the app sees the peer address of the connection"},
-    {"bind_to_activated_sockets", "not supported by serval yet"},
 };
 
 static size_t edit_distance(const char *a, const char *b)
@@ -1644,6 +1652,7 @@ static const size_t str_fields[] = {
     F(config_file), F(app_path),      F(directory), F(environment),     F(tag),             F(control_url),
     F(control_token), F(state_path), F(pidfile),   F(stdout_redirect), F(stderr_redirect),
     F(warnings),       F(control_data_url),
+    F(remote_address_header), F(remote_address_value), F(trusted_proxies),
 };
 
 #define NSTR (sizeof(str_fields) / sizeof(str_fields[0]))

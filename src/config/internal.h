@@ -151,6 +151,16 @@ int sv_cfg_cpu_count(void);
 /* Parse args_src as a directive's argument list and apply it (parse.c). */
 int sv_cfg_apply_at(sv_config_t *c, const char *name, const char *args_src, const sv_site_t *s);
 
+/* "NAME expects WHAT, got VALUE" (or, for a flag, "'VALUE' is not WHAT"); returns SV_ECONFIG. */
+int sv_cfg_type_error(const sv_directive_t *d, const sv_value_t *v, const char *what, const sv_site_t *s);
+/* edge.c: set_remote_address and bind_to_activated_sockets (rows in the table of directives.c). */
+int sv_cfg_set_remote_address(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
+                              const sv_site_t *s);
+void sv_cfg_show_remote_address(const sv_config_t *c, const sv_directive_t *d, sv_json_t *w);
+int sv_cfg_set_activated_sockets(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
+                                 const sv_site_t *s);
+void sv_cfg_show_activated_sockets(const sv_config_t *c, const sv_directive_t *d, sv_json_t *w);
+
 /* The flag table for --help (cli.c). */
 void sv_cfg_print_flags(FILE *f);
 

@@ -300,3 +300,30 @@ int sv_xff_client(const char *value, size_t len, const sv_cidr_t *trusted, size_
     }
     return found ? 0 : SV_EPARSE;
 }
+
+int sv_trusted_parse(const char *list, sv_cidr_t *out, size_t max, size_t *n, char *bad, size_t badcap)
+{
+    *n = 0;
+    for (const char *p = list; *p;) {
+        p += strspn(p, ", \t");
+        if (!*p)
+            break;
+        size_t len = strcspn(p, ", \t");
+        char one[INET6_ADDRSTRLEN + 8];
+        int rc = len < sizeof(one) ? 0 : SV_EPARSE;
+        if (rc == 0 && *n >= max)
+            rc = SV_ELIMIT;
+        if (rc == 0) {
+            snprintf(one, sizeof(one), "%.*s", (int)len, p);
+            rc = sv_cidr_parse(one, &out[*n]);
+        }
+        if (rc < 0) {
+            if (bad)
+                snprintf(bad, badcap, "%.*s", (int)(len > 60 ? 60 : len), p);
+            return rc;
+        }
+        (*n)++;
+        p += len;
+    }
+    return 0;
+}

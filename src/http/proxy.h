@@ -75,4 +75,41 @@ bool sv_cidr_contains_text(const sv_cidr_t *nets, size_t n, const char *ip);
 int sv_xff_client(const char *value, size_t len, const sv_cidr_t *trusted, size_t ntrusted,
                   char *out, size_t cap);
 
+/*
+ * The networks whose forwarded-for headers are believed by default, as in
+ * Rails (ActionDispatch::RemoteIp): loopback, the private ranges and
+ * link-local. A proxy on a public address must be named in trusted_proxies.
+ */
+#define SV_TRUSTED_PROXIES_DEFAULT \
+    "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,169.254.0.0/16,fc00::/7,fe80::/10"
+#define SV_TRUSTED_MAX 64
+
+/*
+ * Parse a list of networks separated by commas (and optional spaces) into
+ * out (at most max). Returns 0 with *n set, or SV_EPARSE with the entry at
+ * fault copied to bad (badcap bytes; bad may be NULL), or SV_ELIMIT when
+ * there are more than max.
+ */
+int sv_trusted_parse(const char *list, sv_cidr_t *out, size_t max, size_t *n, char *bad, size_t badcap);
+
+/*
+ * set_remote_address as a serving process applies it (docs/proxy.md): who
+ * serval_request_peer() and the request log say the client is.
+ *  - value: a fixed address for every request (Puma's set_remote_address "1.2.3.4");
+ *  - proxy_protocol: every connection starts with a PROXY header in one of
+ *    these versions (SV_PROXY_V1 | SV_PROXY_V2); it names the client, or,
+ *    LOCAL/UNKNOWN, leaves the socket's peer; a connection without one is closed;
+ *  - header: when the peer (the socket's, or the PROXY header's) is inside
+ *    trusted, the header's list is walked from the right past trusted hops
+ *    (sv_xff_client); from any other peer the header is ignored. A unix
+ *    socket peer is local and always trusted.
+ */
+typedef struct sv_remote {
+    int proxy_protocol;
+    char header[64];
+    char value[64];
+    sv_cidr_t trusted[SV_TRUSTED_MAX];
+    size_t ntrusted;
+} sv_remote_t;
+
 #endif

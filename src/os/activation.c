@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -136,6 +137,13 @@ static bool same_host(const sv_bind_t *x, const sv_bind_t *y)
     return strcmp(x->host, y->host) == 0;
 }
 
+/* A unix bind may name the socket through a symlinked directory (/srv/app/current/tmp/...). */
+static bool same_file(const char *a, const char *b)
+{
+    char ra[PATH_MAX], rb[PATH_MAX];
+    return realpath(a, ra) && realpath(b, rb) && strcmp(ra, rb) == 0;
+}
+
 bool sv_activation_matches(const sv_activated_t *a, const char *uri)
 {
     sv_bind_t mine, want;
@@ -144,7 +152,7 @@ bool sv_activation_matches(const sv_activated_t *a, const char *uri)
         sv_bind_parse(uri, &want, err, sizeof(err)) < 0 || mine.kind != want.kind)
         return false;
     if (mine.kind == SV_BIND_UNIX)
-        return strcmp(mine.path, want.path) == 0;
+        return strcmp(mine.path, want.path) == 0 || same_file(mine.path, want.path);
     return mine.port == want.port && same_host(&mine, &want);
 }
 

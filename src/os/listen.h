@@ -42,6 +42,7 @@ typedef struct sv_listener {
     sv_bind_t bind;
     bool created_path;  /* we made the unix socket file: unlink it at close */
     bool inherited;
+    bool activated;     /* passed by systemd socket activation (os/activation.h), at boot or before a hot restart */
     struct sv_tls *tls; /* ssl:// listeners: contexts (built by the runtime after open), else NULL */
 } sv_listener_t;
 

@@ -80,6 +80,7 @@ static void init_conn(sv_server_t *s, sv_conn_t *c, int fd, bool is_unix, int64_
     c->drained = false;
     c->served = 0;
     c->peer[0] = '\0';
+    c->proxy_wait = s->o.remote && s->o.remote->proxy_protocol; /* set_remote_address proxy_protocol: */
     c->reset_on_close = false;
     c->bytes_sent = c->bytes_recv = 0;
     c->last_recv_ms = now_ms;
@@ -624,6 +625,11 @@ static int linger(sv_conn_t *c)
 
 static int conn_run(sv_conn_t *c, sv_thread_t *t)
 {
+    if (c->proxy_wait) {
+        int r = sv_remote_proxy(c); /* before any read: a PROXY header comes before TLS and HTTP */
+        if (r <= 0)
+            return r < 0 ? conn_close(c) : KEEP;
+    }
     for (;;) {
         if (has_output(c)) {
             int r = sv_conn_flush(c);

@@ -13,6 +13,7 @@
 
 #include "core/buf.h"
 #include "os/backtrace.h"
+#include "http/proxy.h"
 #include "http/response.h"
 #include "server/server.h"
 
@@ -71,6 +72,7 @@ typedef struct sv_exch {
     sv_rate_t rd_rate;       /* body arrival, for min_request_data_rate */
     sv_buf_t scratch;        /* authority, path and query copies */
     uint32_t path_off, query_off, scratch_keep;
+    char fwd[48];            /* this request's client from a forwarded-for header (remote.c): "" not worked out */
 
     /* the request body: whole before the app runs (spool.c) */
     sv_buf_t body;           /* in memory: up to body_buffer_size, within the worker's body_memory_limit */
@@ -123,6 +125,7 @@ typedef struct sv_conn {
     bool is_unix;
     bool out_armed;          /* EPOLLOUT is in the event mask (a write blocked once) */
     bool nodelay;            /* TCP_NODELAY set */
+    bool proxy_wait;         /* a PROXY header must come first (remote.c) */
     bool drained;            /* the last read found the socket empty */
     bool reset_on_close;     /* closing drops unsent output with a reset (a client cut for being slow) */
     unsigned served;         /* requests answered on this connection */
@@ -132,7 +135,7 @@ typedef struct sv_conn {
     int64_t last_recv_ms;    /* the last byte from the client */
     int64_t bytes_recv;      /* from the client, this connection */
     int64_t bytes_sent;      /* to the client, this connection */
-    char peer[64];
+    char peer[64];           /* the connection's client: its socket's peer, or what a PROXY header said */
 } sv_conn_t;
 
 /*
@@ -283,6 +286,12 @@ ssize_t sv_io_send(sv_conn_t *c, const void *data, size_t len);
 void sv_io_shut_wr(sv_conn_t *c);
 /* TLS has no sendfile: the next piece of the file into out (out is flushed). */
 int sv_io_file_refill(sv_conn_t *c);
+
+/* remote.c: who the client is (set_remote_address, http/proxy.h) */
+/* A PROXY header first on the connection: 1 read (or none expected), 0 wait for more bytes, <0 close. */
+int sv_remote_proxy(sv_conn_t *c);
+/* The client's address for the request log: without port or brackets, into out. */
+void sv_remote_log_host(sv_conn_t *c, char *out, size_t cap);
 
 /* spool.c: request bodies and streamed output beyond memory */
 /* The parser's body callback: memory within the budgets, else the temp file. <0 on failure. */

@@ -2,7 +2,6 @@
  * request.c: what an app sees of a request and builds of a response.
  * serval_request_t and serval_response_t are both the connection itself.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -57,6 +56,7 @@ static void split_target(sv_conn_t *c)
 void sv_req_prepare(sv_conn_t *c)
 {
     c->x->path_off = UINT32_MAX; /* split lazily: most apps never ask */
+    c->x->fwd[0] = '\0';         /* the client a forwarded-for header names, too (remote.c) */
     char *b = head(c);
     sv_buf_reset(&c->x->scratch);
     c->x->scratch_keep = 0;
@@ -189,28 +189,7 @@ long serval_request_read(serval_request_t *req, void *buf, size_t cap)
     return (long)n;
 }
 
-const char *serval_request_peer(const serval_request_t *req)
-{
-    sv_conn_t *c = CONN(req);
-    if (c->peer[0])
-        return c->peer;
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    socklen_t len = sizeof(ss);
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (c->is_unix || getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0) {
-        snprintf(c->peer, sizeof(c->peer), "unix");
-    } else if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-        snprintf(c->peer, sizeof(c->peer), "[%s]:%d", ip, ntohs(a->sin6_port));
-    } else {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-        snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, ntohs(a->sin_port));
-    }
-    return c->peer;
-}
+/* serval_request_peer: remote.c */
 
 /* ---- response head ------------------------------------------------------ */
 
@@ -484,12 +463,8 @@ void sv_req_log(sv_conn_t *c, int64_t app_ns)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-    const char *peer = serval_request_peer((serval_request_t *)c);
     char host[64];
-    snprintf(host, sizeof(host), "%s", peer);
-    char *colon = strrchr(host, ':');
-    if (colon && host[0] != '[')
-        *colon = '\0';
+    sv_remote_log_host(c, host, sizeof(host));
     sv_log("%s - - [%s] \"%s %s %s\" %d %lld %.4f", host, when, serval_request_method((serval_request_t *)c),
            serval_request_target((serval_request_t *)c), serval_request_version((serval_request_t *)c),
            c->x->status, (long long)c->x->res_bytes, (double)app_ns / 1e9);

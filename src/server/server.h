@@ -60,6 +60,7 @@ typedef struct sv_server_opts {
     int64_t write_timeout_ms;    /* no progress writing a response */
     int64_t app_timeout_ms;      /* an app call longer than this is answered 504 (0 = off) */
     bool log_requests;
+    const struct sv_remote *remote; /* set_remote_address (http/proxy.h); NULL: the socket's peer */
     sv_app_t *app;               /* borrowed, initialised */
     /* cluster balancing: NULL in single mode */
     sv_load_slot_t *load;        /* shared table */

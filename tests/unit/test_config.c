@@ -720,7 +720,6 @@ static void test_unknown_directives(void **state)
     expect_error("ssl_bind \"127.0.0.1\", \"9292\", { key: \"k\" }\n",
                  "puma.rb:1: bad bind 'ssl://127.0.0.1:9292': ssl:// needs cert=PATH&key=PATH (a key for every "
                  "cert)");
-    expect_warning("set_remote_address header: \"X-Forwarded-For\"\n", "Puma's set_remote_address is not supported");
     expect_warning("daemonize false\n", "puma.rb:1: warning: daemonize false does nothing: serval never daemonizes");
     expect_error("daemonize\n", "puma.rb:1: daemonize is not supported by serval (hint: it was removed in Puma 5: "
                                 "run serval in the foreground under systemd or another supervisor)");
@@ -735,6 +734,66 @@ static void test_unknown_directives(void **state)
     expect_warning("begin\n  x\nrescue\n  y\nend\nworkers 1\n", "puma.rb:1: warning: 'begin' skipped");
     /* flag-only settings are not directives */
     expect_error_has("control_url \"tcp://127.0.0.1:1\"\n", "puma.rb:1: unknown directive 'control_url'");
+}
+
+static void test_remote_address_and_activation(void **state)
+{
+    sv_config_t c;
+    sv_diag_t d;
+    assert_int_equal(parse(&c, "set_remote_address proxy_protocol: :v1\n", &d), 0);
+    assert_int_equal(c.proxy_protocol, 1);
+    assert_null(c.remote_address_header);
+    assert_null(c.warnings);
+    sv_config_free(&c);
+    assert_int_equal(parse(&c, "set_remote_address proxy_protocol: :v2, header: \"X-Forwarded-For\", "
+                               "trusted_proxies: [\"10.0.0.0/8\", \"192.0.2.7, fd00::/8\"]\n", &d), 0);
+    assert_int_equal(c.proxy_protocol, 2);
+    assert_string_equal(c.remote_address_header, "X-Forwarded-For");
+    assert_string_equal(c.trusted_proxies, "10.0.0.0/8,192.0.2.7,fd00::/8");
+    char *j = json_of(&c);
+    assert_non_null(strstr(j, "\"set_remote_address\":{\"value\":null,\"proxy_protocol\":\"v2\",\"header\":"
+                              "\"X-Forwarded-For\",\"trusted_proxies\":[\"10.0.0.0/8\",\"192.0.2.7\",\"fd00::/8\"]}"));
+    free(j);
+    sv_config_free(&c);
+    /* each call replaces the previous setting, as in Puma */
+    assert_int_equal(parse(&c, "set_remote_address header: 'X-Real-IP'\nset_remote_address :localhost\n", &d), 0);
+    assert_null(c.remote_address_header);
+    assert_string_equal(c.remote_address_value, "127.0.0.1");
+    sv_config_free(&c);
+    assert_int_equal(parse(&c, "set_remote_address \"192.0.2.1\"\nset_remote_address :socket\n", &d), 0);
+    assert_null(c.remote_address_value);
+    assert_int_equal(c.proxy_protocol, 0);
+    sv_config_free(&c);
+    assert_int_equal(parse(&c, "set_remote_address header: \"X-Forwarded-For\"\n", &d), 0);
+    j = json_of(&c);
+    assert_non_null(strstr(j, "\"trusted_proxies\":[\"127.0.0.0/8\",\"::1\",\"10.0.0.0/8\""));
+    free(j);
+    sv_config_free(&c);
+    expect_error("set_remote_address proxy_protocol: :v3\n",
+                 "puma.rb:1: proxy_protocol expects :v1, :v2 or :any, got :v3");
+    expect_error_has("set_remote_address header: \"X-Forwarded-For\", trusted_proxies: [\"10.0.0.0/33\"]\n",
+                     "puma.rb:1: trusted_proxies: '10.0.0.0/33' is not an IP address or network");
+    expect_error_has("set_remote_address trusted_proxies: [\"10.0.0.0/8\"]\n", "there is no header:");
+    expect_error_has("set_remote_address header: \"HTTP_X_FORWARDED_FOR\"\n", "not the Rack key");
+    expect_error_has("set_remote_address header: \"X Forwarded\"\n", "a header name such as");
+    expect_error_has("set_remote_address proxy_protocol: :v1, tls: true\n", "unknown option 'tls'");
+    expect_error_has("set_remote_address 42\n", "set_remote_address expects :socket, :localhost");
+    expect_error_has("set_remote_address \"a b\"\n", "printable characters without spaces");
+
+    assert_int_equal(parse(&c, "bind_to_activated_sockets\n", &d), 0);
+    assert_int_equal(c.bind_to_activated_sockets, 1);
+    sv_config_free(&c);
+    assert_int_equal(parse(&c, "bind_to_activated_sockets 'only'\n", &d), 0);
+    assert_int_equal(c.bind_to_activated_sockets, 2);
+    j = json_of(&c);
+    assert_non_null(strstr(j, "\"bind_to_activated_sockets\":\"only\""));
+    free(j);
+    sv_config_free(&c);
+    assert_int_equal(parse(&c, "bind_to_activated_sockets false\n", &d), 0);
+    assert_int_equal(c.bind_to_activated_sockets, 0);
+    sv_config_free(&c);
+    expect_error("bind_to_activated_sockets \"sometimes\"\n",
+                 "puma.rb:1: bind_to_activated_sockets expects true, false or \"only\", got \"sometimes\"");
 }
 
 static void test_limits(void **state)
@@ -2009,6 +2068,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_remote_address_and_activation),
         cmocka_unit_test(test_default_bind),
         cmocka_unit_test(test_contract_example),
         cmocka_unit_test(test_docs_examples),

@@ -192,6 +192,32 @@ static void test_xff(void **state)
     assert_int_equal(sv_xff_client(v, strlen(v), t, 2, out, sizeof(out)), SV_EPARSE);
 }
 
+static void test_trusted_list(void **state)
+{
+    (void)state;
+    sv_cidr_t t[SV_TRUSTED_MAX];
+    size_t n = 0;
+    char bad[64] = "";
+    assert_int_equal(sv_trusted_parse(SV_TRUSTED_PROXIES_DEFAULT, t, SV_TRUSTED_MAX, &n, bad, sizeof(bad)), 0);
+    assert_int_equal(n, 8);
+    assert_true(sv_cidr_contains_text(t, n, "127.0.0.1:80"));
+    assert_true(sv_cidr_contains_text(t, n, "[::1]:80"));
+    assert_true(sv_cidr_contains_text(t, n, "172.31.255.255"));
+    assert_false(sv_cidr_contains_text(t, n, "172.32.0.1"));
+    assert_true(sv_cidr_contains_text(t, n, "[fd00::5]:1"));
+    assert_true(sv_cidr_contains_text(t, n, "fe80::1"));
+    assert_false(sv_cidr_contains_text(t, n, "203.0.113.7"));
+    assert_false(sv_cidr_contains_text(t, n, "2001:db8::1"));
+    assert_int_equal(sv_trusted_parse(" 10.0.0.0/8 ,, 192.0.2.7\t", t, SV_TRUSTED_MAX, &n, bad, sizeof(bad)), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(sv_trusted_parse("", t, SV_TRUSTED_MAX, &n, bad, sizeof(bad)), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(sv_trusted_parse("10.0.0.0/8,nope", t, SV_TRUSTED_MAX, &n, bad, sizeof(bad)), SV_EPARSE);
+    assert_string_equal(bad, "nope");
+    assert_int_equal(sv_trusted_parse("1.1.1.1,2.2.2.2", t, 1, &n, bad, sizeof(bad)), SV_ELIMIT);
+    assert_string_equal(bad, "2.2.2.2");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -203,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_v2_local_and_bad),
         cmocka_unit_test(test_cidr),
         cmocka_unit_test(test_xff),
+        cmocka_unit_test(test_trusted_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
