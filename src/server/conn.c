@@ -1,3 +1,9 @@
+/*
+ * conn.c: one client connection of a serving process (internal.h): its
+ * slot, reading and parsing, dispatch to the app, response completion
+ * (response_done), lingering close, and the main thread's sweep of its
+ * deadlines (idle, slow clients, a drain's idle keep-alive connections).
+ */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
