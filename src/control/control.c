@@ -15,11 +15,14 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "http/parser.h"
+#include "http/response.h"
 #include "os/listen.h"
 #include "tls/tls.h"
 
@@ -131,30 +134,22 @@ static void client_close(sv_control_t *c, client_t *cl)
     sv_buf_free(&cl->out);
 }
 
-static const char *reason_of(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Error";
-    }
-}
-
+/* The head from src/http (the serving side's writer): status line, Content-Length, Date, Connection: close. */
 static void respond(client_t *cl, bool http10, int status, const char *ctype, const char *body, size_t len,
                     int op_id)
 {
-    sv_buf_printf(&cl->out, "HTTP/1.%d %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", http10 ? 0 : 1,
-                  status, reason_of(status), ctype, len);
+    char extra[200], date[32];
+    int n = snprintf(extra, sizeof(extra), "Content-Type: %s\r\n", ctype);
     if (op_id > 0)
-        sv_buf_printf(&cl->out, "X-Serval-Operation: %d\r\n", op_id);
+        n += snprintf(extra + n, sizeof(extra) - (size_t)n, "X-Serval-Operation: %d\r\n", op_id);
     if (status == 405)
-        sv_buf_puts(&cl->out, "Allow: GET\r\n");
-    sv_buf_puts(&cl->out, "Connection: close\r\n\r\n");
+        n += snprintf(extra + n, sizeof(extra) - (size_t)n, "Allow: GET\r\n");
+    sv_http_date(date, time(NULL));
+    uint8_t minor = http10 ? 0 : 1;
+    sv_http_framing_t f = sv_http_res_framing(HTTP_GET, minor, status, (int64_t)len);
+    sv_http_res_head_t h = {.status = status, .minor = minor, .headers = extra, .headers_len = (size_t)n,
+                            .content_length = (int64_t)len, .close = true, .date = date};
+    sv_http_write_head(&cl->out, &h, &f);
     sv_buf_append(&cl->out, body, len);
 }
 
