@@ -1,9 +1,10 @@
 /*
  * master_internal.h: internal to the cluster master (master*.c, phased.c,
- * hot_cluster.c, refork.c). The master is single-threaded: one poll loop,
- * then a fixed order of checks each turn (reap, operations, timeouts,
- * respawn). Every restart kind is a state machine with one step function
- * the loop calls.
+ * hot_cluster.c, refork.c, recycle.c, replace.c, molds.c). The master is
+ * single-threaded: one event loop (os/loop.h), then a fixed order of checks
+ * each turn (reap, the mold's and the operation's machines, cull, respawn,
+ * timeouts). Every restart kind, and the mold, is a state machine behind
+ * sv_machine_t.
  */
 #ifndef SV_CLUSTER_MASTER_INTERNAL_H
 #define SV_CLUSTER_MASTER_INTERNAL_H
@@ -91,7 +92,6 @@ typedef struct sv_mold {
     bool ready;
     unsigned generation;
     pid_t source_pid;        /* the worker 0 it was forked from */
-    int64_t ready_ms;
 } sv_mold_handle_t;
 
 struct sv_master {

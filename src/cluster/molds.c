@@ -225,7 +225,7 @@ static void mold_on(sv_master_t *m, mold_event_t ev, const char *why, const char
         unsigned gen = s->next_gen;
         retire_ready(m); /* the previous generation retires */
         m->mold = (sv_mold_handle_t){.pid = (pid_t)sv_msg_int(msg, "pid", 0), .chan = fd, .ready = true,
-                                     .generation = gen, .source_pid = w0 ? w0->pid : 0, .ready_ms = sv_now_ms()};
+                                     .generation = gen, .source_pid = w0 ? w0->pid : 0};
         s->next_chan = -1;
         s->next_gen = 0;
         s->failures = 0;
