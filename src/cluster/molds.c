@@ -184,7 +184,7 @@ bool sv_molds_spawn(sv_master_t *m, sv_whandle_t *h, int child_fd)
         return true;
     case SV_MOLD_NONE:
         /* worker 0 makes one now, or will when it has booted */
-        if (!ask(m, false) && !worker0_booting(m) && m->refork.state != REFORK_WAIT_MOLD)
+        if (!ask(m, false) && !worker0_booting(m))
             return false; /* nothing to make a mold from: fork from the master */
         if (m->molding.next_gen)
             m->molding.state = SV_MOLD_MAKING;
