@@ -197,11 +197,6 @@ void sv_replace_step(sv_master_t *m);
 /* How long a stopping worker may take before SIGKILL (seconds). */
 double sv_replace_grace(const sv_master_t *m, const sv_whandle_t *h);
 
-/* phased.c */
-void sv_phased_start(sv_master_t *m);
-/* Returns true when the operation is over (succeeded or failed). */
-bool sv_phased_step(sv_master_t *m, int64_t now_ms);
-void sv_phased_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
 /*
  * One operation kind = one state machine, one file, behind this interface.
  * The master drives the running one: start once, step every turn until it
