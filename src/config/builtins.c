@@ -452,6 +452,32 @@ static int f_file(call_ctx_t *x, sv_value_t *out)
     return 0;
 }
 
+/* File.read(path): a small text file (a PEM for ssl_bind's cert_pem/key_pem), relative to the current directory. */
+#define FILE_READ_MAX (1 << 20)
+static int f_read(call_ctx_t *x, sv_value_t *out)
+{
+    const char *path = NULL;
+    if (want_string_arg(x, 0, &path))
+        return x->P->err;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return sv_perr(x->P, x->n->line, "File.read(\"%s\"): %s", path, strerror(errno));
+    sv_buf_t b = SV_BUF_INIT;
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len <= FILE_READ_MAX)
+        sv_buf_append(&b, chunk, n);
+    bool bad = ferror(f) || b.len > FILE_READ_MAX || (b.data && memchr(b.data, '\0', b.len));
+    fclose(f);
+    if (bad) {
+        sv_buf_free(&b);
+        return sv_perr(x->P, x->n->line, "File.read(\"%s\"): not a text file of at most 1 MB", path);
+    }
+    if (!b.data)
+        sv_buf_puts(&b, "");
+    return give_str(x->P, out, b.data);
+}
+
 /* File.join("a/", "/b", "c") is "a/b/c". */
 static int f_join(call_ctx_t *x, sv_value_t *out)
 {
@@ -575,6 +601,7 @@ static const struct builtin {
     {"File.exist?", false, 1, 1, f_file}, {"File.file?", false, 1, 1, f_file},
     {"File.directory?", false, 1, 1, f_file}, {"Dir.exist?", false, 1, 1, f_file},
     {"File.join", false, 1, SV_CFG_MAX_ARGS, f_join},
+    {"File.read", false, 1, 1, f_read},
     {"Etc.nprocessors", false, 0, 0, f_cpus}, {"Concurrent.processor_count", false, 0, 0, f_cpus},
     {"Concurrent.physical_processor_count", false, 0, 0, f_cpus},
     {"Concurrent.available_processor_count", false, 0, 0, f_cpus},

@@ -745,12 +745,43 @@ static int set_ssl_bind(sv_config_t *c, const sv_directive_t *d, const sv_value_
             snprintf(num, sizeof(num), "%lld", (long long)v->i), str = num;
         else if (v->type == SV_V_NIL)
             continue;
+        else if (v->type == SV_V_HASH && !strcmp(a[2].pairs[i].key, "reuse")) {
+            /* Puma's reuse: { size: N, timeout: S } is written reuse=N,S (serval resumes by tickets: no cache to size) */
+            int64_t size = -1, timeout = -1;
+            for (int k = 0; k < v->npairs; k++) {
+                if (v->pairs[k].val.type == SV_V_INT && !strcmp(v->pairs[k].key, "size"))
+                    size = v->pairs[k].val.i;
+                else if (v->pairs[k].val.type == SV_V_INT && !strcmp(v->pairs[k].key, "timeout"))
+                    timeout = v->pairs[k].val.i;
+            }
+            if (size < 0 && timeout < 0)
+                continue;
+            num[0] = '\0';
+            if (size >= 0)
+                snprintf(num, sizeof(num), "%lld", (long long)size);
+            if (timeout >= 0)
+                snprintf(num + strlen(num), sizeof(num) - strlen(num), ",%lld", (long long)timeout);
+            str = num;
+        }
         if (!str) {
             sv_buf_free(&uri);
             return sv_cfg_fail(s, "ssl_bind: option %s expects a string", a[2].pairs[i].key);
         }
+        const char *key = a[2].pairs[i].key;
+        bool pem = !strcmp(key, "cert_pem") || !strcmp(key, "key_pem");
+        if (pem) {
+            /* Puma's inline PEM: kept in memory, named in the URI as cert=store:N (Puma's spelling) */
+            int idx = sv_tls_store_pem(str);
+            if (idx < 0) {
+                sv_buf_free(&uri);
+                return sv_cfg_fail(s, "ssl_bind: %s %s", key, *str ? "cannot be stored (too many inline PEMs)"
+                                                                    : "is empty (hint: is its ENV variable set?)");
+            }
+            snprintf(num, sizeof(num), "store:%d", idx);
+            str = num;
+        }
         sv_buf_putc(&uri, strchr(uri.data, '?') ? '&' : '?');
-        sv_buf_puts(&uri, a[2].pairs[i].key);
+        sv_buf_puts(&uri, pem ? (key[0] == 'c' ? "cert" : "key") : key);
         sv_buf_putc(&uri, '=');
         put_query_value(&uri, str);
     }

@@ -1043,8 +1043,9 @@ static int parse_pair(parser_t *P, node_t **out)
     if (rc == 0 && !label)
         rc = sv_expect(P, T_ARROW, "'=>'");
     sv_skip_newlines(P);
+    /* a hash as a value: ssl_bind's reuse: { size: 2000, timeout: 20 } */
     if (rc == 0)
-        rc = sv_parse_arg(P, &n->a);
+        rc = P->tok.type == T_LBRACE ? sv_parse_hash(P, &n->a, true) : sv_parse_arg(P, &n->a);
     if (rc) {
         sv_node_free(n);
         return rc;

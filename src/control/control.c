@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -398,6 +399,11 @@ static void on_accept(sv_loop_t *loop, int fd, short revents, void *arg)
         if (c->ls[which].l.tls && !(cl->tls = sv_tls_conn_new(c->ls[which].l.tls, cfd))) {
             close(cfd);
             continue;
+        }
+        if (cl->tls) {
+            /* the TLS 1.3 session ticket goes out just before the answer: Nagle would hold the answer for its ACK */
+            int one = 1;
+            setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         cl->fd = cfd;
         cl->state = C_READING;

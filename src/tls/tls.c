@@ -20,6 +20,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -45,6 +46,45 @@
 #define RETIRE_MS (3600 * 1000)
 /* A worker that could not load what the master loaded tries again this often. */
 #define REFRESH_RETRY_MS 5000
+
+/* ---- inline PEM (cert_pem / key_pem) -------------------------------------- */
+
+#define PEM_STORE_MAX (2 * SV_TLS_MAX_CERTS * 4)
+
+/* Written while the config is read (main thread, before any serving thread or fork), then only read. */
+static char *g_pem[PEM_STORE_MAX];
+static int g_npem;
+
+int sv_tls_store_pem(const char *pem)
+{
+    if (!pem || !*pem)
+        return SV_ECONFIG;
+    for (int i = 0; i < g_npem; i++)
+        if (!strcmp(g_pem[i], pem))
+            return i;
+    if (g_npem == PEM_STORE_MAX)
+        return SV_ECONFIG;
+    char *copy = strdup(pem);
+    if (!copy)
+        return -ENOMEM;
+    g_pem[g_npem] = copy;
+    return g_npem++;
+}
+
+static bool is_store(const char *v)
+{
+    return v && !strncmp(v, "store:", 6);
+}
+
+/* The inline PEM a store:N value names, or NULL when it names none. */
+static const char *stored(const char *v)
+{
+    char *end;
+    long i = strtol(v + 6, &end, 10);
+    if (end == v + 6 || *end || i < 0 || i >= g_npem)
+        return NULL;
+    return g_pem[i];
+}
 
 /* ---- options ------------------------------------------------------------- */
 
@@ -171,8 +211,8 @@ static int set_opt(sv_tls_opts_t *o, const char *k, char *v, const char *uri, ch
             rc = fail(err, errlen, "bad bind '%s': %s=%s: serval never enables TLS 1.0 or 1.1 (delete the option)",
                       uri, k, v);
     } else if (!strcmp(k, "cert_pem") || !strcmp(k, "key_pem")) {
-        rc = fail(err, errlen, "bad bind '%s': %s is not supported (hint: write the PEM to a file readable only by "
-                               "the server's user and give its path as %s)", uri, k, k[0] == 'c' ? "cert" : "key");
+        rc = fail(err, errlen, "bad bind '%s': %s goes in ssl_bind's options, not in a bind URI (hint: in a URI, "
+                               "give the PEM file's path as %s)", uri, k, k[0] == 'c' ? "cert" : "key");
     } else if (!strcmp(k, "verification_flags")) {
         rc = fail(err, errlen, "bad bind '%s': verification_flags is not supported (hint: delete it; "
                                "verify_mode peer/force_peer checks the client chain against ca)", uri);
@@ -181,7 +221,7 @@ static int set_opt(sv_tls_opts_t *o, const char *k, char *v, const char *uri, ch
     } else {
         rc = fail(err, errlen, "bad bind '%s': unknown ssl parameter '%s' (known: cert, key, ca, verify_mode, "
                                "ssl_cipher_filter, ssl_ciphersuites, key_password_command, min_version, "
-                               "no_tlsv1, no_tlsv1_1)", uri, k);
+                               "no_tlsv1, no_tlsv1_1, reuse, backlog, low_latency)", uri, k);
     }
     free(v);
     return rc;
@@ -559,9 +599,42 @@ static int64_t cert_not_after(X509 *x)
 /* A file we must read: a missing or unreadable one is named with the system's reason. */
 static int readable(const char *what, const char *path, const char *uri, char *err, size_t errlen)
 {
+    if (is_store(path)) {
+        if (stored(path))
+            return 0;
+        return fail(err, errlen, "%s: %s %s names no %s_pem of this configuration (store:N comes from ssl_bind's "
+                                 "cert_pem/key_pem; give a file path instead)", uri, what, path, what);
+    }
     if (!path || access(path, R_OK) == 0)
         return 0;
     return fail(err, errlen, "%s: cannot read %s %s: %s", uri, what, path, strerror(errno));
+}
+
+/* SSL_CTX_use_certificate_chain_file on inline PEM: the certificate, then its chain. */
+static int use_cert_pem(SSL_CTX *ctx, const char *pem)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    X509 *x = b ? PEM_read_bio_X509_AUX(b, NULL, NULL, NULL) : NULL;
+    int ok = x && SSL_CTX_use_certificate(ctx, x) == 1 && SSL_CTX_clear_chain_certs(ctx) == 1;
+    X509_free(x);
+    while (ok) {
+        X509 *ca = PEM_read_bio_X509(b, NULL, NULL, NULL);
+        if (!ca) {
+            /* the end of the text is "no start line"; anything else is a bad chain */
+            unsigned long e = ERR_peek_last_error();
+            if (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+                ERR_clear_error();
+            else if (e)
+                ok = 0;
+            break;
+        }
+        if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+            X509_free(ca);
+            ok = 0;
+        }
+    }
+    BIO_free(b);
+    return ok ? 1 : 0;
 }
 
 static SSL_CTX *build_ctx(const sv_tls_opts_t *o, int i, const char *uri, char *err, size_t errlen)
@@ -579,8 +652,13 @@ static SSL_CTX *build_ctx(const sv_tls_opts_t *o, int i, const char *uri, char *
     SSL_CTX_set_min_proto_version(ctx, o->tlsv1_3_only ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
                                  SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
+    /*
+     * NO_AUTO_CHAIN: the chain is what the cert file holds after the
+     * certificate, as nginx does; without it OpenSSL would try to build a
+     * chain from the verify store (the client CAs) at every handshake.
+     */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
+                              SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
     /*
      * One recv per batch of records instead of two per record (header, then
      * body). Reads still go on until SSL_ERROR_WANT_READ, so records read
@@ -599,20 +677,31 @@ static SSL_CTX *build_ctx(const sv_tls_opts_t *o, int i, const char *uri, char *
     arg = DEFAULT_GROUPS;
     if (SSL_CTX_set1_groups_list(ctx, DEFAULT_GROUPS) != 1)
         goto bad;
-    step = "cert";
+    step = is_store(o->cert[i]) ? "cert_pem" : "cert";
     arg = o->cert[i];
-    if (SSL_CTX_use_certificate_chain_file(ctx, o->cert[i]) != 1)
+    if ((is_store(o->cert[i]) ? use_cert_pem(ctx, stored(o->cert[i]))
+                              : SSL_CTX_use_certificate_chain_file(ctx, o->cert[i])) != 1)
         goto bad;
     pw_t pw = {o->key_password_command, ""};
-    SSL_CTX_set_default_passwd_cb(ctx, password_cb);
-    SSL_CTX_set_default_passwd_cb_userdata(ctx, &pw);
-    step = "key";
+    step = is_store(o->key[i]) ? "key_pem" : "key";
     arg = o->key[i];
-    int ok = SSL_CTX_use_PrivateKey_file(ctx, o->key[i], SSL_FILETYPE_PEM);
-    SSL_CTX_set_default_passwd_cb(ctx, NULL);
-    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+    int ok;
+    if (is_store(o->key[i])) {
+        BIO *b = BIO_new_mem_buf(stored(o->key[i]), -1);
+        EVP_PKEY *pk = b ? PEM_read_bio_PrivateKey(b, NULL, password_cb, &pw) : NULL;
+        ok = pk ? SSL_CTX_use_PrivateKey(ctx, pk) : 0;
+        EVP_PKEY_free(pk);
+        BIO_free(b);
+    } else {
+        SSL_CTX_set_default_passwd_cb(ctx, password_cb);
+        SSL_CTX_set_default_passwd_cb_userdata(ctx, &pw);
+        ok = SSL_CTX_use_PrivateKey_file(ctx, o->key[i], SSL_FILETYPE_PEM);
+        SSL_CTX_set_default_passwd_cb(ctx, NULL);
+        SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+    }
     if (ok != 1 && ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH) {
-        fail(err, errlen, "%s: key %s does not belong to certificate %s", uri, o->key[i], o->cert[i]);
+        fail(err, errlen, "%s: %s %s does not belong to %s %s", uri, is_store(o->key[i]) ? "key_pem" : "key",
+             o->key[i], is_store(o->cert[i]) ? "cert_pem" : "certificate", o->cert[i]);
         ERR_clear_error();
         SSL_CTX_free(ctx);
         return NULL;
@@ -620,14 +709,15 @@ static SSL_CTX *build_ctx(const sv_tls_opts_t *o, int i, const char *uri, char *
     if (ok != 1) {
         if (pw.err[0]) {
             ERR_clear_error();
-            fail(err, errlen, "%s: cannot load key %s: %s", uri, o->key[i], pw.err);
+            fail(err, errlen, "%s: cannot load %s %s: %s", uri, step, o->key[i], pw.err);
             SSL_CTX_free(ctx);
             return NULL;
         }
         goto bad;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        fail(err, errlen, "%s: key %s does not belong to certificate %s", uri, o->key[i], o->cert[i]);
+        fail(err, errlen, "%s: %s %s does not belong to %s %s", uri, is_store(o->key[i]) ? "key_pem" : "key",
+             o->key[i], is_store(o->cert[i]) ? "cert_pem" : "certificate", o->cert[i]);
         ERR_clear_error();
         SSL_CTX_free(ctx);
         return NULL;

@@ -35,8 +35,8 @@ typedef enum sv_tls_verify { SV_TLS_VERIFY_NONE = 0, SV_TLS_VERIFY_PEER, SV_TLS_
 /* The options of one ssl:// URI (strings owned; free with sv_tls_opts_free). */
 typedef struct sv_tls_opts {
     int n_certs;
-    char *cert[SV_TLS_MAX_CERTS];  /* PEM file: certificate, then its chain */
-    char *key[SV_TLS_MAX_CERTS];   /* PEM file: the private key of cert[i] */
+    char *cert[SV_TLS_MAX_CERTS];  /* PEM file: certificate, then its chain (or store:N, inline PEM) */
+    char *key[SV_TLS_MAX_CERTS];   /* PEM file: the private key of cert[i] (or store:N) */
     char *ca;                      /* PEM file of CAs that sign client certificates */
     sv_tls_verify_t verify_mode;
     char *cipher_filter;           /* TLS 1.2 cipher list (OpenSSL syntax) */
@@ -46,6 +46,16 @@ typedef struct sv_tls_opts {
 } sv_tls_opts_t;
 
 typedef struct sv_tls sv_tls_t;
+
+/*
+ * Inline PEM (Puma's cert_pem/key_pem in ssl_bind): the text is kept in this
+ * process (inherited by its workers through fork; a hot restart's new image
+ * gets it again from the config file), and the URI names it as
+ * cert=store:N / key=store:N, Puma's own spelling. The same text twice gets
+ * the same index, so reading the config again does not grow the store.
+ * Returns N, or SV_ECONFIG (empty text, or the store is full).
+ */
+int sv_tls_store_pem(const char *pem);
 
 /* Parse the query of an ssl:// URI. SV_ECONFIG with one line in err. */
 int sv_tls_opts_parse(const char *uri, sv_tls_opts_t *o, char *err, size_t errlen);

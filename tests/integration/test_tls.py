@@ -469,6 +469,84 @@ def test_ssl_bind_with_a_bad_option_is_one_line_with_file_and_line(servers, test
     assert len(err) == 1 and err[0].startswith(f"{conf}:2:") and "verify_mode" in err[0], err
 
 
+def test_ssl_bind_with_cert_pem_and_key_pem_serves_and_keeps_its_listener_across_a_hot_restart(
+        servers, testapp, port, pki, tmp_path):
+    """Puma's inline PEM: cert_pem from an ENV variable, key_pem from File.read; the URI says
+    cert=store:N (Puma's spelling), the same after the config is read again by a hot restart."""
+    conf = tmp_path / "puma.rb"
+    conf.write_text(f'workers 2\nssl_bind "127.0.0.1", {port}, {{ cert_pem: ENV["TLS_CERT_PEM"], '
+                    f'key_pem: File.read("{pki.key}") }}\n')
+    with open(pki.cert) as f:
+        env = {"TLS_CERT_PEM": f.read()}
+    cport = free_port()
+    s = servers("-C", str(conf), "--control-url", f"tcp://127.0.0.1:{cport}", "--control-token", TOKEN, testapp,
+                env=env, workers=2)
+    uri = f"ssl://127.0.0.1:{port}?cert=store:0&key=store:1"
+    assert uri in json.dumps(stats(cport)["config"])
+    assert peer_serial(port, pki) == serial_of(pki.cert)
+    assert tls_get(port, pki, "/").body == b"Hello World"
+    assert get(cport, f"/restart?token={TOKEN}").status == 200
+    s.wait_log(r"Hot restart complete", timeout=60)
+    assert f"Inherited ssl://127.0.0.1:{port}" in s.stdout()  # the same URI: the listener was handed over
+    assert uri in json.dumps(stats(cport)["config"])
+    assert tls_get(port, pki, "/").body == b"Hello World"
+    # a reload reads the same inline PEM again (it changes with the config, at a hot restart)
+    assert get(cport, f"/reload-certs?token={TOKEN}").status == 200
+
+
+def test_the_chain_after_the_certificate_is_sent_as_given_from_a_file_and_from_cert_pem(
+        servers, testapp, port, pki, tmp_path):
+    """A leaf signed by an intermediate CA: the client trusts only the root, so the handshake
+    works only if the server sends the intermediate that follows the leaf in its cert file (or
+    cert_pem). Without it (the leaf alone) the client cannot verify: serval builds no chain."""
+    d = pki.d
+    inter_key, inter_csr, inter = str(d / "inter.key"), str(d / "inter.csr"), str(d / "inter.pem")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", inter_key,
+            "-out", inter_csr, "-subj", "/CN=serval test intermediate")
+    (d / "inter.ext").write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n")
+    openssl("x509", "-req", "-in", inter_csr, "-CA", pki.ca, "-CAkey", pki.ca_key, "-CAcreateserial", "-out", inter,
+            "-days", "30", "-extfile", str(d / "inter.ext"))
+    leaf_key, leaf_csr, leaf = str(d / "leaf.key"), str(d / "leaf.csr"), str(d / "leaf.pem")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", leaf_key,
+            "-out", leaf_csr, "-subj", "/CN=localhost")
+    (d / "leaf.ext").write_text("subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", leaf_csr, "-CA", inter, "-CAkey", inter_key, "-CAcreateserial", "-out", leaf,
+            "-days", "30", "-extfile", str(d / "leaf.ext"))
+    chain = str(tmp_path / "chain.pem")
+    with open(chain, "w") as f:
+        f.write(open(leaf).read() + open(inter).read())
+    # the leaf alone: the client (trusting the root only) refuses, whatever the server could build
+    s = boot(servers, testapp, port, pki, uri=ssl_uri(port, leaf, leaf_key, ca=inter, verify_mode="peer"))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        tls_get(port, pki)
+    s.stop()
+    # the chain from a file
+    port2 = free_port()
+    boot(servers, testapp, port2, pki, uri=ssl_uri(port2, chain, leaf_key))
+    assert tls_get(port2, pki).body == b"Hello World"
+    # the chain from cert_pem
+    port3 = free_port()
+    conf = tmp_path / "puma.rb"
+    conf.write_text(f'workers 0\nssl_bind "127.0.0.1", {port3}, {{ cert_pem: File.read("{chain}"), '
+                    f'key_pem: File.read("{leaf_key}") }}\n')
+    servers("-C", str(conf), testapp)
+    assert tls_get(port3, pki).body == b"Hello World"
+
+
+def test_a_bad_cert_pem_is_one_line(servers, testapp, port, pki, tmp_path):
+    other_cert, other_key = pki.issue("other", "localhost")
+    conf = tmp_path / "puma.rb"
+    for body, words in ((f'cert_pem: "not a PEM", key: "{pki.key}"', "cert_pem store:0"),
+                        (f'cert_pem: File.read("{pki.cert}"), key_pem: File.read("{other_key}")',
+                         "key_pem store:1 does not belong to cert_pem store:0"),
+                        (f'cert_pem: File.read("{tmp_path}/missing.pem"), key: "{pki.key}"', "missing.pem")):
+        conf.write_text(f'workers 0\nssl_bind "127.0.0.1", {port}, {{ {body} }}\n')
+        s = servers("-C", str(conf), testapp, wait=False)
+        assert s.wait_exit(10) != 0
+        err = s.stderr().strip().splitlines()
+        assert len(err) == 1 and words in err[0], (body, err)
+
+
 def test_the_control_server_and_servalctl_over_ssl(servers, testapp, port, pki, tmp_path, servalctl_bin):
     cport = free_port()
     state = tmp_path / "state.yml"

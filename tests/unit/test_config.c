@@ -21,6 +21,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "tls/tls.h"
 
 /* ---- helpers --------------------------------------------------------- */
 
@@ -642,8 +643,9 @@ static void test_hashes(void **state)
                      0);
     assert_string_equal(c.control_token, "t2");
     sv_config_free(&c);
+    /* a hash may be a hash's value (ssl_bind's reuse:), and each option checks its type */
     expect_error("activate_control_app \"tcp://127.0.0.1:1\", { auth_token: { a: 1 } }\n",
-                 "puma.rb:1: a hash can only be given directly as a directive's argument");
+                 "puma.rb:1: auth_token expects a string, got a hash");
     expect_error("activate_control_app \"tcp://127.0.0.1:1\", { 1 => 2 }\n",
                  "puma.rb:1: syntax error: unexpected '1' (expected a hash key such as auth_token:)");
     expect_error("activate_control_app \"tcp://127.0.0.1:1\", { :a 2 }\n",
@@ -1176,12 +1178,12 @@ static void test_bind_and_port(void **state)
                  "puma.rb:1: bad bind 'ssl://0.0.0.0:443': no_tlsv1_1=false: serval never enables TLS 1.0 or 1.1 "
                  "(delete the option)");
     expect_error("bind \"ssl://0.0.0.0:443?cert=c&key=k&cert_pem=x\"\n",
-                 "puma.rb:1: bad bind 'ssl://0.0.0.0:443': cert_pem is not supported (hint: write the PEM to a file "
-                 "readable only by the server's user and give its path as cert)");
+                 "puma.rb:1: bad bind 'ssl://0.0.0.0:443': cert_pem goes in ssl_bind's options, not in a bind URI "
+                 "(hint: in a URI, give the PEM file's path as cert)");
     expect_error("bind \"ssl://0.0.0.0:443?cert=c&key=k&sni=x\"\n",
                  "puma.rb:1: bad bind 'ssl://0.0.0.0:443': unknown ssl parameter 'sni' (known: cert, key, ca, "
                  "verify_mode, ssl_cipher_filter, ssl_ciphersuites, key_password_command, min_version, no_tlsv1, "
-                 "no_tlsv1_1)");
+                 "no_tlsv1_1, reuse, backlog, low_latency)");
     {
         sv_config_t t;
         sv_diag_t td;
@@ -1192,6 +1194,36 @@ static void test_bind_and_port(void **state)
                                         "&cert=d%26e&key=f");
         sv_config_free(&t);
     }
+    {
+        /* Puma's cert_pem/key_pem: the text goes to the store, the URI names it store:N (Puma's spelling) */
+        sv_config_t t;
+        sv_diag_t td;
+        int trc = parse(&t, "ssl_bind \"127.0.0.1\", 9443, { cert_pem: \"-----BEGIN CERT\nA\n\", "
+                            "key_pem: \"-----BEGIN KEY\nB\n\" }\n", &td);
+        assert_int_equal(trc, 0);
+        int ci = sv_tls_store_pem("-----BEGIN CERT\nA\n"), ki = sv_tls_store_pem("-----BEGIN KEY\nB\n");
+        assert_true(ci >= 0 && ki >= 0 && ci != ki);
+        char want[128];
+        snprintf(want, sizeof(want), "ssl://127.0.0.1:9443?cert=store:%d&key=store:%d", ci, ki);
+        assert_string_equal(t.binds[0], want);
+        sv_config_free(&t);
+        /* reading the config again gives the same URI (the hand-over key of a hot restart) */
+        assert_int_equal(parse(&t, "ssl_bind \"127.0.0.1\", 9443, { cert_pem: \"-----BEGIN CERT\nA\n\", "
+                                   "key_pem: \"-----BEGIN KEY\nB\n\" }\n", &td), 0);
+        assert_string_equal(t.binds[0], want);
+        sv_config_free(&t);
+    }
+    {
+        /* Puma's reuse: { size:, timeout: } (a session cache size; serval resumes by tickets) */
+        sv_config_t t;
+        sv_diag_t td;
+        assert_int_equal(parse(&t, "ssl_bind \"h\", 1, { cert: \"c\", key: \"k\", reuse: { size: 2_000, "
+                                   "timeout: 20 } }\n", &td), 0);
+        assert_string_equal(t.binds[0], "ssl://h:1?cert=c&key=k&reuse=2000,20");
+        sv_config_free(&t);
+    }
+    expect_error("ssl_bind \"127.0.0.1\", 9443, { cert_pem: \"\", key: \"k\" }\n",
+                 "puma.rb:1: ssl_bind: cert_pem is empty (hint: is its ENV variable set?)");
     expect_error("port 1\nport 1\n", "puma.rb:2: bind 'tcp://0.0.0.0:1' is given twice");
     expect_error("port 65536\n", "puma.rb:1: port must be at most 65535 (got 65536)");
     expect_error("port \"http\"\n", "puma.rb:1: port expects a whole number, got \"http\"");
