@@ -60,7 +60,10 @@ asan: deps
 	  SERVAL_BUILD=$(abspath build-asan) SERVAL_SANITIZED=1 $(PYTEST) -q tests/integration $(PYTEST_ARGS)
 
 # TSan build, driven through the whole integration suite except fork_worker:
-# TSan cannot follow a fork of a threaded process (worker 0 forking the mold).
+# TSan cannot follow a fork of a threaded process (worker 0 forking the mold:
+# "starting new threads after multi-threaded fork is not supported"), and except
+# the 300-worker hot restart: 600 TSan processes at once exceed a 2-core, 24 GB
+# machine's time bound (make asan runs it).
 tsan: deps
 	$(MAKE) BUILD=build-tsan build-san SAN=thread
 	ctest --test-dir build-tsan --output-on-failure -j $(JOBS)
@@ -69,7 +72,13 @@ tsan: deps
 	  --deselect tests/integration/test_servalctl.py::test_refork_wait \
 	  --deselect tests/integration/test_notes.py::test_notes_restarts_fail_no_request_and_never_share_a_connection \
 	  --deselect tests/integration/test_notes.py::test_notes_refork_closes_worker0_connections_before_the_mold \
+	  --deselect 'tests/integration/test_fds.py::test_every_process_holds_only_its_keep_list[True]' \
+	  --deselect 'tests/integration/test_overlap.py::test_ttin_ttou_during_an_operation[fork-worker-phased-ttou]' \
+	  --deselect 'tests/integration/test_overlap.py::test_ttin_ttou_during_an_operation[refork-ttou]' \
+	  --deselect 'tests/integration/test_overlap.py::test_ttin_ttou_during_an_operation[refork-storm]' \
+	  --deselect tests/integration/test_overlap.py::test_failed_fork_worker_phased_restart_then_killed_worker \
 	  --deselect 'tests/integration/test_tls.py::test_restarts_under_tls_load_fail_no_request[refork]' \
+	  --deselect tests/integration/test_handover.py \
 	  $(PYTEST_ARGS)
 
 # libFuzzer (clang) over every harness in fuzz/, FUZZ_SECONDS each, into a scratch

@@ -1,3 +1,4 @@
+/* app.c: one loaded copy of an app (app.h): dlopen and the ABI check, init/fini, hooks, and the fds the app opened in them. */
 #include "app/app.h"
 
 #include <dlfcn.h>

@@ -1,3 +1,4 @@
+/* certs.c: certificate reloads, ticket key rotation and the TLS part of stats for a master or single process (certs.h). */
 #include "cluster/certs.h"
 
 #include "core/log.h"

@@ -82,7 +82,7 @@ static void exec_new_image(sv_master_t *m)
     sv_runtime_t *rt = m->rt;
     char err[600];
     sv_app_hook(&rt->app, SV_HOOK_ON_RESTART, -1);
-    sv_refork_kill_mold(m);
+    sv_molds_kill(m);
     sv_control_settle(m->control, SV_CONTROL_SETTLE_MS);
     sv_buf_t env = SV_BUF_INIT;
     /* every listener, the control listener, every worker's channel: sized to the table */

@@ -1,8 +1,11 @@
 /*
- * master.c: the cluster master. Binds nothing itself (runtime did), runs no
- * app code unless preloading, forks and supervises workers. Each turn of the
- * loop: poll (signals, worker channels, control clients), reap, step the
- * running restart operation, enforce timeouts, respawn what is missing.
+ * master.c: the cluster master. Owns the worker table (sv_whandle_t, one
+ * per worker process and its channel), the operation log's driving, and the
+ * one place a command becomes an action (sv_master_act). Binds nothing
+ * itself (runtime did), runs no app code unless preloading, forks and
+ * supervises workers. Each turn of its event loop (signals, worker
+ * channels, control clients and their timers): reap, step the mold's and
+ * the running operation's machines, cull, respawn, enforce timeouts.
  */
 #include "cluster/master.h"
 
@@ -154,7 +157,7 @@ bool sv_master_all_current_booted(const sv_master_t *m)
 
 /* ---- spawning ---------------------------------------------------------------- */
 
-void sv_master_child_setup(sv_master_t *m, int keep_fd)
+static void child_setup(sv_master_t *m, int keep_fd)
 {
     sv_sig_reset(); /* closes the parent's self-pipe */
     sv_log_after_fork();
@@ -188,7 +191,7 @@ bool sv_master_fork_handle(sv_master_t *m, sv_whandle_t *h, int child_fd)
         malloc_trim(0);
     pid_t pid = fork();
     if (pid == 0) {
-        sv_master_child_setup(m, child_fd);
+        child_setup(m, child_fd);
         start_worker_process(m, h, child_fd);
     }
     close(child_fd);
@@ -225,7 +228,7 @@ sv_whandle_t *sv_master_spawn(sv_master_t *m, int index, const char *why)
     sv_loop_watch(m->loop, h->chan, POLLIN, on_chan, m);
     m->spawned_total++;
     sv_log_debug("- spawning worker %d (%s)", index, why);
-    if (sv_refork_spawn_from_mold(m, h, fds[1]))
+    if (sv_molds_spawn(m, h, fds[1]))
         return h;
     if (!sv_master_fork_handle(m, h, fds[1])) {
         remove_handle(m, h);
@@ -345,11 +348,11 @@ static const sv_machine_t *const machines[SV_OP_KINDS];
 
 /* ---- worker messages ------------------------------------------------------------ */
 
-void sv_master_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
+static void on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
 {
     if (m->ops.current && m->ops.current->id == m->started_op && machines[m->ops.current->kind]->boot_failure)
         machines[m->ops.current->kind]->boot_failure(m, h, reason);
-    sv_refork_on_boot_failure(m, h, reason); /* the mold's side: workers waiting for worker 0 */
+    sv_mold_machine.boot_failure(m, h, reason); /* workers waiting for worker 0's mold */
 }
 
 static void on_booted(sv_master_t *m, sv_whandle_t *h, const char *msg)
@@ -364,7 +367,9 @@ static void on_booted(sv_master_t *m, sv_whandle_t *h, const char *msg)
     sv_log("- Worker %d (PID: %d) booted in %.2fs, phase: %u", h->index, (int)h->pid, secs, h->phase);
     if (h->stopping) /* told to stop while it booted */
         sv_chan_send(h->chan, sv_proto_name(SV_PROTO_STOP), -1, 0);
-    sv_refork_on_worker0_booted(m, h);
+    if (m->ops.current && m->ops.current->id == m->started_op && machines[m->ops.current->kind]->booted)
+        machines[m->ops.current->kind]->booted(m, h);
+    sv_mold_machine.booted(m, h); /* a new worker 0: molds come from it */
 }
 
 static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
@@ -379,7 +384,7 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
     case SV_PROTO_HELLO:
         if (h->pid <= 0)
             h->pid = (pid_t)sv_msg_int(msg, "pid", 0);
-        sv_refork_on_worker_hello(m, h, msg);
+        h->generation = (unsigned)sv_msg_int(msg, "gen", h->generation); /* the mold it came from */
         break;
     case SV_PROTO_BOOTED: on_booted(m, h, msg); break;
     case SV_PROTO_BOOT_FAILED: {
@@ -390,7 +395,7 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
         h->stopping = true;
         h->stop_ms = sv_now_ms();
         snprintf(h->stop_reason, sizeof(h->stop_reason), "boot failed");
-        sv_master_on_boot_failure(m, h, reason);
+        on_boot_failure(m, h, reason);
         break;
     }
     case SV_PROTO_STOPPING:
@@ -401,7 +406,7 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
         }
         break;
     case SV_PROTO_APP_TIMEOUT: sv_replace_on_app_timeout(m, h, msg); break;
-    case SV_PROTO_MOLD_FAILED: sv_refork_on_mold_msg(m, msg, -1); break;
+    case SV_PROTO_MOLD_FAILED: sv_molds_on_worker0_msg(m, msg); break;
     default: break; /* a verb of a newer version, or not for the master: ignored */
     }
 }
@@ -465,7 +470,7 @@ static void log_death(sv_master_t *m, sv_whandle_t *h, sv_death_t cause, int sta
         m->respawn_at[h->index] = now + delay;
         sv_log_error("! Worker %d (PID: %d) failed to boot (%s)%s", h->index, (int)h->pid, desc,
                      delay ? "; retrying with back-off" : "");
-        sv_master_on_boot_failure(m, h, desc);
+        on_boot_failure(m, h, desc);
     } else if (cause == SV_DEATH_CRASH) {
         sv_log_error("! Worker %d (PID: %d) died: %s; replacing it", h->index, (int)h->pid, desc);
     } else if (cause == SV_DEATH_TIMEOUT) {
@@ -481,7 +486,7 @@ static void reap(sv_master_t *m)
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         if (pid == m->mold.pid) {
-            sv_refork_on_mold_exit(m, status);
+            sv_molds_on_exit(m, pid);
             continue;
         }
         if (pid == m->hot.preflight_pid) {
@@ -532,7 +537,7 @@ static void enforce_timeouts(sv_master_t *m, int64_t now)
             sv_log_error("! Terminating timed out worker (Worker %d failed to boot within %g seconds): %d", h->index,
                          c->worker_boot_timeout, (int)h->pid);
             sv_master_kill_worker(m, h, SV_DEATH_BOOT);
-            sv_master_on_boot_failure(m, h, "boot timeout");
+            on_boot_failure(m, h, "boot timeout");
         } else if (h->booted && !h->stopping && now - h->checkin_ms > (int64_t)(c->worker_timeout * 1000)) {
             sv_log_error("! Terminating timed out worker (Worker %d failed to check in within %g seconds): %d",
                          h->index, c->worker_timeout, (int)h->pid);
@@ -606,7 +611,7 @@ int sv_master_request(sv_master_t *m, sv_op_kind_t kind, const char *trigger, ch
 
 /* ---- signals ------------------------------------------------------------------ */
 
-void sv_master_begin_stop(sv_master_t *m, const char *why)
+static void begin_stop(sv_master_t *m, const char *why)
 {
     if (m->state == M_STOP)
         return;
@@ -616,7 +621,7 @@ void sv_master_begin_stop(sv_master_t *m, const char *why)
     sv_log("- Gracefully shutting down workers... (%s)", why);
     /* workers close their copies after a last accept: then new connections are refused */
     sv_rt_close_listeners(m->rt, false);
-    sv_refork_kill_mold(m);
+    sv_molds_kill(m);
     for (int i = 0; i < m->nw; i++)
         sv_master_stop_worker(m, m->w[i], "shutdown");
 }
@@ -628,6 +633,14 @@ void sv_master_begin_stop(sv_master_t *m, const char *why)
  * The graceful stop begins when the delay is over, or at once on a second
  * TERM (or INT: a developer's Ctrl-C never waits).
  */
+static void on_lame_duck_over(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    sv_master_t *m = arg;
+    (void)loop, (void)t;
+    if (m->state == M_RUN)
+        begin_stop(m, "shutdown_delay over");
+}
+
 static void stop_or_lame_duck(sv_master_t *m, const char *trigger)
 {
     double delay = m->rt->cfg.shutdown_delay;
@@ -635,10 +648,12 @@ static void stop_or_lame_duck(sv_master_t *m, const char *trigger)
     if (m->state != M_RUN || delay <= 0 || second || !strcmp(trigger, "INT")) {
         if (second && m->state == M_RUN)
             sv_log("- Lame duck cut short (%s)", trigger);
-        sv_master_begin_stop(m, trigger);
+        begin_stop(m, trigger);
         return;
     }
     m->lame_duck_until_ms = sv_now_ms() + (int64_t)(delay * 1000);
+    sv_timer_init(&m->lame_duck_timer, on_lame_duck_over, m);
+    sv_loop_timer_start(m->loop, &m->lame_duck_timer, (int64_t)(delay * 1000), 0);
     sv_notify("STATUS=lame duck: readiness 503, still serving");
     sv_log("- Lame duck for %g s (%s): /readyz answers 503, workers keep serving; the graceful stop "
            "follows (TERM again to stop now)", delay, trigger);
@@ -647,7 +662,7 @@ static void stop_or_lame_duck(sv_master_t *m, const char *trigger)
 static void halt(sv_master_t *m)
 {
     sv_log("* Stopping immediately!");
-    sv_refork_kill_mold(m);
+    sv_molds_kill(m);
     for (int i = 0; i < m->nw; i++)
         if (m->w[i]->pid > 0)
             kill(m->w[i]->pid, SIGKILL);
@@ -692,7 +707,7 @@ int sv_master_act(sv_master_t *m, sv_control_cmd_t cmd, const char *trigger, cha
     case SV_CMD_WORKER_COUNT_DOWN: worker_count(m, -1); return 0;
     case SV_CMD_REOPEN_LOG:
         if (!m->rt->cfg.stdout_redirect && !m->rt->cfg.stderr_redirect) {
-            sv_master_begin_stop(m, trigger); /* Puma: HUP without a log file stops */
+            begin_stop(m, trigger); /* Puma: HUP without a log file stops */
             return 0;
         }
         sv_rt_reopen_logs(m->rt);
@@ -819,7 +834,7 @@ int sv_master_run(sv_runtime_t *rt)
     m->rt = rt;
     m->loop = sv_loop_new();
     m->target = rt->cfg.workers;
-    m->mold.chan = m->mold_next_chan = -1;
+    m->mold.chan = m->molding.next_chan = -1;
     sv_oplog_init(&m->ops);
     sv_hot_restart_adopt_ops(rt, &m->ops);
     sv_rt_set_context(rt, SERVAL_ROLE_MASTER, -1, 0);
@@ -842,9 +857,9 @@ int sv_master_run(sv_runtime_t *rt)
         if (m->halting)
             halt(m);
         reap(m);
-        if (m->state == M_RUN && m->lame_duck_until_ms && now >= m->lame_duck_until_ms)
-            sv_master_begin_stop(m, "shutdown_delay over");
         if (m->state == M_RUN) {
+            if (m->rt->cfg.fork_worker)
+                sv_mold_machine.step(m, now);
             step_operations(m, now);
             sv_recycle_check(m);
             sv_replace_step(m);
@@ -860,7 +875,6 @@ int sv_master_run(sv_runtime_t *rt)
         notify_systemd(m, now);
         sv_master_sample_memory(m, now);
         sv_certs_tick(now);
-        sv_control_tick(m->control, now);
         if (m->state == M_STOP && m->nw == 0)
             finish(m);
     }

@@ -1,9 +1,10 @@
 /*
  * master_internal.h: internal to the cluster master (master*.c, phased.c,
- * hot_cluster.c, refork.c). The master is single-threaded: one poll loop,
- * then a fixed order of checks each turn (reap, operations, timeouts,
- * respawn). Every restart kind is a state machine with one step function
- * the loop calls.
+ * hot_cluster.c, refork.c, recycle.c, replace.c, molds.c). The master is
+ * single-threaded: one event loop (os/loop.h), then a fixed order of checks
+ * each turn (reap, the mold's and the operation's machines, cull, respawn,
+ * timeouts). Every restart kind, and the mold, is a state machine behind
+ * sv_machine_t.
  */
 #ifndef SV_CLUSTER_MASTER_INTERNAL_H
 #define SV_CLUSTER_MASTER_INTERNAL_H
@@ -75,6 +76,15 @@ typedef enum master_state { M_RUN = 0, M_STOP, M_EXEC } master_state_t;
 
 typedef struct sv_master sv_master_t;
 
+/* The mold machine's states (molds.c). */
+typedef enum sv_mold_state {
+    SV_MOLD_NONE = 0,
+    SV_MOLD_MAKING,
+    SV_MOLD_READY,
+    SV_MOLD_RENEWING,
+    SV_MOLD_FALLBACK,
+} sv_mold_state_t;
+
 /* The mold (fork_worker). */
 typedef struct sv_mold {
     pid_t pid;
@@ -82,7 +92,6 @@ typedef struct sv_mold {
     bool ready;
     unsigned generation;
     pid_t source_pid;        /* the worker 0 it was forked from */
-    int64_t ready_ms;
 } sv_mold_handle_t;
 
 struct sv_master {
@@ -98,6 +107,7 @@ struct sv_master {
     master_state_t state;
     int64_t stop_ms;
     int64_t lame_duck_until_ms; /* shutdown_delay: a TERM arrived; stop at this time (0: none) */
+    sv_timer_t lame_duck_timer; /* fires then: the graceful stop */
     bool halting;
     sv_load_slot_t *load;
     bool before_fork_done;
@@ -134,20 +144,26 @@ struct sv_master {
         enum { REFORK_IDLE = 0, REFORK_WAIT_MOLD, REFORK_ROLL, REFORK_FAILED } state;
         int next_threshold;  /* index into refork_thresholds */
         pid_t counted_pid;   /* the worker 0 whose requests the thresholds count */
+        unsigned mold_gen;   /* WAIT_MOLD: the mold asked for, and the mold machine's losses then */
+        unsigned lost_before;
     } refork;
     struct recycle_state {
         enum { RECYCLE_IDLE = 0, RECYCLE_REPLACING } state;
         sv_whandle_t *old;   /* the worker being replaced (checked against old_pid before use) */
         pid_t old_pid;
     } recycle;
+    /* fork_worker's mold: the ready one, and its state machine (molds.c) */
     sv_mold_handle_t mold;
-    unsigned mold_generation;
-    /* a mold being made: its channel and generation (0 = none) */
-    int mold_next_chan;
-    unsigned mold_next_gen;
-    int64_t mold_requested_ms;
-    int mold_failures;
-    bool mold_fallback;      /* the mold keeps failing: fork from the master */
+    struct molding {
+        sv_mold_state_t state;
+        int next_chan;        /* the mold being made (MAKING, RENEWING): its channel, -1 = none */
+        unsigned next_gen;    /* and generation, 0 = none */
+        int64_t requested_ms;
+        unsigned generation;  /* the last one asked for */
+        int failures;         /* losses in a row */
+        unsigned lost_total;  /* losses ever: a refork waiting for a mold sees its own fail */
+        char lost_why[96];
+    } molding;
     bool notified_reloading; /* told systemd RELOADING=1 for the running operation */
     int64_t next_status_ms;
 };
@@ -163,19 +179,13 @@ void sv_master_kill_worker(sv_master_t *m, sv_whandle_t *h, sv_death_t cause);
 int sv_master_active_count(const sv_master_t *m);
 sv_whandle_t *sv_master_find_index(const sv_master_t *m, int index, bool want_booted_current);
 void sv_master_fire_booted(sv_master_t *m);
-void sv_master_child_setup(sv_master_t *m, int keep_fd);
 bool sv_master_all_current_booted(const sv_master_t *m);
-void sv_master_begin_stop(sv_master_t *m, const char *why);
-/* Called when a worker booted / failed to boot / died; operations watch these. */
-void sv_master_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
 
 /* Act on an operator command (from a signal or the control server); see master.c. */
 int sv_master_act(sv_master_t *m, sv_control_cmd_t cmd, const char *trigger, char *err, size_t errlen);
 
 /* master_stats.c */
 int sv_master_control(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf_t *out, int *op_id);
-void sv_master_stats_json(sv_master_t *m, sv_buf_t *out);
-void sv_master_metrics(sv_master_t *m, sv_buf_t *out);
 void sv_master_sample_memory(sv_master_t *m, int64_t now_ms);
 void sv_master_parse_ping(sv_whandle_t *h, const char *msg);
 /* Request a restart operation by kind; returns its id (0 if refused, with a reason in err). */
@@ -187,25 +197,24 @@ void sv_replace_step(sv_master_t *m);
 /* How long a stopping worker may take before SIGKILL (seconds). */
 double sv_replace_grace(const sv_master_t *m, const sv_whandle_t *h);
 
-/* phased.c */
-void sv_phased_start(sv_master_t *m);
-/* Returns true when the operation is over (succeeded or failed). */
-bool sv_phased_step(sv_master_t *m, int64_t now_ms);
-void sv_phased_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
 /*
  * One operation kind = one state machine, one file, behind this interface.
  * The master drives the running one: start once, step every turn until it
  * returns SUCCEEDED or FAILED (then the master ends the operation, with
- * m->op_error for a failure), and tells it of a worker's boot failure.
- * A machine never ends the operation itself.
+ * m->op_error for a failure), and tells it of a worker that booted or
+ * failed to boot. A machine never ends the operation itself. The mold's
+ * machine (molds.c) has the same interface and runs as long as the master
+ * (with fork_worker): stepped every turn, told of every boot and failure.
  */
 typedef enum sv_step { SV_STEP_RUNNING = 0, SV_STEP_SUCCEEDED, SV_STEP_FAILED } sv_step_t;
 typedef struct sv_machine {
     void (*start)(sv_master_t *m);
     sv_step_t (*step)(sv_master_t *m, int64_t now_ms);
-    void (*boot_failure)(sv_master_t *m, sv_whandle_t *h, const char *reason);
+    void (*booted)(sv_master_t *m, sv_whandle_t *h);                      /* optional */
+    void (*boot_failure)(sv_master_t *m, sv_whandle_t *h, const char *reason); /* optional */
 } sv_machine_t;
 extern const sv_machine_t sv_hot_machine, sv_phased_machine, sv_refork_machine, sv_recycle_machine;
+extern const sv_machine_t sv_mold_machine;
 /* A machine fails: the reason for the log line and the operation's error. */
 sv_step_t sv_master_op_failed(sv_master_t *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -225,16 +234,26 @@ void sv_hot_cluster_adopt(sv_master_t *m);
 /* recycle.c: max_requests / max_worker_memory start a recycle operation */
 void sv_recycle_check(sv_master_t *m);
 
-/* refork.c */
+/* refork.c: the refork operation; automatic refork at worker 0's request thresholds */
 void sv_refork_check_auto(sv_master_t *m, sv_whandle_t *h);
-/* fork_worker: spawn index from the mold if there is one; false -> spawn from master. */
-/* Takes child_fd when it returns true (sent to the mold, or held until one is ready). */
-bool sv_refork_spawn_from_mold(sv_master_t *m, sv_whandle_t *h, int child_fd);
-void sv_refork_on_worker_hello(sv_master_t *m, sv_whandle_t *h, const char *msg);
-void sv_refork_on_mold_msg(sv_master_t *m, const char *msg, int fd);
-void sv_refork_on_mold_exit(sv_master_t *m, int status);
-void sv_refork_on_worker0_booted(sv_master_t *m, sv_whandle_t *h);
-void sv_refork_on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
-void sv_refork_kill_mold(sv_master_t *m);
+
+/* molds.c: the mold machine (sv_mold_machine) and what the rest of the master asks of it */
+/* fork_worker: spawn h from the mold; false -> fork it from the master. Takes child_fd when true. */
+bool sv_molds_spawn(sv_master_t *m, sv_whandle_t *h, int child_fd);
+/* worker 0 said mold-failed. */
+void sv_molds_on_worker0_msg(sv_master_t *m, const char *msg);
+/* A child was reaped: the mold's pid is forgotten once its channel is closed. */
+void sv_molds_on_exit(sv_master_t *m, pid_t pid);
+/* Stop, halt, hot restart: the molds go. */
+void sv_molds_kill(sv_master_t *m);
+/* The worker 0 molds are made from (booted, serving), or NULL. */
+sv_whandle_t *sv_molds_source(const sv_master_t *m);
+const char *sv_molds_state_name(const sv_master_t *m);
+/*
+ * For a refork that asked for generation gen when lost_total was
+ * lost_before: 1 that mold (or a newer) is ready, 0 not yet, -1 it was
+ * lost (*why).
+ */
+int sv_molds_outcome(const sv_master_t *m, unsigned gen, unsigned lost_before, const char **why);
 
 #endif

@@ -168,6 +168,8 @@ static void cluster_extras(sv_master_t *m, sv_json_t *w)
         kv_int(w, "generation", m->mold.generation);
         sv_json_key(w, "ready");
         sv_json_bool(w, m->mold.ready);
+        sv_json_key(w, "state");
+        sv_json_str(w, sv_molds_state_name(m));
         sv_proc_memory(m->mold.pid, &mold_mem);
         sv_json_key(w, "memory");
         mem_json(w, &mold_mem);
@@ -198,7 +200,7 @@ static void cluster_extras(sv_master_t *m, sv_json_t *w)
     kv_int(w, "crashes", (int64_t)m->deaths[SV_DEATH_CRASH]);
 }
 
-void sv_master_stats_json(sv_master_t *m, sv_buf_t *out)
+static void stats_json(sv_master_t *m, sv_buf_t *out)
 {
     sv_json_t w;
     sv_json_init(&w, out);
@@ -256,7 +258,7 @@ static double g_private(const sv_whandle_t *h) { return (double)h->mem.private_;
 static double g_booted(const sv_whandle_t *h) { return h->booted; }
 static double g_checkin(const sv_whandle_t *h) { return (double)h->checkin_wall; }
 
-void sv_master_metrics(sv_master_t *m, sv_buf_t *out)
+static void metrics(sv_master_t *m, sv_buf_t *out)
 {
     int booted = 0;
     for (int i = 0; i < m->nw; i++)
@@ -354,8 +356,8 @@ int sv_master_control(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf
     case SV_CMD_RESTART: return request_op(m, SV_OP_HOT, out, op_id);
     case SV_CMD_PHASED_RESTART: return request_op(m, SV_OP_PHASED, out, op_id);
     case SV_CMD_REFORK: return request_op(m, SV_OP_REFORK, out, op_id);
-    case SV_CMD_STATS: sv_master_stats_json(m, out); return 200;
-    case SV_CMD_METRICS: sv_master_metrics(m, out); return 200;
+    case SV_CMD_STATS: stats_json(m, out); return 200;
+    case SV_CMD_METRICS: metrics(m, out); return 200;
     case SV_CMD_GC: return 200;
     case SV_CMD_GC_STATS: sv_state_gc_stats(out); return 200;
     case SV_CMD_THREAD_BACKTRACES: sv_state_backtraces("master", NULL, out); return 200;

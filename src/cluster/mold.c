@@ -25,6 +25,7 @@
 #include "cluster/proto.h"
 #include "core/log.h"
 #include "os/chan.h"
+#include "os/loop.h"
 #include "os/proc.h"
 #include "os/sig.h"
 
@@ -64,39 +65,55 @@ static void spawn_worker(const sv_worker_args_t *tmpl, int mold_chan, const char
     sv_proto_sendf(mold_chan, SV_PROTO_SPAWNED, " index=%d pid=%d", index, (int)pid);
 }
 
+typedef struct mold {
+    const sv_worker_args_t *tmpl;
+    int chan;
+} mold_t;
+
+/* The master's requests, one at a time: it waits for each answer before the next spawn. */
+static void on_master(sv_loop_t *loop, int fd, short revents, void *arg)
+{
+    mold_t *md = arg;
+    char msg[SV_CHAN_MSG_MAX];
+    (void)loop, (void)revents;
+    for (;;) {
+        int wfd;
+        int n = sv_chan_recv(fd, msg, sizeof(msg), &wfd);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0)
+            _exit(0); /* the master is gone or let us go */
+        sv_proto_verb_t v = sv_proto_verb(msg);
+        if (v == SV_PROTO_SPAWN) {
+            spawn_worker(md->tmpl, md->chan, msg, wfd); /* takes wfd */
+            continue;
+        }
+        if (wfd >= 0)
+            close(wfd);
+        if (v == SV_PROTO_REOPEN_LOGS)
+            sv_rt_reopen_logs(md->tmpl->rt);
+        else if (v == SV_PROTO_EXIT)
+            _exit(0);
+    }
+}
+
 static _Noreturn void mold_main(const sv_worker_args_t *tmpl, int chan, unsigned gen)
 {
-    char tag[256], msg[SV_CHAN_MSG_MAX];
+    char tag[256];
+    mold_t md = {.tmpl = tmpl, .chan = chan};
     sv_rt_set_context(tmpl->rt, SERVAL_ROLE_MOLD, -1, tmpl->phase);
     sv_proc_set_title("serval: mold %u: %d [%s]", gen, tmpl->master_pid, sv_rt_tag(tmpl->rt, tag, sizeof(tag)));
     sv_sig_default(SIGTERM);
     sv_sig_ignore(SIGINT);
     sv_sig_ignore(SIGHUP);
     sv_sig_ignore(SIGPIPE);
-    /* a mold never serves: it only forks, one request at a time */
+    /* a mold never serves: it only forks, one request at a time; its loop watches one channel */
+    sv_loop_t *loop = sv_loop_new();
+    if (!loop || sv_loop_watch(loop, chan, POLLIN, on_master, &md) < 0)
+        _exit(1);
     sv_proto_sendf(chan, SV_PROTO_MOLD_READY, " pid=%d gen=%u", (int)getpid(), gen);
-    for (;;) {
-        struct pollfd p = {.fd = chan, .events = POLLIN};
-        if (poll(&p, 1, -1) < 0 && errno == EINTR)
-            continue;
-        int fd;
-        int n = sv_chan_recv(chan, msg, sizeof(msg), &fd);
-        if (n == -EAGAIN)
-            continue;
-        if (n <= 0)
-            _exit(0); /* the master is gone or let us go */
-        sv_proto_verb_t v = sv_proto_verb(msg);
-        if (v == SV_PROTO_SPAWN) {
-            spawn_worker(tmpl, chan, msg, fd); /* takes fd */
-            continue;
-        }
-        if (fd >= 0)
-            close(fd);
-        if (v == SV_PROTO_REOPEN_LOGS)
-            sv_rt_reopen_logs(tmpl->rt);
-        else if (v == SV_PROTO_EXIT)
-            _exit(0);
-    }
+    sv_loop_run(loop); /* nothing stops it: the mold ends in on_master */
+    _exit(0);
 }
 
 void sv_mold_fork_from_worker(const sv_worker_args_t *a, sv_server_t *srv, const char *msg, int mold_chan)

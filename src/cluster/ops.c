@@ -21,7 +21,7 @@ const char *sv_op_kind_name(sv_op_kind_t kind)
     return kind < SV_OP_KINDS ? kind_names[kind] : "?";
 }
 
-const char *sv_op_state_name(sv_op_state_t state)
+static const char *state_name(sv_op_state_t state)
 {
     return state <= SV_OPS_FAILED ? state_names[state] : "?";
 }
@@ -113,7 +113,7 @@ void sv_op_json(const sv_op_t *op, sv_json_t *w)
     sv_json_key(w, "kind");
     sv_json_str(w, sv_op_kind_name(op->kind));
     sv_json_key(w, "state");
-    sv_json_str(w, sv_op_state_name(op->state));
+    sv_json_str(w, state_name(op->state));
     sv_json_key(w, "trigger");
     sv_json_str(w, op->trigger);
     sv_json_key(w, "started_at");

@@ -54,7 +54,6 @@ void sv_oplog_progress(sv_oplog_t *log, int done, int total);
 void sv_oplog_finish_current(sv_oplog_t *log, bool ok, const char *error);
 sv_op_t *sv_oplog_find(sv_oplog_t *log, int id);
 const char *sv_op_kind_name(sv_op_kind_t kind);
-const char *sv_op_state_name(sv_op_state_t state);
 void sv_op_json(const sv_op_t *op, sv_json_t *w);
 /* {"current":..., "last":...} for stats. */
 void sv_oplog_json(const sv_oplog_t *log, sv_json_t *w);

@@ -27,7 +27,7 @@
  *                                  retry loop; a later restart tries again.
  *
  * With fork_worker the new worker 0 is booted first (from the master, so it
- * loads the new release) and the others are forked from its mold (refork.c).
+ * loads the new release) and the others are forked from its mold (molds.c).
  * The roll knows nothing of reforks: refork.c begins it with its own label.
  */
 #include <stdio.h>

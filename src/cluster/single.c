@@ -1,6 +1,8 @@
 /*
  * single.c: single mode. One process loads the app and serves; its main
- * thread handles signals, the control server and timeouts.
+ * thread's event loop handles signals, the control server and the serving
+ * tick (client timeouts, the drain, tmp_restart, a restart when every thread
+ * is lost to app_timeout). Owns single mode's operation log.
  */
 #include "cluster/single.h"
 
@@ -24,6 +26,9 @@
 #include "os/proc.h"
 #include "os/sig.h"
 
+/* The server's sweep of its connections' deadlines, and the checks that go with it. */
+#define SINGLE_TICK_MS 20
+
 typedef enum single_state { S_RUN, S_STOP, S_RESTART } single_state_t;
 typedef struct single single_t;
 static void begin_stop(single_t *s, single_state_t next, const char *why);
@@ -36,6 +41,8 @@ struct single {
     single_state_t state;
     int64_t drain_started_ms;
     int64_t lame_duck_until_ms; /* shutdown_delay: a TERM arrived; stop at this time (0: none) */
+    sv_timer_t lame_duck_timer; /* fires then: the graceful stop */
+    sv_timer_t tick_timer;   /* the server's sweep, the drain check, watchdog, tmp_restart */
     sv_oplog_t ops;
     bool lost_all;           /* restarting because every thread is stuck past app_timeout */
 };
@@ -77,11 +84,14 @@ static void begin_stop(single_t *s, single_state_t next, const char *why)
     sv_server_drain(s->srv);
 }
 
-/*
- * The one place where an operator's command becomes an action in single
- * mode, whether it came as a signal (the command table's signal column) or
- * a control request. Returns the operation id of a restart, else 0.
- */
+static void on_lame_duck_over(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    single_t *s = arg;
+    (void)loop, (void)t;
+    if (s->state == S_RUN)
+        begin_stop(s, S_STOP, "shutdown_delay over");
+}
+
 /* shutdown_delay: as in the master (master.c, stop_or_lame_duck). */
 static void stop_or_lame_duck(single_t *s, const char *trigger)
 {
@@ -94,11 +104,18 @@ static void stop_or_lame_duck(single_t *s, const char *trigger)
         return;
     }
     s->lame_duck_until_ms = sv_now_ms() + (int64_t)(delay * 1000);
+    sv_timer_init(&s->lame_duck_timer, on_lame_duck_over, s);
+    sv_loop_timer_start(s->loop, &s->lame_duck_timer, (int64_t)(delay * 1000), 0);
     sv_notify("STATUS=lame duck: readiness 503, still serving");
     sv_log("- Lame duck for %g s (%s): /readyz answers 503, serving goes on; the graceful stop follows "
            "(TERM again to stop now)", delay, trigger);
 }
 
+/*
+ * The one place where an operator's command becomes an action in single
+ * mode, whether it came as a signal (the command table's signal column) or
+ * a control request. Returns the operation id of a restart, else 0.
+ */
 static int act(single_t *s, sv_control_cmd_t cmd, const char *trigger)
 {
     switch (cmd) {
@@ -263,6 +280,32 @@ static void setup_signals(single_t *s)
     sv_sig_ready(); /* after a hot restart: what arrived during the exec is in the pipe now */
 }
 
+static void on_tick(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    single_t *s = arg;
+    sv_runtime_t *rt = s->rt;
+    (void)loop, (void)t;
+    int64_t now = sv_now_ms();
+    sv_server_tick(s->srv, now);
+    sv_certs_tick(now);
+    sv_notify_watchdog(now);
+    if (s->state == S_RUN && sv_rt_tmp_restart_touched(rt, now))
+        request_restart(s, "tmp_restart");
+    /* every thread lost past app_timeout: nothing serves any more; a fresh image will */
+    int lost = sv_server_lost_threads(s->srv);
+    if (s->state == S_RUN && lost > 0 && lost >= rt->cfg.max_threads) {
+        sv_log_error("! app_timeout: all %d threads are stuck in the app; restarting (hot restart)", lost);
+        s->lost_all = true;
+        request_restart(s, "app_timeout");
+    }
+    /* then nothing can serve what is left: the cleanup grace bounds the wait */
+    if (s->state != S_RUN && s->lost_all &&
+        now - s->drain_started_ms >= (int64_t)(rt->cfg.app_timeout_cleanup * 1000))
+        finish(s);
+    else if (s->state != S_RUN && sv_rt_drain_done(rt, s->srv, s->drain_started_ms, now))
+        finish(s);
+}
+
 int sv_single_run(sv_runtime_t *rt)
 {
     single_t s = {.rt = rt, .state = S_RUN};
@@ -298,28 +341,8 @@ int sv_single_run(sv_runtime_t *rt)
     sv_log("Use Ctrl-C to stop");
     sv_oplog_finish_current(&s.ops, true, NULL);
     sv_notify("READY=1\nMAINPID=%d\nSTATUS=serval %s: single mode, serving", (int)getpid(), SERVAL_VERSION);
-    for (;;) {
-        sv_loop_run_once(s.loop, 20);
-        int64_t now = sv_now_ms();
-        sv_server_tick(s.srv, now);
-        sv_certs_tick(now);
-        sv_control_tick(s.control, now);
-        sv_notify_watchdog(now);
-        if (s.state == S_RUN && s.lame_duck_until_ms && now >= s.lame_duck_until_ms)
-            begin_stop(&s, S_STOP, "shutdown_delay over");
-        if (s.state == S_RUN && sv_rt_tmp_restart_touched(rt, now))
-            request_restart(&s, "tmp_restart");
-        /* every thread lost past app_timeout: nothing serves any more; a fresh image will */
-        int lost = sv_server_lost_threads(s.srv);
-        if (s.state == S_RUN && lost > 0 && lost >= rt->cfg.max_threads) {
-            sv_log_error("! app_timeout: all %d threads are stuck in the app; restarting (hot restart)", lost);
-            s.lost_all = true;
-            request_restart(&s, "app_timeout");
-        }
-        /* then nothing can serve what is left: the cleanup grace bounds the wait */
-        if (s.state != S_RUN && s.lost_all && now - s.drain_started_ms >= (int64_t)(rt->cfg.app_timeout_cleanup * 1000))
-            finish(&s);
-        if (s.state != S_RUN && sv_rt_drain_done(rt, s.srv, s.drain_started_ms, now))
-            finish(&s);
-    }
+    sv_timer_init(&s.tick_timer, on_tick, &s);
+    sv_loop_timer_start(s.loop, &s.tick_timer, SINGLE_TICK_MS, SINGLE_TICK_MS);
+    sv_loop_run(s.loop); /* never stopped: the process ends in finish() or halt */
+    return 0;
 }

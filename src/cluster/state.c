@@ -1,3 +1,4 @@
+/* state.c: what a serval process publishes (state.h): the state file, the control server's setup, single-mode stats and metrics, backtraces. */
 #include "cluster/state.h"
 
 #include <fcntl.h>

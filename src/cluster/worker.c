@@ -1,7 +1,8 @@
 /*
  * worker.c: a cluster worker's main thread: boot (app, on_worker_boot,
- * serving threads), then a loop over its self-pipe and its channel to the
- * master (check-ins, stop, make-mold), until its drain is done.
+ * serving threads), then its event loop: the self-pipe and the channel to
+ * the master (stop, make-mold) as watchers, the check-in and the serving
+ * tick as timers, until its drain is done.
  */
 #include "cluster/worker.h"
 
@@ -18,8 +19,12 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "os/chan.h"
+#include "os/loop.h"
 #include "os/proc.h"
 #include "os/sig.h"
+
+/* The server's sweep of its connections' deadlines (sv_server_tick), and the drain check. */
+#define WORKER_TICK_MS 20
 
 typedef struct worker {
     const sv_worker_args_t *a;
@@ -29,8 +34,10 @@ typedef struct worker {
     bool stopping;
     bool master_gone;
     int64_t stop_started_ms;
-    int64_t next_ping_ms;
     int64_t boot_started_ms;
+    sv_loop_t *loop;
+    sv_timer_t ping_timer;   /* every worker_check_interval until the stop */
+    sv_timer_t tick_timer;   /* the server's sweep (deadlines of its connections) and the drain check */
     uint64_t app_timeouts;   /* reported to the master so far */
 } worker_t;
 
@@ -90,7 +97,7 @@ static void load_app(worker_t *w)
         fail_boot(w, err);
 }
 
-void sv_worker_status_msg(sv_server_t *srv, char *buf, size_t cap)
+static void status_msg(sv_server_t *srv, char *buf, size_t cap)
 {
     sv_server_stats_t st;
     sv_server_stats(srv, &st);
@@ -102,14 +109,15 @@ void sv_worker_status_msg(sv_server_t *srv, char *buf, size_t cap)
              (unsigned long long)(st.app_ns_total / 1000000));
 }
 
-static void ping(worker_t *w, int64_t now)
+static void on_ping(sv_loop_t *loop, sv_timer_t *t, void *arg)
 {
-    w->next_ping_ms = now + (int64_t)(w->rt->cfg.worker_check_interval * 1000);
+    worker_t *w = arg;
+    (void)loop, (void)t;
     /* all threads stuck in the app: stay silent so the master's worker_timeout acts */
     if (!sv_server_progressing(w->srv))
         return;
     char msg[SV_CHAN_MSG_MAX];
-    sv_worker_status_msg(w->srv, msg, sizeof(msg));
+    status_msg(w->srv, msg, sizeof(msg));
     sv_chan_send(w->chan, msg, -1, 0);
 }
 
@@ -119,6 +127,7 @@ static void begin_stop(worker_t *w, const char *why)
         return;
     w->stopping = true;
     w->stop_started_ms = sv_now_ms();
+    sv_loop_timer_stop(w->loop, &w->ping_timer);
     sv_log_debug("- Worker %d stopping (%s)", w->a->index, why);
     /*
      * A worker replaced after an app timeout has threads it will never get
@@ -129,18 +138,21 @@ static void begin_stop(worker_t *w, const char *why)
     sv_server_drain(w->srv);
 }
 
-static void on_master_msg(worker_t *w)
+static void on_master_msg(sv_loop_t *loop, int chanfd, short revents, void *arg)
 {
+    worker_t *w = arg;
     char msg[SV_CHAN_MSG_MAX];
     int fd;
+    (void)revents;
     for (;;) {
-        int n = sv_chan_recv(w->chan, msg, sizeof(msg), &fd);
+        int n = sv_chan_recv(chanfd, msg, sizeof(msg), &fd);
         if (n == -EAGAIN)
             return;
         if (n <= 0) {
             if (!w->master_gone)
                 sv_log_error("! Detected parent died, dying");
             w->master_gone = true;
+            sv_loop_unwatch(loop, chanfd);
             begin_stop(w, "master gone");
             return;
         }
@@ -154,9 +166,11 @@ static void on_master_msg(worker_t *w)
     }
 }
 
-static void on_signals(worker_t *w)
+static void on_signals(sv_loop_t *loop, int fd, short revents, void *arg)
 {
+    worker_t *w = arg;
     int sigs[64];
+    (void)loop, (void)fd, (void)revents;
     int n = sv_sig_drain(sigs, 64);
     for (int i = 0; i < n; i++) {
         switch (sigs[i]) {
@@ -207,25 +221,33 @@ static bool stop_done(worker_t *w, int64_t now)
     return w->master_gone && now - w->stop_started_ms > (int64_t)(w->rt->cfg.worker_shutdown_timeout * 1000);
 }
 
+static void on_tick(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    worker_t *w = arg;
+    (void)t;
+    int64_t now = sv_now_ms();
+    sv_server_tick(w->srv, now);
+    report_app_timeouts(w);
+    if (stop_done(w, now))
+        sv_loop_stop(loop);
+}
+
+/* The main thread's loop: signals, the master's channel, check-ins, the server's sweep; until the drain is done. */
 static void serve(worker_t *w)
 {
-    int sigfd = sv_sig_fd();
-    while (1) {
-        int64_t now = sv_now_ms();
-        if (stop_done(w, now))
-            return;
-        if (!w->stopping && now >= w->next_ping_ms)
-            ping(w, now);
-        struct pollfd p[2] = {{.fd = sigfd, .events = POLLIN},
-                              {.fd = w->master_gone ? -1 : w->chan, .events = POLLIN}};
-        int n = poll(p, 2, 20);
-        if (n > 0 && p[0].revents)
-            on_signals(w);
-        if (n > 0 && p[1].revents)
-            on_master_msg(w);
-        sv_server_tick(w->srv, sv_now_ms());
-        report_app_timeouts(w);
+    w->loop = sv_loop_new();
+    if (!w->loop || sv_loop_watch(w->loop, sv_sig_fd(), POLLIN, on_signals, w) < 0 ||
+        sv_loop_watch(w->loop, w->chan, POLLIN, on_master_msg, w) < 0) {
+        sv_log_error("! Worker %d: out of memory for its loop", w->a->index);
+        return;
     }
+    sv_timer_init(&w->ping_timer, on_ping, w);
+    sv_timer_init(&w->tick_timer, on_tick, w);
+    int64_t every = (int64_t)(w->rt->cfg.worker_check_interval * 1000);
+    /* the first check-in at once: the master learns the pool's shape */
+    sv_loop_timer_start(w->loop, &w->ping_timer, 0, every > 0 ? every : 1);
+    sv_loop_timer_start(w->loop, &w->tick_timer, 0, WORKER_TICK_MS);
+    sv_loop_run(w->loop);
 }
 
 static void start_server(worker_t *w)
@@ -258,8 +280,9 @@ _Noreturn void sv_worker_main(const sv_worker_args_t *a)
     start_server(&w);
     sv_proto_sendf(w.chan, SV_PROTO_BOOTED, " pid=%d index=%d phase=%u boot_ms=%lld", (int)getpid(), a->index,
                    a->phase, (long long)(sv_now_ms() - w.boot_started_ms));
-    w.next_ping_ms = 0;
     serve(&w);
+    sv_loop_free(w.loop);
+    w.loop = NULL;
     int stuck = sv_server_shutdown(w.srv, 1000);
     if (stuck) {
         sv_log_error("! Worker %d: forced shutdown abandoned %d request%s still in the app", a->index, stuck,

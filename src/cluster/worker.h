@@ -38,7 +38,4 @@ typedef struct sv_worker_args {
 /* Runs the worker; never returns. */
 _Noreturn void sv_worker_main(const sv_worker_args_t *a);
 
-/* The status line a serving process reports (ping payload and single-mode stats). */
-void sv_worker_status_msg(sv_server_t *srv, char *buf, size_t cap);
-
 #endif

@@ -1,3 +1,9 @@
+/*
+ * control.c: the control server's sockets (control.h): its listeners, its
+ * clients with their buffers and deadline timers, the held 403s and the
+ * rate-limited refusal log. Requests are parsed and judged in request.c;
+ * the actions are the owner's callback.
+ */
 #include "control/control.h"
 
 #include <arpa/inet.h>
@@ -10,11 +16,14 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "http/parser.h"
+#include "http/response.h"
 #include "os/listen.h"
 #include "tls/tls.h"
 
@@ -32,13 +41,13 @@ typedef enum client_state {
 } client_state_t;
 
 typedef struct client {
+    struct sv_control *ctl;
     int fd;
     void *tls;           /* an ssl:// control URL: the client's TLS object */
     client_state_t state;
     int listener;        /* L_MAIN or L_DATA */
     int64_t accepted_ms; /* eviction order */
-    int64_t deadline_ms;
-    int64_t release_ms;  /* C_DELAYED */
+    sv_timer_t timer;    /* C_READING, C_WRITING: the deadline (the client is dropped); C_DELAYED: the release */
     char peer[64];
     char in[REQUEST_MAX + 1];
     size_t in_len;
@@ -64,6 +73,7 @@ struct sv_control {
     unsigned refused_auth, refused_origin, evicted;
     int64_t first_ms;    /* the first refusal counted since the last line */
     int64_t last_log_ms;
+    sv_timer_t log_timer; /* the next line for refusals counted within LOG_EVERY_MS of the last */
     char last_refused[160];
 };
 
@@ -94,10 +104,25 @@ static void log_refusals(sv_control_t *c, int64_t now, bool force)
     c->last_log_ms = now;
 }
 
+static void on_log_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    (void)loop, (void)t;
+    log_refusals(arg, sv_now_ms(), true);
+}
+
+/* Refusals were counted: a line now, or when LOG_EVERY_MS since the last one has passed. */
+static void note_refused(sv_control_t *c, int64_t now)
+{
+    log_refusals(c, now, false);
+    if (c->refused_auth + c->refused_origin + c->evicted && !sv_timer_armed(&c->log_timer))
+        sv_loop_timer_start(c->loop, &c->log_timer, c->last_log_ms + LOG_EVERY_MS - now, 0);
+}
+
 static void client_close(sv_control_t *c, client_t *cl)
 {
     if (cl->fd < 0)
         return;
+    sv_loop_timer_stop(c->loop, &cl->timer);
     sv_loop_unwatch(c->loop, cl->fd);
     if (cl->tls) {
         sv_tls_conn_shutdown(cl->tls);
@@ -110,30 +135,22 @@ static void client_close(sv_control_t *c, client_t *cl)
     sv_buf_free(&cl->out);
 }
 
-static const char *reason_of(int status)
-{
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Error";
-    }
-}
-
+/* The head from src/http (the serving side's writer): status line, Content-Length, Date, Connection: close. */
 static void respond(client_t *cl, bool http10, int status, const char *ctype, const char *body, size_t len,
                     int op_id)
 {
-    sv_buf_printf(&cl->out, "HTTP/1.%d %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n", http10 ? 0 : 1,
-                  status, reason_of(status), ctype, len);
+    char extra[200], date[32];
+    int n = snprintf(extra, sizeof(extra), "Content-Type: %s\r\n", ctype);
     if (op_id > 0)
-        sv_buf_printf(&cl->out, "X-Serval-Operation: %d\r\n", op_id);
+        n += snprintf(extra + n, sizeof(extra) - (size_t)n, "X-Serval-Operation: %d\r\n", op_id);
     if (status == 405)
-        sv_buf_puts(&cl->out, "Allow: GET\r\n");
-    sv_buf_puts(&cl->out, "Connection: close\r\n\r\n");
+        n += snprintf(extra + n, sizeof(extra) - (size_t)n, "Allow: GET\r\n");
+    sv_http_date(date, time(NULL));
+    uint8_t minor = http10 ? 0 : 1;
+    sv_http_framing_t f = sv_http_res_framing(HTTP_GET, minor, status, (int64_t)len);
+    sv_http_res_head_t h = {.status = status, .minor = minor, .headers = extra, .headers_len = (size_t)n,
+                            .content_length = (int64_t)len, .close = true, .date = date};
+    sv_http_write_head(&cl->out, &h, &f);
     sv_buf_append(&cl->out, body, len);
 }
 
@@ -182,7 +199,7 @@ static void note_refusal(sv_control_t *c, client_t *cl, const sv_control_req_t *
     const char *q = memchr(t, '?', (size_t)tlen);
     snprintf(c->last_refused, sizeof(c->last_refused), "%s from %s GET %.*s", r->auth_failed ? "bad token" :
              "foreign Host/Origin", cl->peer, q ? (int)(q - t) : tlen, t);
-    log_refusals(c, now, false);
+    note_refused(c, now);
 }
 
 static void on_client(sv_loop_t *loop, int fd, short revents, void *arg);
@@ -199,6 +216,8 @@ static ssize_t client_io(client_t *cl, bool out, char *buf, size_t len, bool *wa
 
 static void client_write(sv_control_t *c, client_t *cl)
 {
+    if (cl->state != C_WRITING) /* the answer has its own time to leave */
+        sv_loop_timer_start(c->loop, &cl->timer, SV_CONTROL_TIMEOUT_MS, 0);
     cl->state = C_WRITING;
     while (cl->out_off < cl->out.len) {
         bool want_out = false;
@@ -236,9 +255,9 @@ static void handle_request(sv_control_t *c, client_t *cl, const sv_control_req_t
         client_write(c, cl);
         return;
     }
-    /* slow down guessing without holding the loop: the tick releases the answer */
+    /* slow down guessing without holding the loop: the client's timer releases the answer */
     cl->state = C_DELAYED;
-    cl->release_ms = sv_now_ms() + SV_CONTROL_AUTH_DELAY_MS;
+    sv_loop_timer_start(c->loop, &cl->timer, SV_CONTROL_AUTH_DELAY_MS, 0);
     sv_loop_events(c->loop, cl->fd, 0);
 }
 
@@ -326,6 +345,7 @@ static client_t *take_slot(sv_control_t *c, int which)
         if (!c->refused_auth && !c->refused_origin && !c->evicted)
             c->first_ms = sv_now_ms();
         c->evicted++;
+        note_refused(c, sv_now_ms());
     }
     return oldest;
 }
@@ -346,6 +366,17 @@ static void peer_name(const struct sockaddr_storage *ss, socklen_t len, char *ou
     }
 }
 
+/* A held 403 is released; any other client past its deadline is dropped. */
+static void on_client_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    client_t *cl = arg;
+    (void)loop, (void)t;
+    if (cl->state == C_DELAYED)
+        client_write(cl->ctl, cl);
+    else
+        client_close(cl->ctl, cl);
+}
+
 static void on_accept(sv_loop_t *loop, int fd, short revents, void *arg)
 {
     sv_control_t *c = arg;
@@ -363,6 +394,8 @@ static void on_accept(sv_loop_t *loop, int fd, short revents, void *arg)
             continue;
         }
         memset(cl, 0, sizeof(*cl));
+        cl->ctl = c;
+        sv_timer_init(&cl->timer, on_client_timer, cl);
         if (c->ls[which].l.tls && !(cl->tls = sv_tls_conn_new(c->ls[which].l.tls, cfd))) {
             close(cfd);
             continue;
@@ -376,7 +409,7 @@ static void on_accept(sv_loop_t *loop, int fd, short revents, void *arg)
         cl->state = C_READING;
         cl->listener = which;
         cl->accepted_ms = sv_now_ms();
-        cl->deadline_ms = cl->accepted_ms + SV_CONTROL_HEAD_TIMEOUT_MS;
+        sv_loop_timer_start(loop, &cl->timer, SV_CONTROL_HEAD_TIMEOUT_MS, 0);
         peer_name(&ss, sl, cl->peer, sizeof(cl->peer));
         sv_loop_watch(loop, cfd, POLLIN, on_client, c);
     }
@@ -432,6 +465,7 @@ sv_control_t *sv_control_open(const sv_control_opts_t *o, sv_loop_t *loop, sv_co
     for (int i = 0; i < L_COUNT; i++)
         c->ls[i].l.fd = -1;
     c->loop = loop;
+    sv_timer_init(&c->log_timer, on_log_timer, c);
     c->cb = cb;
     c->arg = arg;
     if (o->token && strlen(o->token) >= sizeof(c->token)) {
@@ -454,24 +488,6 @@ sv_control_t *sv_control_open(const sv_control_opts_t *o, sv_loop_t *loop, sv_co
     if (o->data_url)
         set_policy(c, &c->ls[L_DATA], NULL, true);
     return c;
-}
-
-void sv_control_tick(sv_control_t *c, int64_t now_ms)
-{
-    if (!c)
-        return;
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        client_t *cl = &c->clients[i];
-        if (cl->fd < 0)
-            continue;
-        if (cl->state == C_DELAYED && cl->release_ms <= now_ms) {
-            cl->deadline_ms = now_ms + SV_CONTROL_TIMEOUT_MS;
-            client_write(c, cl);
-        } else if (cl->deadline_ms <= now_ms && cl->state != C_DELAYED) {
-            client_close(c, cl);
-        }
-    }
-    log_refusals(c, now_ms, false);
 }
 
 int sv_control_fd(const sv_control_t *c)
@@ -499,6 +515,7 @@ void sv_control_close(sv_control_t *c, bool unlink_path)
     if (!c)
         return;
     log_refusals(c, sv_now_ms(), true);
+    sv_loop_timer_stop(c->loop, &c->log_timer);
     for (int i = 0; i < MAX_CLIENTS; i++)
         client_close(c, &c->clients[i]);
     for (int i = 0; i < c->nls; i++) {
@@ -509,45 +526,45 @@ void sv_control_close(sv_control_t *c, bool unlink_path)
     free(c);
 }
 
+static int open_clients(const sv_control_t *c)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        n += c->clients[i].fd >= 0;
+    return n;
+}
+
 void sv_control_settle(sv_control_t *c, int budget_ms)
 {
     if (!c)
         return;
-    int64_t deadline = sv_now_ms() + budget_ms;
-    for (;;) {
-        struct pollfd pfd[MAX_CLIENTS];
-        int n = 0;
+    /* the clients move to a loop of their own: nothing else of the owner's runs before its exec */
+    sv_loop_t *own = c->loop, *settle = sv_loop_new();
+    if (settle) {
         for (int i = 0; i < MAX_CLIENTS; i++) {
             client_t *cl = &c->clients[i];
-            if (cl->fd >= 0 && cl->state == C_DELAYED)
-                client_write(c, cl); /* no time left to make it wait */
-            if (cl->fd >= 0)
-                pfd[n++] = (struct pollfd){.fd = cl->fd, .events = cl->state == C_WRITING ? POLLOUT : POLLIN};
+            if (cl->fd < 0)
+                continue;
+            sv_loop_unwatch(own, cl->fd);
+            sv_loop_timer_stop(own, &cl->timer);
         }
-        int64_t left = deadline - sv_now_ms();
-        if (n == 0 || left <= 0)
-            break;
-        int r = poll(pfd, (nfds_t)n, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        for (int i = 0; i < n; i++)
-            if (pfd[i].revents)
-                on_client(c->loop, pfd[i].fd, pfd[i].revents, c);
+        c->loop = settle;
+        for (int i = 0; i < MAX_CLIENTS; i++) {
+            client_t *cl = &c->clients[i];
+            if (cl->fd < 0)
+                continue;
+            sv_loop_watch(settle, cl->fd, cl->state == C_WRITING ? POLLOUT : POLLIN, on_client, c);
+            sv_loop_timer_start(settle, &cl->timer, budget_ms, 0);
+            if (cl->state == C_DELAYED)
+                client_write(c, cl); /* no time left to make it wait */
+        }
+        int64_t deadline = sv_now_ms() + budget_ms;
+        for (int64_t left = budget_ms; left > 0 && open_clients(c); left = deadline - sv_now_ms())
+            sv_loop_run_once(settle, (int)left);
     }
     for (int i = 0; i < MAX_CLIENTS; i++)
         client_close(c, &c->clients[i]);
+    c->loop = own;
+    sv_loop_free(settle);
 }
 
-void sv_control_forget(sv_control_t *c)
-{
-    if (!c)
-        return;
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (c->clients[i].fd >= 0)
-            close(c->clients[i].fd);
-    for (int i = 0; i < c->nls; i++)
-        if (c->ls[i].l.fd >= 0)
-            close(c->ls[i].l.fd);
-}

@@ -1,10 +1,10 @@
 /*
  * control.h: the control server (Puma's control app).
  *
- * Served from the owning process's poll loop (the master, or the single
- * process) and never blocks it: sockets are non-blocking, each client has a
- * small buffer and deadlines, and a client that is slow or silent is
- * dropped by sv_control_tick. One request per connection.
+ * Served from the owning process's event loop (os/loop.h: the master's, or
+ * single mode's) and never blocks it: sockets are non-blocking, each client
+ * has a small buffer and a deadline timer, and a client that is slow or
+ * silent is dropped when its timer fires. One request per connection.
  *
  *   GET /stats?token=T          200 JSON
  *   GET /stop?token=T           200 { "status": "ok" }
@@ -69,8 +69,6 @@ typedef struct sv_control_opts {
 /* Open (or adopt) the listener and watch it in loop. One line in err on failure. */
 sv_control_t *sv_control_open(const sv_control_opts_t *o, sv_loop_t *loop, sv_control_cb cb, void *arg,
                               char *err, size_t errlen);
-/* Drop clients past their deadline. NULL-safe. */
-void sv_control_tick(sv_control_t *c, int64_t now_ms);
 /* The listening fd (for a hot-restart handover) and whether we made its socket file. */
 int sv_control_fd(const sv_control_t *c);
 bool sv_control_created_path(const sv_control_t *c);
@@ -88,8 +86,6 @@ void sv_control_close(sv_control_t *c, bool unlink_path);
  */
 #define SV_CONTROL_SETTLE_MS 200
 void sv_control_settle(sv_control_t *c, int budget_ms);
-/* Close the fds only, without touching the file (a forked child). NULL-safe. */
-void sv_control_forget(sv_control_t *c);
 /* A random 128-bit token as 32 hex characters into buf (33 bytes). */
 void sv_control_random_token(char *buf);
 

@@ -1,3 +1,4 @@
+/* request.c: parsing and judging one control request without a socket (request.h); fuzzed. */
 #include "control/request.h"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+/* buf.c: the growable byte buffer (buf.h). */
 #include "core/buf.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* err.c: names and messages of serval's error codes (err.h). */
 #include "core/err.h"
 
 #include <errno.h>

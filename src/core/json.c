@@ -1,3 +1,4 @@
+/* json.c: the streaming JSON writer (json.h). */
 #include "core/json.h"
 
 #include <inttypes.h>

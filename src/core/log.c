@@ -1,3 +1,4 @@
+/* log.c: log lines (log.h): format and timestamps, the [pid] prefix, one write(2) per line, the debug switch. */
 #include "core/log.h"
 
 #include <errno.h>
@@ -147,7 +148,3 @@ void sv_log_debug(const char *fmt, ...)
     va_end(ap);
 }
 
-void sv_log_raw(int fd, const char *s)
-{
-    write_all(fd, s, strlen(s));
-}

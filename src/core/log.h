@@ -55,7 +55,4 @@ void sv_log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sv_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sv_log_vline(int fd, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
-/* Async-signal-safe: writes s as-is to fd (for crash paths and handlers). */
-void sv_log_raw(int fd, const char *s);
-
 #endif

@@ -1,3 +1,4 @@
+/* time.c: clocks and HTTP/ISO dates (time.h). */
 #include "core/time.h"
 
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* parser.c: HTTP/1.x request parsing over llhttp, bytes in, request fields out (parser.h); no sockets. */
 #include "http/parser.h"
 
 #include <string.h>

@@ -1,3 +1,4 @@
+/* backtrace.c: stacks with function names via libunwind, the capture signal and the fault handler (backtrace.h). */
 #define UNW_LOCAL_ONLY
 #include "os/backtrace.h"
 

@@ -1,3 +1,4 @@
+/* file.c: atomic, redirect-proof writes of small files (file.h). */
 #include "os/file.h"
 
 #include <errno.h>

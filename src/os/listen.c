@@ -1,3 +1,4 @@
+/* listen.c: listening sockets from bind URIs, adopted or opened, and their display (listen.h). Owns each listener's fd. */
 #include "os/listen.h"
 
 #include <arpa/inet.h>

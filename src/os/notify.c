@@ -1,3 +1,4 @@
+/* notify.c: sd_notify without libsystemd (notify.h): READY, RELOADING, STOPPING, STATUS, WATCHDOG. */
 #include "os/notify.h"
 
 #include <stdarg.h>

@@ -1,3 +1,9 @@
+/*
+ * conn.c: one client connection of a serving process (internal.h): its
+ * slot, reading and parsing, dispatch to the app, response completion
+ * (response_done), lingering close, and the main thread's sweep of its
+ * deadlines (idle, slow clients, a drain's idle keep-alive connections).
+ */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -127,15 +133,19 @@ static int register_and_release(sv_server_t *s, sv_conn_t *c, sv_thread_t *t, ui
 int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, struct sv_tls *tls, int64_t now_ms)
 {
     sv_conn_t *c = sv_conn_slot(s, fd, true);
+    /*
+     * The thread that closed this fd's previous connection may not have let
+     * go yet: wait before touching the slot (its fields are the owner's until
+     * then; the acquire here orders them after that thread's last writes).
+     */
+    while (c && (atomic_load(&c->state) & C_OWNED))
+        sched_yield();
     void *ssl = c && tls ? sv_io_tls_new(tls, fd) : NULL;
     if (!c || (tls && !ssl)) {
         close(fd);
         atomic_fetch_sub(&s->n_conns, 1);
         return -ENOMEM;
     }
-    /* the thread that closed this fd's previous connection may not have let go yet */
-    while (atomic_load(&c->state) & C_OWNED)
-        sched_yield();
     c->tls = ssl; /* the TLS handshake runs inside the first reads, non-blocking like any read */
     uint32_t gen = C_GEN(atomic_load(&c->state));
     init_conn(s, c, fd, is_unix, now_ms);

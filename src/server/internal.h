@@ -336,7 +336,6 @@ void sv_server_app_enter(sv_server_t *s, sv_thread_t *t, sv_conn_t *c);
 /* True when app_timeout answered the client meanwhile: the response must be dropped (sv_deadline_leave). */
 bool sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns);
 void sv_server_requeue(sv_server_t *s, sv_conn_t *c);
-int64_t sv_server_now_ms(void);
 /*
  * Exchanges (see sv_exch_t). sv_server_idle_exch: the connection is done
  * with its exchange (idle: nothing buffered, nothing to write; or closed,

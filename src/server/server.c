@@ -35,11 +35,6 @@
 /* All threads inside one app call each for this long: add a thread whatever the average says. */
 #define STUCK_NS 100000000
 
-int64_t sv_server_now_ms(void)
-{
-    return sv_now_ms();
-}
-
 sv_server_t *sv_server_new(const sv_server_opts_t *opts)
 {
     sv_server_t *s = calloc(1, sizeof(*s));
@@ -1058,14 +1053,6 @@ void sv_server_stop_accepting(sv_server_t *s, bool close_listeners)
         }
         sv_listener_close(l, false);
     }
-}
-
-void sv_server_resume_accepting(sv_server_t *s)
-{
-    atomic_store(&s->accepting, true);
-    if (s->epfd >= 0)
-        set_listening(s, true);
-    publish_slot(s, sv_now_ms());
 }
 
 void sv_server_drain(sv_server_t *s)

@@ -97,8 +97,6 @@ void sv_server_tick(sv_server_t *s, int64_t now_ms);
  * and if close_listeners, close this process's copies.
  */
 void sv_server_stop_accepting(sv_server_t *s, bool close_listeners);
-/* Resume accepting (after a refused refork, say). */
-void sv_server_resume_accepting(sv_server_t *s);
 /*
  * Graceful drain: responses from now on close their connections, idle
  * keep-alive connections are closed, requests in progress finish.

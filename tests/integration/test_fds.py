@@ -198,12 +198,12 @@ def test_a_worker_forked_during_a_preflight_does_not_hold_its_pipe(servers, test
     s = boot(servers, testapp, port, workers=2, extra=("--preload",), env={"TESTAPP_BOOT_MS": "3000"})
     s.wait_workers(2)
     settled(s, 2)
+    before = set(s.workers())
     victim = s.workers()[1]
     s.send(signal.SIGUSR2)
     wait_until(lambda: s.count(r"Restarting\.\.\.") >= 1, 5, what="the preflight")
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: len([p for p in s.workers() if p != victim]) == 2, 5, what="the replacement")
-    problems = check_fds(s, port, s.cport, preflight=True)
 
     def preflight_running():
         for p in children_of(s.pid):
@@ -214,6 +214,11 @@ def test_a_worker_forked_during_a_preflight_does_not_hold_its_pipe(servers, test
                 pass
         return False
 
+    # its keep list is complete once it has booted (epoll set, eventfd; slow under a sanitizer)
+    new = [p for p in s.workers() if p not in before]
+    if new:
+        wait_until(lambda: s.count(rf"\(PID: {new[0]}\) booted") >= 1, 10, what="the replacement's boot")
+    problems = check_fds(s, port, s.cport, preflight=True)
     if not preflight_running() or s.count(r"Use Ctrl-C to stop") != 1:
         pytest.skip("the preflight ended before the check (a very slow machine)")
     assert not problems, "\n".join(problems)

@@ -55,6 +55,7 @@ def test_workers_are_forked_from_a_mold_and_the_app_loads_once(servers, testapp,
     assert w[0]["forked_from"] == "master"
     assert w[1]["forked_from"] == "mold" and w[2]["forked_from"] == "mold"
     assert st["mold"] and st["mold"]["pid"] > 0
+    assert st["mold"]["ready"] and st["mold"]["state"] == "ready"  # the mold machine (molds.c) settled
     assert s.count(r"testapp: init") == 1
     # the master reaps the mold-forked workers: they are its children
     kids = children_of(s.pid)
@@ -283,3 +284,24 @@ def test_hooks_in_hot_restart(servers, testapp, port, tmp_path):
     assert ("before_fork", master, "-1") in new  # the new image forks its first workers
     assert names.index("on_restart") < names.index("before_fork") < names.index("on_worker_boot")
     assert "on_stopped" not in names
+
+
+def test_a_mold_worker_0_does_not_answer_is_lost_after_15_s_and_asked_for_again(servers, testapp, port):
+    """The mold machine (molds.c) times a make-mold out: the refork waiting for it
+    fails with the reason, the machine asks again, and once worker 0 answers the
+    cluster has a mold and both workers, worker 0 untouched."""
+    s = boot(servers, testapp, port, workers=2, extra=("--fork-worker", "0"))
+    wait_until(lambda: len(by_index(stats(s.cport))) == 2 and (stats(s.cport)["mold"] or {}).get("state") == "ready",
+               what="2 workers and a ready mold")
+    w0 = by_index(stats(s.cport))[0]["pid"]
+    os.kill(w0, signal.SIGSTOP)  # the make-mold waits unread
+    try:
+        op, _ = control(s, "refork")
+        st = wait_op(s, op, timeout=40)
+    finally:
+        os.kill(w0, signal.SIGCONT)
+    assert st["state"] == "failed" and "worker 0 did not answer" in st["error"], st
+    wait_until(lambda: (stats(s.cport)["mold"] or {}).get("state") == "ready" and len(by_index(stats(s.cport))) == 2,
+               timeout=20, what="a ready mold again")
+    assert by_index(stats(s.cport))[0]["pid"] == w0
+    assert get(port, "/").status == 200
