@@ -1,3 +1,11 @@
+/*
+ * server.c: one serving process's threads and its epoll set. Owns the
+ * thread pool (parking, the poll role, the standby that takes over a role
+ * left inside a slow app call), the listeners' accept path, load steering
+ * between workers through the shared load table, the per-thread exchange
+ * cache, the fork gate (quiesce) and the main thread's tick. Connections
+ * themselves are conn.c's; the app call and response API are request.c's.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>

@@ -1,3 +1,10 @@
+/*
+ * tls.c: TLS on OpenSSL. Owns the ssl:// options, the SSL_CTX of each
+ * listener (protocols, ciphers, groups, verify modes, SNI certificates,
+ * ALPN), the session ticket keys in the block shared by the cluster, and
+ * one connection's non-blocking handshake, reads and writes. Reloading
+ * certificates is driven by src/cluster/certs.c.
+ */
 #include "tls/tls.h"
 
 #include <errno.h>
