@@ -396,7 +396,7 @@ static void on_accept(sv_loop_t *loop, int fd, short revents, void *arg)
         memset(cl, 0, sizeof(*cl));
         cl->ctl = c;
         sv_timer_init(&cl->timer, on_client_timer, cl);
-        if (c->ls[which].l.tls && !(cl->tls = sv_tls_conn_new(c->ls[which].l.tls, cfd))) {
+        if (c->ls[which].l.tls && !(cl->tls = sv_tls_conn_new(c->ls[which].l.tls, cfd, NULL))) {
             close(cfd);
             continue;
         }

@@ -140,7 +140,7 @@ int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, struct 
      */
     while (c && (atomic_load(&c->state) & C_OWNED))
         sched_yield();
-    void *ssl = c && tls ? sv_io_tls_new(tls, fd) : NULL;
+    void *ssl = c && tls ? sv_io_tls_new(tls, c, fd) : NULL;
     if (!c || (tls && !ssl)) {
         close(fd);
         atomic_fetch_sub(&s->n_conns, 1);
@@ -215,7 +215,7 @@ int sv_conn_read(sv_conn_t *c)
     if (space == 0)
         return -ENOBUFS;
     if (c->tls) {
-        /* drained only on -EAGAIN: a short TLS read says nothing about the socket (sv_io_tls_read) */
+        /* drained: set by the TLS layer on a short recv, kept only if it holds nothing more (sv_io_tls_read) */
         bool want_out = false;
         int r = sv_io_tls_read(c, space, &want_out);
         if (want_out)

@@ -275,7 +275,7 @@ int sv_conn_parse(sv_conn_t *c);
 int sv_conn_read(sv_conn_t *c);
 
 /* io.c: the TLS side of a connection's I/O (c->tls set) */
-void *sv_io_tls_new(struct sv_tls *tls, int fd);
+void *sv_io_tls_new(struct sv_tls *tls, sv_conn_t *c, int fd);
 /* Send close_notify (if possible) and free the TLS object; the fd stays open. */
 void sv_io_close_tls(sv_conn_t *c);
 /* One TLS read into rbuf: >0 bytes, 0 EOF, -EAGAIN (*want_out: waiting to write), <0 error. */

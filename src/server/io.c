@@ -19,9 +19,9 @@ const char *serval_request_scheme(const serval_request_t *req)
     return ((const sv_conn_t *)(const void *)req)->tls ? "https" : "http";
 }
 
-void *sv_io_tls_new(struct sv_tls *tls, int fd)
+void *sv_io_tls_new(struct sv_tls *tls, sv_conn_t *c, int fd)
 {
-    return sv_tls_conn_new(tls, fd);
+    return sv_tls_conn_new(tls, fd, &c->drained);
 }
 
 void sv_io_close_tls(sv_conn_t *c)
@@ -35,17 +35,20 @@ void sv_io_close_tls(sv_conn_t *c)
 
 /*
  * One TLS read into rbuf (space bytes free). The handshake runs inside it.
- * A short read says nothing about the socket (TLS hands data over one record
- * at a time), so only -EAGAIN (the TLS layer found the socket empty and
- * nothing decrypted left inside) may mark the connection drained: with
- * edge-triggered epoll, bytes left in the TLS object would otherwise wait
- * for an event that never comes.
+ * A short TLS read says nothing about the socket (TLS hands data over one
+ * record at a time); what does is the recv under it, so the TLS layer sets
+ * c->drained when that recv came back short (as the plain path does) or
+ * with EAGAIN. Records it read ahead and has not handed over yet clear the
+ * flag again: with edge-triggered epoll they would otherwise wait for an
+ * event that never comes.
  */
 int sv_io_tls_read(sv_conn_t *c, size_t space, bool *want_out)
 {
     ssize_t n = sv_tls_recv(c->tls, c->x->rbuf.data + c->x->rbuf.len, space, want_out);
     if (n <= 0)
         return (int)n;
+    if (c->drained && !sv_tls_drained(c->tls, &c->drained))
+        c->drained = false;
     c->x->rbuf.len += (size_t)n;
     c->x->rbuf.data[c->x->rbuf.len] = '\0';
     return (int)n;

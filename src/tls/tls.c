@@ -446,13 +446,16 @@ void sv_tls_tick(int64_t now_ms)
 
 /*
  * OpenSSL's ticket callback: encrypt under the newest shared key, decrypt
- * under whichever key's name the ticket carries (2 = valid, issue a new
- * ticket under the newest key).
+ * under whichever key's name the ticket carries. On a good ticket it
+ * returns 2 (valid, issue a new ticket) for TLS 1.3 always, as OpenSSL's
+ * own ticket keys (and so nginx) do: TLS 1.3 clients such as browsers use
+ * a ticket once, so a resumed connection that got no fresh ticket would
+ * make the next one a full handshake. TLS 1.2 clients keep their ticket:
+ * 1 (valid, keep) while it is under the newest key.
  */
 static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *ectx, EVP_MAC_CTX *hctx,
                      int enc)
 {
-    (void)ssl;
     if (!g_shared)
         return 0;
     uint64_t keys[TICKET_KEYS][KEY_WORDS];
@@ -479,7 +482,7 @@ static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CI
     OPENSSL_cleanse(keys, sizeof(keys));
     if (ok != 1 || EVP_MAC_CTX_set_params(hctx, params) != 1)
         return -1;
-    return enc ? 1 : (k == 0 ? 1 : 2);
+    return enc || (k == 0 && SSL_version(ssl) < TLS1_3_VERSION) ? 1 : 2;
 }
 
 /* ---- contexts -------------------------------------------------------------- */
@@ -986,19 +989,135 @@ static void set_flag(SSL *ssl, uintptr_t f)
     SSL_set_app_data(ssl, (void *)(flags_of(ssl) | f));
 }
 
-void *sv_tls_conn_new(sv_tls_t *t, int fd)
+/*
+ * The socket BIO of a server connection. OpenSSL's own reads the socket
+ * until it says EAGAIN: one more recv per request and per handshake flight
+ * than serving plain HTTP, which stops at a short read. This one does what
+ * the plain path does: a recv that comes back short (or EAGAIN) sets the
+ * connection's drained flag, and while that flag is set (until an event
+ * clears it) a read says "would block" without a system call. The edge that
+ * new bytes raise after that short read is what brings the connection back,
+ * as for plain HTTP. Writes are send(MSG_NOSIGNAL).
+ */
+typedef struct sock {
+    int fd;
+    bool eof;
+    bool *drained; /* the connection's flag: set here, cleared by the caller when an event comes (or NULL) */
+} sock_t;
+
+static BIO_METHOD *g_sock_method;
+static pthread_once_t g_sock_once = PTHREAD_ONCE_INIT;
+
+static int sock_read(BIO *b, char *out, int outl)
+{
+    sock_t *s = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (s->drained && *s->drained) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    ssize_t n;
+    do {
+        n = recv(s->fd, out, (size_t)outl, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        if (n < outl && s->drained)
+            *s->drained = true;
+        return (int)n;
+    }
+    if (n == 0) {
+        s->eof = true;
+        return 0;
+    }
+    if (errno == EAGAIN) {
+        if (s->drained)
+            *s->drained = true;
+        BIO_set_retry_read(b);
+    }
+    return -1;
+}
+
+static int sock_write(BIO *b, const char *in, int inl)
+{
+    sock_t *s = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    ssize_t n;
+    do {
+        n = send(s->fd, in, (size_t)inl, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        BIO_set_retry_write(b);
+    return n < 0 ? -1 : (int)n;
+}
+
+static long sock_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    sock_t *s = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: return 1;
+    case BIO_CTRL_EOF: return s && s->eof; /* "unexpected EOF" is told from a reset this way */
+    case BIO_C_GET_FD:
+        if (ptr && s)
+            *(int *)ptr = s->fd;
+        return s ? s->fd : -1;
+    default: return 0;
+    }
+}
+
+static int sock_destroy(BIO *b)
+{
+    free(BIO_get_data(b));
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+static void sock_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "serval socket");
+    if (m && BIO_meth_set_read(m, sock_read) == 1 && BIO_meth_set_write(m, sock_write) == 1 &&
+        BIO_meth_set_ctrl(m, sock_ctrl) == 1 && BIO_meth_set_destroy(m, sock_destroy) == 1) {
+        g_sock_method = m;
+        return;
+    }
+    BIO_meth_free(m);
+}
+
+static BIO *sock_bio(int fd, bool *drained)
+{
+    pthread_once(&g_sock_once, sock_method_init);
+    sock_t *s = g_sock_method ? malloc(sizeof(*s)) : NULL;
+    BIO *b = s ? BIO_new(g_sock_method) : NULL;
+    if (!b) {
+        free(s);
+        return NULL;
+    }
+    *s = (sock_t){.fd = fd, .drained = drained};
+    BIO_set_data(b, s);
+    BIO_set_init(b, 1);
+    return b;
+}
+
+void *sv_tls_conn_new(sv_tls_t *t, int fd, bool *drained)
 {
     pthread_mutex_lock(&t->mu);
     SSL *ssl = SSL_new(t->cur->ctx[0]);
     pthread_mutex_unlock(&t->mu);
     if (!ssl)
         return NULL;
-    if (SSL_set_fd(ssl, fd) != 1) {
+    BIO *b = sock_bio(fd, drained);
+    if (!b) {
         SSL_free(ssl);
         return NULL;
     }
+    SSL_set_bio(ssl, b, b); /* the SSL object owns it now */
     SSL_set_accept_state(ssl);
     return ssl;
+}
+
+bool sv_tls_drained(void *p, const bool *drained)
+{
+    return *drained && SSL_has_pending(p) != 1;
 }
 
 static void note_done(SSL *ssl)

@@ -99,8 +99,16 @@ bool sv_tls_active(void);
 
 /* ---- one connection ------------------------------------------------------ */
 
-/* A server-side TLS object on fd, or NULL (no memory). */
-void *sv_tls_conn_new(sv_tls_t *t, int fd);
+/*
+ * A server-side TLS object on fd, or NULL (no memory). drained is the
+ * connection's "the socket is empty" flag (edge-triggered epoll): the TLS
+ * layer sets it when a recv comes back short or with EAGAIN, and does not
+ * call recv again until the caller clears it (when an event comes). NULL:
+ * no such flag, every read tries the socket (the control server).
+ */
+void *sv_tls_conn_new(sv_tls_t *t, int fd, bool *drained);
+/* After a read: *drained and nothing buffered inside the TLS object, so waiting for an event is safe. */
+bool sv_tls_drained(void *ssl, const bool *drained);
 /*
  * Read/write through the TLS object: >0 bytes, 0 clean EOF (recv only),
  * -EAGAIN would block (*want_out set when it is waiting to write), other
