@@ -224,6 +224,24 @@ def test_a_session_ticket_from_one_worker_resumes_on_another(servers, testapp, p
         assert seen - {issuer}, f"{version}: every resumed connection went to the issuing worker {issuer}"
 
 
+def test_a_resumed_tls13_connection_gets_a_fresh_ticket(servers, testapp, port, pki, tmp_path):
+    """TLS 1.3 clients (browsers) use a ticket once: a resumed connection must hand out a new one, or every
+    other connection would be a full handshake."""
+    boot(servers, testapp, port, pki)
+    req = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    first = tmp_path / "s0.pem"
+    rc, out = s_client(port, "-tls1_3", "-CAfile", pki.ca, "-sess_out", str(first), "-ign_eof", data=req)
+    assert rc == 0 and "\nNew," in out, out
+    prev = first
+    for i in range(1, 3):
+        nxt = tmp_path / f"s{i}.pem"
+        rc, out = s_client(port, "-tls1_3", "-CAfile", pki.ca, "-sess_in", str(prev), "-sess_out", str(nxt),
+                           "-ign_eof", data=req)
+        assert rc == 0 and "\nReused," in out and "Hello World" in out, out
+        assert nxt.exists() and nxt.read_bytes() != prev.read_bytes(), "no new ticket on a resumed connection"
+        prev = nxt
+
+
 @pytest.mark.parametrize("path,done", [("restart", r"Hot restart complete"),
                                        ("phased-restart", r"Phased restart complete")])
 def test_a_session_from_before_a_restart_resumes_after_it(servers, testapp, port, pki, tmp_path, path, done):
@@ -608,6 +626,51 @@ def test_a_large_response_to_a_slow_reader_and_pipelined_requests_over_tls(serve
                 data += chunk
             assert data.count(b"HTTP/1.1 200") == 3 and data.endswith(b"Hello World"), data
     assert s.alive()
+
+
+def test_requests_in_many_records_of_one_segment_are_all_answered(servers, testapp, port, pki):
+    """Several TLS records reach the server in one recv: the first request is answered and the records read
+    ahead with it are not left waiting for an event that never comes (the socket is empty by then)."""
+    boot(servers, testapp, port, pki, threads="1:2")
+    ctx = ssl.create_default_context(cafile=pki.ca)
+    inc, outg = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, outg, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                raw.sendall(outg.read())
+                data = raw.recv(65536)
+                assert data and time.monotonic() < deadline, "handshake did not finish"
+                inc.write(data)
+        raw.sendall(outg.read())
+        # one request per record, a fourth split over two records; all in one send
+        obj.write(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+        obj.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        obj.write(b"GET /pid HTTP/1.1\r\nHo")
+        obj.write(b"st: x\r\n\r\n")
+        obj.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw.sendall(outg.read())
+        got = b""
+        while True:
+            try:
+                chunk = obj.read(65536)
+            except ssl.SSLWantReadError:
+                data = raw.recv(65536)
+                assert time.monotonic() < deadline, got
+                if not data:
+                    break
+                inc.write(data)
+                continue
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                break
+            if not chunk:
+                break
+            got += chunk
+    assert got.count(b"HTTP/1.1 200") == 4 and got.endswith(b"Hello World"), got
 
 
 def test_the_app_sees_https_as_the_scheme(servers, testapp, port, pki):
