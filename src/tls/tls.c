@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -998,15 +999,60 @@ static void set_flag(SSL *ssl, uintptr_t f)
  * clears it) a read says "would block" without a system call. The edge that
  * new bytes raise after that short read is what brings the connection back,
  * as for plain HTTP. Writes are send(MSG_NOSIGNAL).
+ *
+ * It also saves a write per handshake. What TLS writes while a read runs
+ * (the socket BIO would send it at once) is held here first. When that read
+ * ends on TLS 1.3 with the handshake done (request bytes, or waiting for
+ * them), what it wrote can only be post-handshake messages (the session
+ * ticket that follows the client's Finished, a KeyUpdate answer), which a
+ * client never waits for (HTTP: the client speaks first): they stay held and
+ * go out in the same send as the next write, the response (or a
+ * close_notify). Every other read sends what it held before it returns (a
+ * handshake flight before waiting for the client's next one, an alert).
  */
+#define HELD_MAX 1024
+
 typedef struct sock {
     int fd;
     bool eof;
+    bool cork;     /* a read runs: hold what it writes */
+    bool defer;    /* what is held may wait for the next write (post-handshake messages) */
     bool *drained; /* the connection's flag: set here, cleared by the caller when an event comes (or NULL) */
+    size_t held_len;
+    unsigned char *held; /* HELD_MAX bytes, while something is held */
 } sock_t;
 
 static BIO_METHOD *g_sock_method;
+static int g_sock_type;
 static pthread_once_t g_sock_once = PTHREAD_ONCE_INIT;
+
+/* Send what is held, then in (if any), in one system call: bytes of in sent, or -1 (errno; EAGAIN: retry). */
+static ssize_t send_held(sock_t *s, const void *in, size_t inl)
+{
+    struct iovec iov[2] = {{s->held, s->held_len}, {(void *)in, inl}};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = inl ? 2 : 1};
+    ssize_t n;
+    do {
+        n = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -1;
+    if ((size_t)n < s->held_len) {
+        memmove(s->held, s->held + n, s->held_len - (size_t)n);
+        s->held_len -= (size_t)n;
+        errno = EAGAIN;
+        return -1;
+    }
+    n -= (ssize_t)s->held_len;
+    s->held_len = 0;
+    free(s->held);
+    s->held = NULL;
+    if (n == 0 && inl) {
+        errno = EAGAIN; /* the socket filled up right at the end of what was held */
+        return -1;
+    }
+    return n;
+}
 
 static int sock_read(BIO *b, char *out, int outl)
 {
@@ -1041,10 +1087,21 @@ static int sock_write(BIO *b, const char *in, int inl)
 {
     sock_t *s = BIO_get_data(b);
     BIO_clear_retry_flags(b);
+    if (s->cork && s->held_len + (size_t)inl <= HELD_MAX) {
+        if (!s->held && !(s->held = malloc(HELD_MAX)))
+            return -1;
+        memcpy(s->held + s->held_len, in, (size_t)inl);
+        s->held_len += (size_t)inl;
+        return inl;
+    }
     ssize_t n;
-    do {
-        n = send(s->fd, in, (size_t)inl, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
+    if (s->held_len) {
+        n = send_held(s, in, (size_t)inl);
+    } else {
+        do {
+            n = send(s->fd, in, (size_t)inl, MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+    }
     if (n < 0 && errno == EAGAIN)
         BIO_set_retry_write(b);
     return n < 0 ? -1 : (int)n;
@@ -1067,20 +1124,42 @@ static long sock_ctrl(BIO *b, int cmd, long num, void *ptr)
 
 static int sock_destroy(BIO *b)
 {
-    free(BIO_get_data(b));
+    sock_t *s = BIO_get_data(b);
+    if (s)
+        free(s->held);
+    free(s);
     BIO_set_data(b, NULL);
     return 1;
 }
 
 static void sock_method_init(void)
 {
-    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR, "serval socket");
+    int type = BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR;
+    BIO_METHOD *m = BIO_meth_new(type, "serval socket");
     if (m && BIO_meth_set_read(m, sock_read) == 1 && BIO_meth_set_write(m, sock_write) == 1 &&
         BIO_meth_set_ctrl(m, sock_ctrl) == 1 && BIO_meth_set_destroy(m, sock_destroy) == 1) {
         g_sock_method = m;
+        g_sock_type = type;
         return;
     }
     BIO_meth_free(m);
+}
+
+/* The connection's sock_t, or NULL when its BIO is not ours (servalctl's client side). */
+static sock_t *sock_of(SSL *ssl)
+{
+    BIO *b = SSL_get_wbio(ssl);
+    return b && g_sock_method && BIO_method_type(b) == g_sock_type ? BIO_get_data(b) : NULL;
+}
+
+/* Send what a read held: 1 all out (or nothing held), 0 some left (wait to write), <0 error. */
+static int flush_held(sock_t *s)
+{
+    if (!s || !s->held_len)
+        return 1;
+    if (send_held(s, NULL, 0) == 0)
+        return 1;
+    return errno == EAGAIN ? 0 : -(errno ? errno : EPIPE);
 }
 
 static BIO *sock_bio(int fd, bool *drained)
@@ -1171,12 +1250,38 @@ static void note_failure(SSL *ssl)
 ssize_t sv_tls_recv(void *p, void *buf, size_t len, bool *want_out)
 {
     SSL *ssl = p;
+    sock_t *s = sock_of(ssl);
+    if (s && s->held_len && !s->defer) {
+        int f = flush_held(s); /* the rest of a flight that did not fit in the socket: out first */
+        if (f < 0)
+            return f;
+        if (f == 0) {
+            *want_out = true;
+            return -EAGAIN;
+        }
+    }
+    if (s)
+        s->cork = true;
     int n = SSL_read(ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+    int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl, n);
+    int read_errno = errno;
+    if (s) {
+        s->cork = false;
+        s->defer = (e == SSL_ERROR_NONE || e == SSL_ERROR_WANT_READ) && SSL_is_init_finished(ssl) &&
+                   SSL_version(ssl) == TLS1_3_VERSION;
+        if (s->held_len && !s->defer) {
+            int f = flush_held(s);
+            if (f == 0)
+                *want_out = true;
+            else if (f < 0 && n > 0)
+                return f;
+        }
+        errno = read_errno;
+    }
     if (n > 0) {
         note_done(ssl);
         return n;
     }
-    int e = SSL_get_error(ssl, n);
     switch (e) {
     case SSL_ERROR_WANT_READ:
         note_done(ssl);
