@@ -150,12 +150,13 @@ int sv_conn_accept(sv_server_t *s, sv_thread_t *t, int fd, bool is_unix, struct 
     uint32_t gen = C_GEN(atomic_load(&c->state));
     init_conn(s, c, fd, is_unix, now_ms);
     /*
-     * TLS 1.3 writes the session ticket after the client's Finished, just
-     * before the first response: with Nagle that response would wait for the
-     * client's (delayed) ACK of the ticket, up to 40 ms. nginx does the same.
+     * TCP_NODELAY from the start on TLS (usually inherited from the
+     * listener): small TLS writes follow one another (a close_notify behind
+     * the response, a ticket sent alone), and with Nagle each would wait for
+     * the client's (delayed) ACK, up to 40 ms. nginx does the same.
      */
     if (ssl)
-        sv_conn_nodelay(c);
+        sv_io_tls_nodelay(c, tls);
     atomic_store_explicit(&c->state, C_MAKE(gen, C_OPEN | C_OWNED), memory_order_release);
     /*
      * On a serving thread, answer at once: a TCP listener defers accept until

@@ -276,6 +276,8 @@ int sv_conn_read(sv_conn_t *c);
 
 /* io.c: the TLS side of a connection's I/O (c->tls set) */
 void *sv_io_tls_new(struct sv_tls *tls, sv_conn_t *c, int fd);
+/* TCP_NODELAY on a new TLS connection (inherited from its listener when it can be). */
+void sv_io_tls_nodelay(sv_conn_t *c, struct sv_tls *tls);
 /* Send close_notify (if possible) and free the TLS object; the fd stays open. */
 void sv_io_close_tls(sv_conn_t *c);
 /* One TLS read into rbuf: >0 bytes, 0 EOF, -EAGAIN (*want_out: waiting to write), <0 error. */

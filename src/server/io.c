@@ -24,6 +24,14 @@ void *sv_io_tls_new(struct sv_tls *tls, sv_conn_t *c, int fd)
     return sv_tls_conn_new(tls, fd, &c->drained);
 }
 
+void sv_io_tls_nodelay(sv_conn_t *c, struct sv_tls *tls)
+{
+    if (sv_tls_nodelay_inherited(tls))
+        c->nodelay = true; /* from the listener (sv_tls_listener_ready): no setsockopt of its own */
+    else
+        sv_conn_nodelay(c);
+}
+
 void sv_io_close_tls(sv_conn_t *c)
 {
     if (!c->tls)

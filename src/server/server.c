@@ -79,6 +79,9 @@ sv_server_t *sv_server_new(const sv_server_opts_t *opts)
     atomic_store(&s->poll_released_by, -1);
     for (int i = 0; i < s->o.max_threads; i++)
         sv_deadline_thread_init(&s->threads[i]);
+    for (int i = 0; i < s->o.n_listeners; i++)
+        if (s->o.listeners[i].tls)
+            sv_tls_listener_ready(s->o.listeners[i].tls, s->o.listeners[i].fd); /* TCP_NODELAY, inherited */
     atomic_store(&s->accepting, true);
     return s;
 }

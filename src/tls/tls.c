@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -498,6 +500,7 @@ typedef struct gen {
 
 struct sv_tls {
     char *uri;
+    _Atomic bool nodelay; /* the listener has TCP_NODELAY: accepted sockets inherit it */
     pthread_mutex_t mu; /* cur may be replaced while threads start connections */
     gen_t *cur;
     gen_t *retired;
@@ -835,6 +838,18 @@ void sv_tls_free(sv_tls_t *t)
     pthread_mutex_destroy(&t->mu);
     free(t->uri);
     free(t);
+}
+
+void sv_tls_listener_ready(sv_tls_t *t, int fd)
+{
+    int one = 1;
+    if (t && fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+        atomic_store(&t->nodelay, true);
+}
+
+bool sv_tls_nodelay_inherited(const sv_tls_t *t)
+{
+    return t && atomic_load_explicit(&t->nodelay, memory_order_relaxed);
 }
 
 int64_t sv_tls_not_after(const sv_tls_t *t)

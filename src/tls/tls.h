@@ -66,6 +66,15 @@ int sv_tls_check(const char *uri, char *err, size_t errlen);
 /* Build the contexts of an ssl:// listener. NULL with one line in err. */
 sv_tls_t *sv_tls_new(const char *uri, char *err, size_t errlen);
 void sv_tls_free(sv_tls_t *t);
+/*
+ * The listener's socket: TCP_NODELAY is set on it once, and Linux copies it
+ * to every socket accepted from it, so a TLS connection starts with it
+ * without a setsockopt of its own. Serving processes call it for each
+ * ssl:// listener (again after a hot restart or for an inherited socket).
+ */
+void sv_tls_listener_ready(sv_tls_t *t, int fd);
+/* Whether connections accepted from the listener come with TCP_NODELAY already. */
+bool sv_tls_nodelay_inherited(const sv_tls_t *t);
 /* Earliest notAfter of the listener's certificates (unix seconds). */
 int64_t sv_tls_not_after(const sv_tls_t *t);
 
