@@ -121,7 +121,10 @@ bool sv_tls_drained(void *ssl, const bool *drained);
 /*
  * Read/write through the TLS object: >0 bytes, 0 clean EOF (recv only),
  * -EAGAIN would block (*want_out set when it is waiting to write), other
- * negative codes end the connection. The handshake runs inside them.
+ * negative codes end the connection. The handshake runs inside them. On a
+ * server connection, what a TLS 1.3 read writes once the handshake is done
+ * (the session ticket) is held and goes out with the next sv_tls_send or
+ * the close_notify; a handshake flight is always sent before recv returns.
  */
 ssize_t sv_tls_recv(void *ssl, void *buf, size_t len, bool *want_out);
 ssize_t sv_tls_send(void *ssl, const void *buf, size_t len, bool *want_out);
