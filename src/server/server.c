@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <linux/futex.h>
 #include <unistd.h>
@@ -884,6 +885,12 @@ static void *thread_main(void *arg)
     sv_thread_t *t = arg;
     sv_server_t *s = t->srv;
     atomic_store(&t->os_tid, (int)syscall(SYS_gettid));
+    /*
+     * No timer slack: a timed wait of the app (a sleep, a poll with a
+     * timeout) ends when it asked, not up to 50 us later (the default). For
+     * an app that waits 10 ms per request that is 0.5 % of its capacity.
+     */
+    prctl(PR_SET_TIMERSLACK, 1UL);
     sv_bt_thread_attach(&t->bt);
     int64_t idle_since = sv_now_ms();
     t->next_trim_check_ms = idle_since + 1000;
