@@ -7,7 +7,9 @@ import os
 import threading
 import time
 
-from helpers import get, wait_until
+import pytest
+
+from helpers import SANITIZED, get, wait_until
 
 # x86_64 and aarch64 syscall numbers (first field of /proc/PID/task/TID/syscall)
 EPOLL_WAITS = {"232", "281", "441", "22"}   # epoll_wait, epoll_pwait, epoll_pwait2 (x86_64); epoll_pwait (aarch64)
@@ -77,16 +79,18 @@ def voluntary_switches(pid, tid):
     return 0
 
 
+@pytest.mark.skipif(SANITIZED, reason="under a sanitizer the app's calls are not fast (promoted as a slow app's are)")
 def test_parked_threads_do_not_wake_while_a_fast_app_serves(servers, testapp, port):
     """No thread but the poller wakes while a fast app serves: the standby has no
     timer of its own (it used to look every 3 ms, and those wake-ups doubled the
     poller's context switches per request). The main thread's 20 ms tick wakes it
     only when a call holds the poll role, which a preempted fast call on a loaded
-    machine may do now and then: hence a bound, not zero, and three attempts."""
+    machine may do now and then (and a second of looks follows a takeover): hence a
+    bound, not zero, and five attempts."""
     s = servers("-t", "5:5", "-b", f"tcp://127.0.0.1:{port}", testapp)
     keep_alive_requests(port, "/", 200)
     seen = []
-    for _ in range(3):
+    for _ in range(5):
         parked = wait_until(lambda: parked_threads(s.pid), timeout=10, what="parked threads")
         if len(parked) < 4:
             continue
