@@ -106,6 +106,14 @@ static void exec_new_image(sv_master_t *m)
     fail(m, err);
 }
 
+/* The preflight's time limit: the step after this turn kills it and fails. */
+static void on_preflight_timeout(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    sv_master_t *m = arg;
+    (void)loop, (void)t;
+    m->hot.preflight_expired = true;
+}
+
 static void hot_start(sv_master_t *m)
 {
     sv_runtime_t *rt = m->rt;
@@ -123,7 +131,9 @@ static void hot_start(sv_master_t *m)
         return;
     }
     m->hot.preflight_pid = pid;
-    m->hot.preflight_ms = sv_now_ms();
+    m->hot.preflight_expired = false;
+    sv_timer_init(&m->hot.preflight_timer, on_preflight_timeout, m);
+    sv_loop_timer_start(m->loop, &m->hot.preflight_timer, SV_PREFLIGHT_TIMEOUT_MS, 0);
     m->hot.state = HOT_PREFLIGHT;
 }
 
@@ -150,6 +160,7 @@ static void adopt_worker(sv_master_t *m, const char *rec, bool supersede)
         h->stopping = true;
         h->stop_ms = sv_now_ms();
     }
+    sv_master_rearm(m, h); /* a check-in (or stop) deadline, not a boot one */
 }
 
 void sv_hot_cluster_adopt(sv_master_t *m)
@@ -183,11 +194,12 @@ void sv_hot_cluster_adopt(sv_master_t *m)
 static void preflight_step(sv_master_t *m)
 {
     char err[600];
-    int rc = sv_hot_restart_preflight_poll(m->hot.preflight_pid, m->hot.preflight_fd, m->hot.preflight_ms,
+    int rc = sv_hot_restart_preflight_poll(m->hot.preflight_pid, m->hot.preflight_fd, m->hot.preflight_expired,
                                            m->hot.preflight_reaped ? &m->hot.preflight_status : NULL, err,
                                            sizeof(err));
     if (rc == 0)
         return;
+    sv_loop_timer_stop(m->loop, &m->hot.preflight_timer);
     m->hot.preflight_pid = 0;
     m->hot.preflight_reaped = false;
     if (rc < 0)
@@ -202,11 +214,10 @@ static void preflight_step(sv_master_t *m)
  * new image:  ADOPTING --every new worker booted--> the old ones stop: SUCCEEDED
  *             ADOPTING --a new worker cannot boot--> FAILED (old ones serve on)
  */
-static sv_step_t hot_step(sv_master_t *m, int64_t now_ms)
+static sv_step_t hot_step(sv_master_t *m)
 {
-    (void)now_ms;
     switch (m->hot.state) {
-    case HOT_PREFLIGHT: preflight_step(m); return m->hot.state == HOT_FAILED ? hot_step(m, now_ms) : SV_STEP_RUNNING;
+    case HOT_PREFLIGHT: preflight_step(m); return m->hot.state == HOT_FAILED ? hot_step(m) : SV_STEP_RUNNING;
     case HOT_FAILED: m->hot.state = HOT_IDLE; return SV_STEP_FAILED;
     case HOT_IDLE: return SV_STEP_FAILED; /* nothing runs: an exec that never happened */
     case HOT_ADOPTING: break;

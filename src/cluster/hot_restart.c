@@ -25,7 +25,6 @@
 #include "os/sig.h"
 #include "tls/tls.h"
 
-#define PREFLIGHT_TIMEOUT_MS 20000
 /* MAX_ARG_STRLEN is 128 KiB for one "NAME=value" string; keep well below it */
 #define HANDOVER_ENV_MAX (96 * 1024)
 
@@ -115,17 +114,16 @@ pid_t sv_hot_restart_preflight_start(const sv_runtime_t *rt, bool with_init, int
     return pid;
 }
 
-int sv_hot_restart_preflight_poll(pid_t pid, int err_fd, int64_t started_ms, const int *reaped, char *err,
-                                  size_t errlen)
+int sv_hot_restart_preflight_poll(pid_t pid, int err_fd, bool expired, const int *reaped, char *err, size_t errlen)
 {
     int status = reaped ? *reaped : 0;
     pid_t r = reaped ? pid : waitpid(pid, &status, WNOHANG);
-    if (r == 0 && sv_now_ms() - started_ms < PREFLIGHT_TIMEOUT_MS)
+    if (r == 0 && !expired)
         return 0;
     if (r == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
-        snprintf(err, errlen, "serval --check did not finish in %d s", PREFLIGHT_TIMEOUT_MS / 1000);
+        snprintf(err, errlen, "serval --check did not finish in %d s", SV_PREFLIGHT_TIMEOUT_MS / 1000);
         close(err_fd);
         return SV_ECONFIG;
     }
@@ -148,7 +146,8 @@ int sv_hot_restart_preflight(const sv_runtime_t *rt, bool with_init, char *err, 
     }
     int64_t t0 = sv_now_ms();
     int rc;
-    while ((rc = sv_hot_restart_preflight_poll(pid, fd, t0, NULL, err, errlen)) == 0)
+    while ((rc = sv_hot_restart_preflight_poll(pid, fd, sv_now_ms() - t0 >= SV_PREFLIGHT_TIMEOUT_MS, NULL, err,
+                                               errlen)) == 0)
         sv_sleep_ms(5);
     return rc > 0 ? 0 : rc;
 }

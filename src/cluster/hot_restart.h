@@ -29,15 +29,17 @@
  * preload), a release that cannot init is caught before the exec.
  */
 int sv_hot_restart_preflight(const sv_runtime_t *rt, bool with_init, char *err, size_t errlen);
+/* The preflight's time limit: killed and counted as a rejection past it. */
+#define SV_PREFLIGHT_TIMEOUT_MS 20000
 /* The same without waiting: start the check; poll it with sv_hot_restart_preflight_poll. */
 pid_t sv_hot_restart_preflight_start(const sv_runtime_t *rt, bool with_init, int *err_fd);
 /*
  * 1 accepted, 0 still running, <0 rejected (reason in err). Reaps the child
  * when done, unless the caller's reaper did: then pass its wait status in
- * *reaped (else reaped is NULL).
+ * *reaped (else reaped is NULL). expired: SV_PREFLIGHT_TIMEOUT_MS has
+ * passed (the caller's clock or timer): a check still running is killed.
  */
-int sv_hot_restart_preflight_poll(pid_t pid, int err_fd, int64_t started_ms, const int *reaped, char *err,
-                                  size_t errlen);
+int sv_hot_restart_preflight_poll(pid_t pid, int err_fd, bool expired, const int *reaped, char *err, size_t errlen);
 /* Append the listener, control and ops records to env (';'-separated). */
 void sv_hot_restart_common_records(const sv_runtime_t *rt, const sv_control_t *control, const sv_oplog_t *ops,
                                    sv_buf_t *env);

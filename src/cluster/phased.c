@@ -235,9 +235,8 @@ void sv_roll_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
     }
 }
 
-static sv_step_t phased_step(sv_master_t *m, int64_t now_ms)
+static sv_step_t phased_step(sv_master_t *m)
 {
-    (void)now_ms;
     return sv_roll_step(m);
 }
 

@@ -59,9 +59,8 @@ static void recycle_start(sv_master_t *m)
     sv_oplog_progress(&m->ops, 0, 1);
 }
 
-static sv_step_t recycle_step(sv_master_t *m, int64_t now_ms)
+static sv_step_t recycle_step(sv_master_t *m)
 {
-    (void)now_ms;
     if (m->recycle.state == RECYCLE_IDLE)
         return SV_STEP_SUCCEEDED;
     sv_whandle_t *h = m->recycle.old;

@@ -70,9 +70,8 @@ static void begin_roll(sv_master_t *m)
  * WAIT_MOLD --mold ready--> ROLL; --worker 0 could not make it--> FAILED
  * ROLL --the roll's result--> done
  */
-static sv_step_t refork_step(sv_master_t *m, int64_t now_ms)
+static sv_step_t refork_step(sv_master_t *m)
 {
-    (void)now_ms;
     switch (m->refork.state) {
     case REFORK_IDLE: return SV_STEP_SUCCEEDED;
     case REFORK_FAILED: m->refork.state = REFORK_IDLE; return SV_STEP_FAILED;

@@ -563,11 +563,10 @@ bool sv_rt_drain_done(const sv_runtime_t *rt, sv_server_t *srv, int64_t drain_st
     return f >= 0 && now_ms - drain_started_ms >= (int64_t)(f * 1000);
 }
 
-bool sv_rt_tmp_restart_touched(sv_runtime_t *rt, int64_t now_ms)
+bool sv_rt_tmp_restart_touched(sv_runtime_t *rt)
 {
-    if (!rt->cfg.tmp_restart || now_ms < rt->next_tmp_check_ms)
+    if (!rt->cfg.tmp_restart)
         return false;
-    rt->next_tmp_check_ms = now_ms + 2000;
     struct stat st;
     if (stat("tmp/restart.txt", &st) < 0)
         return false;

@@ -40,7 +40,6 @@ typedef struct sv_runtime {
     sv_activated_t activated[SV_CONFIG_MAX_BINDS]; /* systemd socket activation (boot only; edge.c) */
     int n_activated;
     int64_t tmp_restart_mtime;  /* plugin :tmp_restart: last mtime seen */
-    int64_t next_tmp_check_ms;
 } sv_runtime_t;
 
 /*
@@ -71,8 +70,9 @@ const char *sv_rt_tag(const sv_runtime_t *rt, char *buf, size_t cap);
 int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max);
 /* The next record whose verb is kind (removed; the caller frees it), or NULL: no cap on how many. */
 char *sv_rt_take_handover_next(sv_runtime_t *rt, const char *kind);
-/* plugin :tmp_restart: true when tmp/restart.txt was touched (checked every 2 s). */
-bool sv_rt_tmp_restart_touched(sv_runtime_t *rt, int64_t now_ms);
+/* plugin :tmp_restart: true when tmp/restart.txt was touched since the last call (the caller's timer: every SV_TMP_RESTART_EVERY_MS). */
+#define SV_TMP_RESTART_EVERY_MS 2000
+bool sv_rt_tmp_restart_touched(sv_runtime_t *rt);
 /* Close the fds of handover records nobody took (they must not leak into workers). */
 void sv_rt_drop_handover(sv_runtime_t *rt);
 /*

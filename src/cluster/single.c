@@ -1,8 +1,10 @@
 /*
  * single.c: single mode. One process loads the app and serves; its main
- * thread's event loop handles signals, the control server and the serving
- * tick (client timeouts, the drain, tmp_restart, a restart when every thread
- * is lost to app_timeout). Owns single mode's operation log.
+ * thread's event loop handles signals, the control server, its timers
+ * (tmp_restart, the systemd watchdog, TLS key rotation, the lame duck's
+ * end) and the serving tick (the server's sweep of its connections, the
+ * drain, a restart when every thread is lost to app_timeout). Owns single
+ * mode's operation log.
  */
 #include "cluster/single.h"
 
@@ -26,8 +28,14 @@
 #include "os/proc.h"
 #include "os/sig.h"
 
-/* The server's sweep of its connections' deadlines, and the checks that go with it. */
+/*
+ * The server's sweep of its connections' deadlines, and the checks that go
+ * with it: a sweep, not a timer per connection, because thousands of
+ * deadlines are written lock-free by the serving threads (architecture.md,
+ * "The event loop").
+ */
 #define SINGLE_TICK_MS 20
+#define CERTS_TICK_MS 1000
 
 typedef enum single_state { S_RUN, S_STOP, S_RESTART } single_state_t;
 typedef struct single single_t;
@@ -42,7 +50,8 @@ struct single {
     int64_t drain_started_ms;
     int64_t lame_duck_until_ms; /* shutdown_delay: a TERM arrived; stop at this time (0: none) */
     sv_timer_t lame_duck_timer; /* fires then: the graceful stop */
-    sv_timer_t tick_timer;   /* the server's sweep, the drain check, watchdog, tmp_restart */
+    sv_timer_t tick_timer;   /* the server's sweep, the drain check */
+    sv_timer_t tmp_restart_timer, watchdog_timer, certs_timer;
     sv_oplog_t ops;
     bool lost_all;           /* restarting because every thread is stuck past app_timeout */
 };
@@ -287,10 +296,6 @@ static void on_tick(sv_loop_t *loop, sv_timer_t *t, void *arg)
     (void)loop, (void)t;
     int64_t now = sv_now_ms();
     sv_server_tick(s->srv, now);
-    sv_certs_tick(now);
-    sv_notify_watchdog(now);
-    if (s->state == S_RUN && sv_rt_tmp_restart_touched(rt, now))
-        request_restart(s, "tmp_restart");
     /* every thread lost past app_timeout: nothing serves any more; a fresh image will */
     int lost = sv_server_lost_threads(s->srv);
     if (s->state == S_RUN && lost > 0 && lost >= rt->cfg.max_threads) {
@@ -304,6 +309,43 @@ static void on_tick(sv_loop_t *loop, sv_timer_t *t, void *arg)
         finish(s);
     else if (s->state != S_RUN && sv_rt_drain_done(rt, s->srv, s->drain_started_ms, now))
         finish(s);
+}
+
+static void on_tmp_restart_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    single_t *s = arg;
+    (void)loop, (void)t;
+    if (s->state == S_RUN && sv_rt_tmp_restart_touched(s->rt))
+        request_restart(s, "tmp_restart");
+}
+
+static void on_watchdog_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    (void)loop, (void)t, (void)arg;
+    sv_notify_watchdog();
+}
+
+static void on_certs_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    (void)loop, (void)t, (void)arg;
+    sv_certs_tick(sv_now_ms());
+}
+
+static void start_timers(single_t *s)
+{
+    sv_timer_init(&s->tick_timer, on_tick, s);
+    sv_loop_timer_start(s->loop, &s->tick_timer, SINGLE_TICK_MS, SINGLE_TICK_MS);
+    sv_timer_init(&s->certs_timer, on_certs_timer, s);
+    sv_loop_timer_start(s->loop, &s->certs_timer, CERTS_TICK_MS, CERTS_TICK_MS);
+    sv_timer_init(&s->tmp_restart_timer, on_tmp_restart_timer, s);
+    if (s->rt->cfg.tmp_restart) {
+        sv_rt_tmp_restart_touched(s->rt); /* the mtime to compare with */
+        sv_loop_timer_start(s->loop, &s->tmp_restart_timer, SV_TMP_RESTART_EVERY_MS, SV_TMP_RESTART_EVERY_MS);
+    }
+    sv_timer_init(&s->watchdog_timer, on_watchdog_timer, s);
+    int64_t wd = sv_notify_watchdog_every_ms();
+    if (wd > 0)
+        sv_loop_timer_start(s->loop, &s->watchdog_timer, 0, wd);
 }
 
 int sv_single_run(sv_runtime_t *rt)
@@ -341,8 +383,7 @@ int sv_single_run(sv_runtime_t *rt)
     sv_log("Use Ctrl-C to stop");
     sv_oplog_finish_current(&s.ops, true, NULL);
     sv_notify("READY=1\nMAINPID=%d\nSTATUS=serval %s: single mode, serving", (int)getpid(), SERVAL_VERSION);
-    sv_timer_init(&s.tick_timer, on_tick, &s);
-    sv_loop_timer_start(s.loop, &s.tick_timer, SINGLE_TICK_MS, SINGLE_TICK_MS);
+    start_timers(&s);
     sv_loop_run(s.loop); /* never stopped: the process ends in finish() or halt */
     return 0;
 }
