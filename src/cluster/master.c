@@ -929,7 +929,8 @@ static void start_timers(sv_master_t *m, bool notify)
     sv_timer_init(&m->mem_timer, on_mem_timer, m);
     sv_loop_timer_start(m->loop, &m->mem_timer, 0, MEM_SAMPLE_MS);
     sv_timer_init(&m->certs_timer, on_certs_timer, m);
-    sv_loop_timer_start(m->loop, &m->certs_timer, CERTS_TICK_MS, CERTS_TICK_MS);
+    if (sv_certs_any(m->rt))
+        sv_loop_timer_start(m->loop, &m->certs_timer, CERTS_TICK_MS, CERTS_TICK_MS);
     sv_timer_init(&m->tmp_restart_timer, on_tmp_restart_timer, m);
     if (m->rt->cfg.tmp_restart) {
         sv_rt_tmp_restart_touched(m->rt); /* the mtime to compare with */

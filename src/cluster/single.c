@@ -336,7 +336,8 @@ static void start_timers(single_t *s)
     sv_timer_init(&s->tick_timer, on_tick, s);
     sv_loop_timer_start(s->loop, &s->tick_timer, SINGLE_TICK_MS, SINGLE_TICK_MS);
     sv_timer_init(&s->certs_timer, on_certs_timer, s);
-    sv_loop_timer_start(s->loop, &s->certs_timer, CERTS_TICK_MS, CERTS_TICK_MS);
+    if (sv_certs_any(s->rt))
+        sv_loop_timer_start(s->loop, &s->certs_timer, CERTS_TICK_MS, CERTS_TICK_MS);
     sv_timer_init(&s->tmp_restart_timer, on_tmp_restart_timer, s);
     if (s->rt->cfg.tmp_restart) {
         sv_rt_tmp_restart_touched(s->rt); /* the mtime to compare with */
