@@ -85,6 +85,17 @@ typedef struct sv_whandle {
 
 typedef enum master_state { M_RUN = 0, M_STOP } master_state_t;
 
+/*
+ * A roll (phased.c) as its caller describes it: names for its log lines and
+ * which worker it keeps. The roll branches on none of it by kind.
+ */
+typedef struct sv_roll_spec {
+    const char *name;        /* "Phased restart", "Refork": "NAME complete", "NAME failed" */
+    const char *label;       /* "phased upgrade", "refork": "Stopping PID for LABEL...", spawn reason */
+    const char *stop_reason; /* an old worker's stop reason */
+    bool keep_index0;        /* worker 0 stays as it is (a refork: the mold's source, already in the new phase) */
+} sv_roll_spec_t;
+
 /* The mold machine's states (molds.c). */
 typedef enum sv_mold_state {
     SV_MOLD_NONE = 0,
@@ -142,8 +153,7 @@ struct sv_master {
         int replaced;
         int total;
         bool fork_worker;    /* new worker 0 first, the rest from its mold */
-        bool keep_index0;    /* a refork: worker 0 is the source, not replaced */
-        const char *label;   /* for log lines: "phased upgrade" / "refork" */
+        sv_roll_spec_t spec; /* what the caller calls it, what it keeps */
         unsigned prev_phase; /* the phase a failure returns to */
     } phased;
     struct hot_state {
@@ -241,11 +251,9 @@ sv_step_t sv_master_op_failed(sv_master_t *m, const char *fmt, ...) __attribute_
 
 /*
  * phased.c: the neutral "replace old workers batch by batch" roll, used by
- * the phased restart and by a refork's ROLL state. label names it in log
- * lines ("phased upgrade", "refork"); keep_index0 (a refork) leaves worker
- * 0, the mold's source, as it is.
+ * the phased restart and by a refork's ROLL state, each with its spec.
  */
-void sv_roll_begin(sv_master_t *m, int total, unsigned prev_phase, const char *label, bool keep_index0);
+void sv_roll_begin(sv_master_t *m, int total, unsigned prev_phase, const sv_roll_spec_t *spec);
 sv_step_t sv_roll_step(sv_master_t *m);
 void sv_roll_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
 

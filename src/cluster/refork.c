@@ -61,7 +61,9 @@ static void begin_roll(sv_master_t *m)
         else if (!h->stopping)
             total++;
     }
-    sv_roll_begin(m, total, prev, "refork", true);
+    static const sv_roll_spec_t spec = {.name = "Refork", .label = "refork", .stop_reason = "refork",
+                                        .keep_index0 = true};
+    sv_roll_begin(m, total, prev, &spec);
     sv_log("- Starting worker refork, phase: %u (mold %u)", m->phase, m->mold.generation);
 }
 
