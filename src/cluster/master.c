@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "cluster/certs.h"
-#include "cluster/hot_restart.h"
+#include "cluster/handover.h"
 #include "cluster/master_internal.h"
 #include "cluster/state.h"
 #include "cluster/worker.h"
@@ -1009,7 +1009,7 @@ int sv_master_run(sv_runtime_t *rt)
     m->target = rt->cfg.workers;
     m->mold.chan = m->molding.next_chan = -1;
     sv_oplog_init(&m->ops);
-    sv_hot_restart_adopt_ops(rt, &m->ops);
+    sv_handover_adopt_ops(rt, &m->ops);
     sv_rt_set_context(rt, SERVAL_ROLE_MASTER, -1, 0);
     sv_rt_banner(rt, true);
     sv_proc_set_title("serval %s (%s) [%s]", SERVAL_VERSION, sv_config_bind(&rt->cfg, 0),
@@ -1024,7 +1024,7 @@ int sv_master_run(sv_runtime_t *rt)
     if (rc)
         return rc;
     sv_hot_cluster_adopt(m);
-    sv_rt_drop_handover(rt);
+    sv_handover_drop(rt);
     start_timers(m, notify);
     react(m); /* the first workers */
     for (;;) {

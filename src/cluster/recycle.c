@@ -2,7 +2,8 @@
  * recycle.c: replacing a worker over max_requests or max_worker_memory, one
  * at a time, surge-style; an operation of kind recycle (m->recycle.state).
  *
- *   IDLE       sv_recycle_check (each master turn, while no operation runs)
+ *   IDLE       sv_recycle_check (after each turn of the master, while no
+ *              operation runs: a check-in or a memory sample changed)
  *              finds a worker over its limit: the worker is superseded (it
  *              serves on, but no longer counts), so the respawn loop boots
  *              its replacement at the same index -> REPLACING.

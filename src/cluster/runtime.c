@@ -1,13 +1,14 @@
 /*
  * runtime.c: a process's setup before it becomes single mode or a master
  * (runtime.h): command line, environment, configuration, log redirects,
- * listeners, the app, pid file, banner; the SERVAL_INHERIT records a hot
- * restart handed over (parsed here, taken by their owners); and a forked
- * child's fd keep list (sv_rt_keep_only).
+ * listeners (adopting those a hot restart handed over, handover.h), the
+ * app, pid file, banner; and a forked child's fd keep list
+ * (sv_rt_keep_only).
  */
 #include "cluster/runtime.h"
 
 #include "cluster/activate.h"
+#include "cluster/handover.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,87 +41,6 @@ static char **copy_strings(char **src, int n, const char *skip_prefix)
         if (!skip_prefix || strncmp(src[i], skip_prefix, strlen(skip_prefix)) != 0)
             dst[k++] = strdup(src[i]);
     return dst;
-}
-
-/*
- * Records are sv_msg lines separated by ';'. A handover too large for one
- * environment string (a kernel limit of 128 KiB: about a thousand workers)
- * comes in an inherited memfd instead: SERVAL_INHERIT=@FD.
- */
-static char *read_handover_fd(int fd)
-{
-    sv_buf_t b = SV_BUF_INIT;
-    char chunk[65536];
-    ssize_t r;
-    lseek(fd, 0, SEEK_SET);
-    while ((r = read(fd, chunk, sizeof(chunk))) > 0)
-        sv_buf_append(&b, chunk, (size_t)r);
-    close(fd);
-    char *out = strdup(b.data ? b.data : "");
-    sv_buf_free(&b);
-    return out;
-}
-
-static void parse_handover(sv_runtime_t *rt)
-{
-    const char *v = getenv(SV_HANDOVER_ENV);
-    if (!v)
-        return;
-    rt->hot_restarted = true;
-    char *copy = v[0] == '@' ? read_handover_fd(atoi(v + 1)) : strdup(v);
-    char *save = NULL;
-    for (char *rec = strtok_r(copy, ";", &save); rec; rec = strtok_r(NULL, ";", &save)) {
-        if (rt->n_handover == rt->cap_handover) {
-            int cap = rt->cap_handover ? rt->cap_handover * 2 : 64;
-            char **h = realloc(rt->handover, (size_t)cap * sizeof(char *));
-            if (!h)
-                break;
-            rt->handover = h;
-            rt->cap_handover = cap;
-        }
-        rt->handover[rt->n_handover++] = strdup(rec);
-    }
-    free(copy);
-    unsetenv(SV_HANDOVER_ENV);
-}
-
-void sv_rt_drop_handover(sv_runtime_t *rt)
-{
-    for (int i = 0; i < rt->n_handover; i++) {
-        char *r = rt->handover[i];
-        if (!r)
-            continue;
-        int fd = (int)sv_msg_int(r, "fd", -1);
-        if (fd > 2)
-            close(fd);
-        free(r);
-        rt->handover[i] = NULL;
-    }
-    free(rt->handover);
-    rt->handover = NULL;
-    rt->n_handover = rt->cap_handover = 0;
-}
-
-char *sv_rt_take_handover_next(sv_runtime_t *rt, const char *kind)
-{
-    size_t kl = strlen(kind);
-    for (int i = 0; i < rt->n_handover; i++) {
-        char *r = rt->handover[i];
-        if (r && !strncmp(r, kind, kl) && (r[kl] == ' ' || r[kl] == '\0')) {
-            rt->handover[i] = NULL;
-            return r;
-        }
-    }
-    return NULL;
-}
-
-int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max)
-{
-    int n = 0;
-    char *r;
-    while (n < max && (r = sv_rt_take_handover_next(rt, kind)) != NULL)
-        out[n++] = r;
-    return n;
 }
 
 /*
@@ -255,7 +175,7 @@ int sv_rt_init(sv_runtime_t *rt, int argc, char **argv)
     rt->argv = copy_strings(argv, argc, NULL);
     rt->envp = copy_strings(environ, envc, SV_HANDOVER_ENV "=");
     sv_activate_scrub_env(rt->envp); /* a hot restart's new image, same pid, must not take them again */
-    parse_handover(rt);
+    sv_handover_read(rt);
     find_exe(rt, argv[0]);
     char startup_cwd[4096] = ".";
     if (!getcwd(startup_cwd, sizeof(startup_cwd)))
@@ -334,7 +254,7 @@ static int open_tls(sv_runtime_t *rt, char *err, size_t errlen)
 {
     char *rec = NULL;
     int fd = -1;
-    if (sv_rt_take_handover(rt, "tls", &rec, 1) == 1) {
+    if (sv_handover_take(rt, "tls", &rec, 1) == 1) {
         fd = (int)sv_msg_int(rec, "fd", -1);
         free(rec);
     }
@@ -362,7 +282,7 @@ static int open_tls(sv_runtime_t *rt, char *err, size_t errlen)
 int sv_rt_open_listeners(sv_runtime_t *rt)
 {
     char *recs[SV_CONFIG_MAX_BINDS * 2];
-    int nrec = sv_rt_take_handover(rt, "listener", recs, SV_CONFIG_MAX_BINDS * 2);
+    int nrec = sv_handover_take(rt, "listener", recs, SV_CONFIG_MAX_BINDS * 2);
     char err[600];
     int rc = rt->hot_restarted ? 0 : sv_activate_take(rt, err, sizeof(err));
     for (int i = 0; i < sv_config_bind_count(&rt->cfg) && rc >= 0; i++) {

@@ -17,8 +17,6 @@
 #include "os/listen.h"
 #include "server/server.h"
 
-#define SV_HANDOVER_ENV "SERVAL_INHERIT"
-
 typedef struct sv_runtime {
     sv_config_t cfg;
     int argc;
@@ -32,7 +30,7 @@ typedef struct sv_runtime {
     sv_app_t app;
     bool app_loaded;
     char control_token[128];
-    /* records a hot restart handed over (SERVAL_INHERIT, see hot_restart.h); consumed by their owners */
+    /* records a hot restart handed over (SERVAL_INHERIT): handover.c's, taken by their owners */
     char **handover;
     int n_handover, cap_handover;
     bool hot_restarted;      /* this image was exec'd by a hot restart */
@@ -66,15 +64,9 @@ void sv_rt_close_listeners(sv_runtime_t *rt, bool unlink_paths);
 void sv_rt_chdir_restart_dir(sv_runtime_t *rt);
 /* The tag shown in titles: config tag, else basename of the directory. */
 const char *sv_rt_tag(const sv_runtime_t *rt, char *buf, size_t cap);
-/* Take handover records whose verb is kind (removes them); returns count. The caller frees them. */
-int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max);
-/* The next record whose verb is kind (removed; the caller frees it), or NULL: no cap on how many. */
-char *sv_rt_take_handover_next(sv_runtime_t *rt, const char *kind);
 /* plugin :tmp_restart: true when tmp/restart.txt was touched since the last call (the caller's timer: every SV_TMP_RESTART_EVERY_MS). */
 #define SV_TMP_RESTART_EVERY_MS 2000
 bool sv_rt_tmp_restart_touched(sv_runtime_t *rt);
-/* Close the fds of handover records nobody took (they must not leak into workers). */
-void sv_rt_drop_handover(sv_runtime_t *rt);
 /*
  * In a forked child (worker, mold): the fd keep list. stdio, the listeners,
  * chan (its channel to the master, -1 for none) and the app's fds (opened

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cluster/certs.h"
+#include "cluster/handover.h"
 #include "cluster/hot_restart.h"
 #include "cluster/state.h"
 #include "cluster/worker.h"
@@ -355,7 +356,7 @@ int sv_single_run(sv_runtime_t *rt)
     char err[600], tag[256];
     s.loop = sv_loop_new();
     sv_oplog_init(&s.ops);
-    sv_hot_restart_adopt_ops(rt, &s.ops);
+    sv_handover_adopt_ops(rt, &s.ops);
     sv_rt_set_context(rt, SERVAL_ROLE_SINGLE, -1, 0);
     sv_rt_banner(rt, false);
     sv_proc_set_title("serval %s (%s) [%s]", SERVAL_VERSION, sv_config_bind(&rt->cfg, 0),
@@ -378,7 +379,7 @@ int sv_single_run(sv_runtime_t *rt)
     s.control = sv_state_control_open(rt, s.loop, control_cb, &s, &failed);
     if (failed && !rt->hot_restarted)
         return 1;
-    sv_rt_drop_handover(rt);
+    sv_handover_drop(rt);
     sv_state_write(rt);
     sv_rt_banner_listeners(rt);
     sv_log("Use Ctrl-C to stop");
