@@ -43,7 +43,6 @@
 /* A fork or socketpair failed: the respawn loop tries again this much later. */
 #define SPAWN_RETRY_MS 100
 #define MEM_SAMPLE_MS 2000
-#define CERTS_TICK_MS 1000
 #define STATUS_EVERY_MS 1000
 
 /* ---- worker table ---------------------------------------------------------- */
@@ -889,30 +888,17 @@ static void on_status_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
               m->phase, m->ops.current ? ", " : "", m->ops.current ? sv_op_kind_name(m->ops.current->kind) : "");
 }
 
-static void on_watchdog_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
-{
-    (void)loop, (void)t, (void)arg;
-    sv_notify_watchdog();
-}
-
 static void on_mem_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
 {
     (void)loop, (void)t;
     sv_master_sample_memory(arg); /* a worker over max_worker_memory is recycled after this turn */
 }
 
-static void on_certs_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
-{
-    (void)loop, (void)t, (void)arg;
-    sv_certs_tick(sv_now_ms());
-}
-
-static void on_tmp_restart_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
+static void on_tmp_restart(void *arg)
 {
     sv_master_t *m = arg;
     char err[64];
-    (void)loop, (void)t;
-    if (m->state == M_RUN && sv_rt_tmp_restart_touched(m->rt))
+    if (m->state == M_RUN)
         sv_master_request(m, SV_OP_HOT, "tmp_restart", err, sizeof(err));
 }
 
@@ -928,21 +914,10 @@ static void start_timers(sv_master_t *m, bool notify)
     sv_timer_init(&m->again_timer, on_wake, m);
     sv_timer_init(&m->mem_timer, on_mem_timer, m);
     sv_loop_timer_start(m->loop, &m->mem_timer, 0, MEM_SAMPLE_MS);
-    sv_timer_init(&m->certs_timer, on_certs_timer, m);
-    if (sv_certs_any(m->rt))
-        sv_loop_timer_start(m->loop, &m->certs_timer, CERTS_TICK_MS, CERTS_TICK_MS);
-    sv_timer_init(&m->tmp_restart_timer, on_tmp_restart_timer, m);
-    if (m->rt->cfg.tmp_restart) {
-        sv_rt_tmp_restart_touched(m->rt); /* the mtime to compare with */
-        sv_loop_timer_start(m->loop, &m->tmp_restart_timer, SV_TMP_RESTART_EVERY_MS, SV_TMP_RESTART_EVERY_MS);
-    }
     sv_timer_init(&m->status_timer, on_status_timer, m);
-    sv_timer_init(&m->watchdog_timer, on_watchdog_timer, m);
     if (notify)
         sv_loop_timer_start(m->loop, &m->status_timer, 0, STATUS_EVERY_MS);
-    int64_t wd = sv_notify_watchdog_every_ms();
-    if (wd > 0)
-        sv_loop_timer_start(m->loop, &m->watchdog_timer, 0, wd);
+    sv_rt_timers_start(&m->timers, m->rt, m->loop, on_tmp_restart, m);
 }
 
 /*

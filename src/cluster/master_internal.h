@@ -137,10 +137,8 @@ struct sv_master {
     sv_timer_t respawn_timer; /* the next back-off's end, or a retry after a spawn failed */
     sv_timer_t again_timer;   /* at once: react again (a queued operation starts after one ended) */
     sv_timer_t mem_timer;     /* every 2 s: each worker's memory (/proc) */
-    sv_timer_t tmp_restart_timer; /* every 2 s with plugin :tmp_restart */
-    sv_timer_t certs_timer;   /* every second: TLS ticket key rotation */
     sv_timer_t status_timer;  /* every second under systemd: STATUS= */
-    sv_timer_t watchdog_timer; /* half of WatchdogSec under systemd: WATCHDOG=1 */
+    sv_rt_timers_t timers;    /* TLS key rotation, the systemd watchdog, tmp_restart (runtime.h) */
     unsigned long deaths[SV_DEATH_CAUSES];
     unsigned long spawned_total;
     unsigned long app_timeouts; /* app calls past app_timeout, reported by workers */

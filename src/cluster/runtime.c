@@ -2,12 +2,14 @@
  * runtime.c: a process's setup before it becomes single mode or a master
  * (runtime.h): command line, environment, configuration, log redirects,
  * listeners (adopting those a hot restart handed over, handover.h), the
- * app, pid file, banner; and a forked child's fd keep list
- * (sv_rt_keep_only).
+ * app, pid file, banner; the timers a master and a single process share
+ * (sv_rt_timers_start: TLS key rotation, the watchdog, tmp_restart); and a
+ * forked child's fd keep list (sv_rt_keep_only).
  */
 #include "cluster/runtime.h"
 
 #include "cluster/activate.h"
+#include "cluster/certs.h"
 #include "cluster/handover.h"
 
 #include <errno.h>
@@ -28,6 +30,7 @@
 #include "os/chan.h"
 #include "os/fd.h"
 #include "os/file.h"
+#include "os/notify.h"
 #include "os/proc.h"
 #include "tls/tls.h"
 
@@ -483,7 +486,7 @@ bool sv_rt_drain_done(const sv_runtime_t *rt, sv_server_t *srv, int64_t drain_st
     return f >= 0 && now_ms - drain_started_ms >= (int64_t)(f * 1000);
 }
 
-bool sv_rt_tmp_restart_touched(sv_runtime_t *rt)
+static bool tmp_restart_touched(sv_runtime_t *rt)
 {
     if (!rt->cfg.tmp_restart)
         return false;
@@ -494,6 +497,46 @@ bool sv_rt_tmp_restart_touched(sv_runtime_t *rt)
     bool touched = rt->tmp_restart_mtime && mt > rt->tmp_restart_mtime;
     rt->tmp_restart_mtime = mt;
     return touched;
+}
+
+#define CERTS_TICK_MS 1000
+#define TMP_RESTART_EVERY_MS 2000
+
+static void on_certs(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    (void)loop, (void)t, (void)arg;
+    sv_certs_tick(sv_now_ms());
+}
+
+static void on_watchdog(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    (void)loop, (void)t, (void)arg;
+    sv_notify_watchdog();
+}
+
+static void on_tmp_restart(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    sv_rt_timers_t *tm = arg;
+    (void)loop, (void)t;
+    if (tmp_restart_touched(tm->rt))
+        tm->touched(tm->arg);
+}
+
+void sv_rt_timers_start(sv_rt_timers_t *t, sv_runtime_t *rt, sv_loop_t *loop, void (*touched)(void *arg), void *arg)
+{
+    *t = (sv_rt_timers_t){.rt = rt, .touched = touched, .arg = arg};
+    sv_timer_init(&t->certs, on_certs, t);
+    sv_timer_init(&t->watchdog, on_watchdog, t);
+    sv_timer_init(&t->tmp_restart, on_tmp_restart, t);
+    if (sv_certs_any(rt))
+        sv_loop_timer_start(loop, &t->certs, CERTS_TICK_MS, CERTS_TICK_MS);
+    int64_t wd = sv_notify_watchdog_every_ms();
+    if (wd > 0)
+        sv_loop_timer_start(loop, &t->watchdog, 0, wd);
+    if (rt->cfg.tmp_restart) {
+        tmp_restart_touched(rt); /* the mtime to compare with */
+        sv_loop_timer_start(loop, &t->tmp_restart, TMP_RESTART_EVERY_MS, TMP_RESTART_EVERY_MS);
+    }
 }
 
 void sv_rt_keep_only(const sv_runtime_t *rt, int chan)

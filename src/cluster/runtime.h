@@ -15,6 +15,7 @@
 #include "http/proxy.h"
 #include "os/activation.h"
 #include "os/listen.h"
+#include "os/loop.h"
 #include "server/server.h"
 
 typedef struct sv_runtime {
@@ -64,9 +65,20 @@ void sv_rt_close_listeners(sv_runtime_t *rt, bool unlink_paths);
 void sv_rt_chdir_restart_dir(sv_runtime_t *rt);
 /* The tag shown in titles: config tag, else basename of the directory. */
 const char *sv_rt_tag(const sv_runtime_t *rt, char *buf, size_t cap);
-/* plugin :tmp_restart: true when tmp/restart.txt was touched since the last call (the caller's timer: every SV_TMP_RESTART_EVERY_MS). */
-#define SV_TMP_RESTART_EVERY_MS 2000
-bool sv_rt_tmp_restart_touched(sv_runtime_t *rt);
+/*
+ * The timers a master and a single process share: TLS ticket key rotation
+ * (every second, with an ssl:// listener), the systemd watchdog (half of
+ * WatchdogSec), and the plugin :tmp_restart poll (every 2 s: touched(arg)
+ * when tmp/restart.txt was touched since).
+ */
+typedef struct sv_rt_timers {
+    sv_runtime_t *rt;
+    sv_timer_t certs, watchdog, tmp_restart;
+    void (*touched)(void *arg);
+    void *arg;
+} sv_rt_timers_t;
+void sv_rt_timers_start(sv_rt_timers_t *t, sv_runtime_t *rt, sv_loop_t *loop, void (*touched)(void *arg),
+                        void *arg);
 /*
  * In a forked child (worker, mold): the fd keep list. stdio, the listeners,
  * chan (its channel to the master, -1 for none) and the app's fds (opened

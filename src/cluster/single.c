@@ -36,7 +36,6 @@
  * "The event loop").
  */
 #define SINGLE_TICK_MS 20
-#define CERTS_TICK_MS 1000
 
 typedef enum single_state { S_RUN, S_STOP, S_RESTART } single_state_t;
 typedef struct single single_t;
@@ -52,7 +51,7 @@ struct single {
     int64_t lame_duck_until_ms; /* shutdown_delay: a TERM arrived; stop at this time (0: none) */
     sv_timer_t lame_duck_timer; /* fires then: the graceful stop */
     sv_timer_t tick_timer;   /* the server's sweep, the drain check */
-    sv_timer_t tmp_restart_timer, watchdog_timer, certs_timer;
+    sv_rt_timers_t timers;   /* TLS key rotation, the systemd watchdog, tmp_restart (runtime.h) */
     sv_oplog_t ops;
     bool lost_all;           /* restarting because every thread is stuck past app_timeout */
 };
@@ -312,42 +311,18 @@ static void on_tick(sv_loop_t *loop, sv_timer_t *t, void *arg)
         finish(s);
 }
 
-static void on_tmp_restart_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
+static void on_tmp_restart(void *arg)
 {
     single_t *s = arg;
-    (void)loop, (void)t;
-    if (s->state == S_RUN && sv_rt_tmp_restart_touched(s->rt))
+    if (s->state == S_RUN)
         request_restart(s, "tmp_restart");
-}
-
-static void on_watchdog_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
-{
-    (void)loop, (void)t, (void)arg;
-    sv_notify_watchdog();
-}
-
-static void on_certs_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
-{
-    (void)loop, (void)t, (void)arg;
-    sv_certs_tick(sv_now_ms());
 }
 
 static void start_timers(single_t *s)
 {
     sv_timer_init(&s->tick_timer, on_tick, s);
     sv_loop_timer_start(s->loop, &s->tick_timer, SINGLE_TICK_MS, SINGLE_TICK_MS);
-    sv_timer_init(&s->certs_timer, on_certs_timer, s);
-    if (sv_certs_any(s->rt))
-        sv_loop_timer_start(s->loop, &s->certs_timer, CERTS_TICK_MS, CERTS_TICK_MS);
-    sv_timer_init(&s->tmp_restart_timer, on_tmp_restart_timer, s);
-    if (s->rt->cfg.tmp_restart) {
-        sv_rt_tmp_restart_touched(s->rt); /* the mtime to compare with */
-        sv_loop_timer_start(s->loop, &s->tmp_restart_timer, SV_TMP_RESTART_EVERY_MS, SV_TMP_RESTART_EVERY_MS);
-    }
-    sv_timer_init(&s->watchdog_timer, on_watchdog_timer, s);
-    int64_t wd = sv_notify_watchdog_every_ms();
-    if (wd > 0)
-        sv_loop_timer_start(s->loop, &s->watchdog_timer, 0, wd);
+    sv_rt_timers_start(&s->timers, s->rt, s->loop, on_tmp_restart, s);
 }
 
 int sv_single_run(sv_runtime_t *rt)
