@@ -47,10 +47,10 @@ static void test_timers_fire_in_due_order(void **state)
     sv_timer_init(&a, mark_cb, "a");
     sv_timer_init(&b, mark_cb, "b");
     sv_timer_init(&c, mark_cb, "c");
+    int64_t t0 = sv_now_ns() / 1000000; /* before arming: c is due 30 ms after its arming */
     sv_loop_timer_start(loop, &c, 30, 0);
     sv_loop_timer_start(loop, &a, 10, 0);
     sv_loop_timer_start(loop, &b, 10, 0); /* same time as a, armed after it */
-    int64_t t0 = sv_now_ns() / 1000000;
     while (rec.n < 3 && sv_now_ns() / 1000000 - t0 < 2000)
         sv_loop_run_once(loop, -1);
     assert_int_equal(rec.n, 3);
