@@ -908,13 +908,17 @@ static void on_wake(sv_loop_t *loop, sv_timer_t *t, void *arg)
     (void)loop, (void)t, (void)arg;
 }
 
-static void start_timers(sv_master_t *m, bool notify)
+static void init_timers(sv_master_t *m)
 {
     sv_timer_init(&m->respawn_timer, on_wake, m);
     sv_timer_init(&m->again_timer, on_wake, m);
     sv_timer_init(&m->mem_timer, on_mem_timer, m);
-    sv_loop_timer_start(m->loop, &m->mem_timer, 0, MEM_SAMPLE_MS);
     sv_timer_init(&m->status_timer, on_status_timer, m);
+}
+
+static void start_timers(sv_master_t *m, bool notify)
+{
+    sv_loop_timer_start(m->loop, &m->mem_timer, 0, MEM_SAMPLE_MS);
     if (notify)
         sv_loop_timer_start(m->loop, &m->status_timer, 0, STATUS_EVERY_MS);
     sv_rt_timers_start(&m->timers, m->rt, m->loop, on_tmp_restart, m);
@@ -979,8 +983,15 @@ int sv_master_run(sv_runtime_t *rt)
 {
     sv_master_t *m = calloc(1, sizeof(*m));
     char tag[256];
+    if (m)
+        m->loop = sv_loop_new();
+    if (!m || !m->loop) {
+        fprintf(stderr, "serval: out of memory\n");
+        free(m);
+        return 1;
+    }
     m->rt = rt;
-    m->loop = sv_loop_new();
+    init_timers(m); /* armed by start_timers, or by whatever needs them first */
     m->target = rt->cfg.workers;
     m->mold.chan = m->molding.next_chan = -1;
     sv_oplog_init(&m->ops);
