@@ -370,3 +370,19 @@ def test_tmp_restart_plugin(servers, testapp, port, tmp_path, workers):
     s.wait_log(r"serval starting", count=2, timeout=10)
     s.wait_log(r"Use Ctrl-C to stop", count=2, timeout=10)
     assert get(port, "/").status == 200
+
+
+def test_a_restart_of_another_kind_waits_its_turn_then_runs(servers, testapp, port):
+    """A hot restart asked for during a phased one is queued, and starts when the
+    phased restart has ended (the master wakes for it at once; there is no tick)."""
+    s = boot(servers, testapp, port, workers=2, env={"TESTAPP_BOOT_MS": "500"})
+    a = control(s, "phased-restart")
+    b = control(s, "restart")
+    assert a and b and a != b
+    first = wait_op(s, a)
+    second = wait_op(s, b, timeout=40)
+    assert first["state"] == "succeeded", first
+    assert second["state"] == "succeeded", second
+    assert second["started_at"] >= first["finished_at"] - 0.002  # times cross the exec in whole ms
+    assert s.count(r"hot-restart queued behind the running phased-restart") == 1
+    wait_until(lambda: stats(s.cport)["booted_workers"] == 2, timeout=20, what="2 workers booted")
