@@ -278,11 +278,14 @@ int sv_loop_run_once(sv_loop_t *loop, int max_ms)
     }
     int n = loop->n;
     if (n > loop->pfd_cap) {
-        struct pollfd *p = realloc(loop->pfd, sizeof(struct pollfd) * (size_t)n);
+        int cap = loop->pfd_cap > 0 ? loop->pfd_cap : 16;
+        while (cap < n)
+            cap *= 2;
+        struct pollfd *p = realloc(loop->pfd, sizeof(struct pollfd) * (size_t)cap);
         if (!p)
             return -ENOMEM;
         loop->pfd = p;
-        loop->pfd_cap = n;
+        loop->pfd_cap = cap;
     }
     for (int i = 0; i < n; i++)
         loop->pfd[i] = (struct pollfd){.fd = loop->w[i].fd, .events = loop->w[i].events};
