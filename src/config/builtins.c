@@ -32,30 +32,6 @@ typedef int (*builtin_fn)(call_ctx_t *x, sv_value_t *out);
 
 /* ---- helpers --------------------------------------------------------- */
 
-static void give_int(sv_value_t *v, int64_t i)
-{
-    sv_cfg_value_free(v);
-    v->type = SV_V_INT;
-    v->i = i;
-}
-
-static void give_bool(sv_value_t *v, bool b)
-{
-    sv_cfg_value_free(v);
-    v->type = SV_V_BOOL;
-    v->b = b;
-}
-
-static int give_str(parser_t *P, sv_value_t *v, char *s)
-{
-    sv_cfg_value_free(v);
-    if (!s)
-        return sv_poom(P);
-    v->type = SV_V_STR;
-    v->s = s;
-    return 0;
-}
-
 static int give_copy(parser_t *P, sv_value_t *v, const sv_value_t *src)
 {
     sv_cfg_value_free(v);
@@ -126,15 +102,15 @@ static int m_predicate(call_ctx_t *x, sv_value_t *out)
     const char *m = x->name;
     const sv_value_t *v = x->self;
     if (!strcmp(m, "nil?"))
-        give_bool(out, v->type == SV_V_NIL);
+        sv_value_set_bool(out, v->type == SV_V_NIL);
     else if (!strcmp(m, "blank?"))
-        give_bool(out, blank(v));
+        sv_value_set_bool(out, blank(v));
     else if (!strcmp(m, "present?"))
-        give_bool(out, !blank(v));
+        sv_value_set_bool(out, !blank(v));
     else if (!strcmp(m, "presence"))
         return blank(v) ? 0 : give_copy(x->P, out, v);
     else if (!strcmp(m, "empty?") && (v->type == SV_V_STR || v->type == SV_V_ARRAY || v->type == SV_V_HASH))
-        give_bool(out, v->type == SV_V_STR ? !v->s[0] : v->npairs == 0);
+        sv_value_set_bool(out, v->type == SV_V_STR ? !v->s[0] : v->npairs == 0);
     else
         return no_method(x);
     return 0;
@@ -148,17 +124,17 @@ static int m_number(call_ctx_t *x, sv_value_t *out)
         return no_method(x);
     double f = v->type == SV_V_INT ? (double)v->i : v->f;
     if (!strcmp(m, "zero?"))
-        give_bool(out, f == 0);
+        sv_value_set_bool(out, f == 0);
     else if (!strcmp(m, "positive?"))
-        give_bool(out, f > 0);
+        sv_value_set_bool(out, f > 0);
     else if (!strcmp(m, "negative?"))
-        give_bool(out, f < 0);
+        sv_value_set_bool(out, f < 0);
     else if ((!strcmp(m, "even?") || !strcmp(m, "odd?")) && v->type == SV_V_INT)
-        give_bool(out, (v->i % 2 == 0) == (m[0] == 'e'));
+        sv_value_set_bool(out, (v->i % 2 == 0) == (m[0] == 'e'));
     else if (!strcmp(m, "abs") && v->type == SV_V_INT)
-        give_int(out, v->i < 0 ? -v->i : v->i);
+        sv_value_set_int(out, v->i < 0 ? -v->i : v->i);
     else if (v->type == SV_V_INT && strcmp(m, "abs"))
-        give_int(out, v->i); /* floor, ceil, round of an integer */
+        sv_value_set_int(out, v->i); /* floor, ceil, round of an integer */
     else if (!isfinite(f) || fabs(f) > 9e18)
         return sv_perr(x->P, x->n->line, "%s: number out of range", m);
     else if (!strcmp(m, "abs")) {
@@ -166,7 +142,7 @@ static int m_number(call_ctx_t *x, sv_value_t *out)
         out->type = SV_V_FLOAT;
         out->f = fabs(f);
     } else
-        give_int(out, (int64_t)(m[0] == 'f' ? floor(f) : m[0] == 'c' ? ceil(f) : round(f)));
+        sv_value_set_int(out, (int64_t)(m[0] == 'f' ? floor(f) : m[0] == 'c' ? ceil(f) : round(f)));
     return 0;
 }
 
@@ -191,7 +167,7 @@ static int m_include(call_ctx_t *x, sv_value_t *out)
     } else {
         return no_method(x);
     }
-    give_bool(out, hit);
+    sv_value_set_bool(out, hit);
     return 0;
 }
 
@@ -201,9 +177,9 @@ static int m_array(call_ctx_t *x, sv_value_t *out)
     const sv_value_t *v = x->self;
     if (!strcmp(m, "size") || !strcmp(m, "length") || !strcmp(m, "count")) {
         if (v->type == SV_V_STR)
-            give_int(out, (int64_t)strlen(v->s));
+            sv_value_set_int(out, (int64_t)strlen(v->s));
         else if (v->type == SV_V_ARRAY || v->type == SV_V_HASH)
-            give_int(out, v->npairs);
+            sv_value_set_int(out, v->npairs);
         else
             return no_method(x);
         return 0;
@@ -256,7 +232,7 @@ static int m_string(call_ctx_t *x, sv_value_t *out)
             *p = (char)(*p - 32);
     }
     sv_vtype_t type = v->type;
-    int rc = give_str(x->P, out, s);
+    int rc = sv_value_set_str(x->P, out, s);
     out->type = type;
     return rc;
 }
@@ -270,7 +246,7 @@ static int m_affix(call_ctx_t *x, sv_value_t *out)
         return x->P->err;
     size_t ls = strlen(x->self->s), la = strlen(a);
     bool hit = la <= ls && !memcmp(x->name[0] == 's' ? x->self->s : x->self->s + ls - la, a, la);
-    give_bool(out, hit);
+    sv_value_set_bool(out, hit);
     return 0;
 }
 
@@ -355,7 +331,7 @@ static int f_convert(call_ctx_t *x, sv_value_t *out)
 
 static int f_string(call_ctx_t *x, sv_value_t *out)
 {
-    return give_str(x->P, out, sv_to_text(&x->args[0]));
+    return sv_value_set_str(x->P, out, sv_to_text(&x->args[0]));
 }
 
 /* Ruby's File.expand_path, lexically: "." and ".." resolved, no symlinks followed. */
@@ -417,14 +393,14 @@ static int f_file(call_ctx_t *x, sv_value_t *out)
     const char *fn = x->name;
     const char *a = NULL, *b = NULL;
     if (!strcmp(fn, "__dir__") || !strcmp(fn, "Dir.pwd"))
-        return give_str(x->P, out, fn[0] == '_' ? config_dir(x->P) : expand_path(".", NULL));
+        return sv_value_set_str(x->P, out, fn[0] == '_' ? config_dir(x->P) : expand_path(".", NULL));
     if (!strcmp(fn, "__FILE__"))
-        return give_str(x->P, out, strdup(x->P->where || !x->P->path ? "-" : x->P->path));
+        return sv_value_set_str(x->P, out, strdup(x->P->where || !x->P->path ? "-" : x->P->path));
     if (want_string_arg(x, 0, &a) || (x->nargs == 2 && want_string_arg(x, 1, &b)))
         return x->P->err;
     if (!strcmp(fn, "File.expand_path") || !strcmp(fn, "File.absolute_path")) {
         char *base = b ? expand_path(b, NULL) : NULL;
-        int rc = b && !base ? sv_poom(x->P) : give_str(x->P, out, expand_path(a, base));
+        int rc = b && !base ? sv_poom(x->P) : sv_value_set_str(x->P, out, expand_path(a, base));
         free(base);
         return rc;
     }
@@ -440,7 +416,7 @@ static int f_file(call_ctx_t *x, sv_value_t *out)
             slash[slash == s] = '\0'; /* "/x" -> "/", "/a/b" -> "/a" */
         else if (s && slash && l > 1)
             memmove(s, slash + 1, strlen(slash));
-        return give_str(x->P, out, s);
+        return sv_value_set_str(x->P, out, s);
     }
     struct stat st;
     bool ok = stat(a, &st) == 0;
@@ -448,7 +424,7 @@ static int f_file(call_ctx_t *x, sv_value_t *out)
         ok = ok && S_ISREG(st.st_mode);
     else if (!strcmp(fn, "File.directory?") || !strcmp(fn, "Dir.exist?"))
         ok = ok && S_ISDIR(st.st_mode);
-    give_bool(out, ok);
+    sv_value_set_bool(out, ok);
     return 0;
 }
 
@@ -475,7 +451,7 @@ static int f_read(call_ctx_t *x, sv_value_t *out)
     }
     if (!b.data)
         sv_buf_puts(&b, "");
-    return give_str(x->P, out, b.data);
+    return sv_value_set_str(x->P, out, b.data);
 }
 
 /* File.join("a/", "/b", "c") is "a/b/c". */
@@ -497,7 +473,7 @@ static int f_join(call_ctx_t *x, sv_value_t *out)
     }
     if (!b.data)
         sv_buf_puts(&b, "");
-    return give_str(x->P, out, b.data);
+    return sv_value_set_str(x->P, out, b.data);
 }
 
 /* Distinct cores among the CPUs this process may use (hyperthreads counted once). */
@@ -550,14 +526,14 @@ static int f_cpus(call_ctx_t *x, sv_value_t *out)
         out->type = SV_V_FLOAT;
         out->f = available_cpus();
     } else {
-        give_int(out, strstr(fn, "physical") ? physical_cpus() : sv_cfg_cpu_count());
+        sv_value_set_int(out, strstr(fn, "physical") ? physical_cpus() : sv_cfg_cpu_count());
     }
     return 0;
 }
 
 static int f_false(call_ctx_t *x, sv_value_t *out)
 {
-    give_bool(out, false);
+    sv_value_set_bool(out, false);
     return 0;
 }
 
@@ -566,7 +542,7 @@ static int f_env_key(call_ctx_t *x, sv_value_t *out)
     const char *k = NULL;
     if (want_string_arg(x, 0, &k))
         return x->P->err;
-    give_bool(out, getenv(k) != NULL);
+    sv_value_set_bool(out, getenv(k) != NULL);
     return 0;
 }
 

@@ -940,15 +940,21 @@ static int set_control(sv_config_t *c, const sv_directive_t *d, const sv_value_t
     return rc;
 }
 
+/* The one argument of control_url/control_data_url: a string and a control URL serval can serve. */
+static int get_control_url_arg(const sv_directive_t *d, const sv_value_t *a, int n, const sv_site_t *s,
+                               const char **url)
+{
+    int rc = want_nargs(d, n, 1, 1, s);
+    if (rc == 0)
+        rc = want_str(d, &a[0], s, url);
+    return rc ? rc : check_control_url(*url, s);
+}
+
 static int set_control_data_url(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
                                 const sv_site_t *s)
 {
     const char *url = NULL;
-    int rc = want_nargs(d, n, 1, 1, s);
-    if (rc == 0)
-        rc = want_str(d, &a[0], s, &url);
-    if (rc == 0)
-        rc = check_control_url(url, s);
+    int rc = get_control_url_arg(d, a, n, s, &url);
     return rc ? rc : replace_str(&c->control_data_url, url, s);
 }
 
@@ -956,11 +962,7 @@ static int set_control_url(sv_config_t *c, const sv_directive_t *d, const sv_val
                            const sv_site_t *s)
 {
     const char *url = NULL;
-    int rc = want_nargs(d, n, 1, 1, s);
-    if (rc == 0)
-        rc = want_str(d, &a[0], s, &url);
-    if (rc == 0)
-        rc = check_control_url(url, s);
+    int rc = get_control_url_arg(d, a, n, s, &url);
     return rc ? rc : replace_str(&c->control_url, url, s);
 }
 

@@ -37,29 +37,28 @@ static double num(const sv_value_t *v)
     return v->type == SV_V_INT ? (double)v->i : v->f;
 }
 
-static void set_int(sv_value_t *v, int64_t i)
+void sv_value_set_int(sv_value_t *v, int64_t i)
 {
     sv_cfg_value_free(v);
     v->type = SV_V_INT;
     v->i = i;
 }
 
-static void set_float(sv_value_t *v, double f)
+void sv_value_set_float(sv_value_t *v, double f)
 {
     sv_cfg_value_free(v);
     v->type = SV_V_FLOAT;
     v->f = f;
 }
 
-static void set_bool(sv_value_t *v, bool b)
+void sv_value_set_bool(sv_value_t *v, bool b)
 {
     sv_cfg_value_free(v);
     v->type = SV_V_BOOL;
     v->b = b;
 }
 
-/* Takes ownership of s (NULL: out of memory). */
-static int set_str(parser_t *P, sv_value_t *v, char *s)
+int sv_value_set_str(parser_t *P, sv_value_t *v, char *s)
 {
     sv_cfg_value_free(v);
     if (!s)
@@ -221,7 +220,7 @@ static int eval_env(parser_t *P, const node_t *n, sv_value_t *out)
     const char *v = getenv(key.s);
     int rc = 0;
     if (v)
-        rc = set_str(P, out, strdup(v));
+        rc = sv_value_set_str(P, out, strdup(v));
     else if (n->kind == N_FETCH && n->b)
         rc = sv_eval(P, n->b, out);
     else if (n->kind == N_FETCH)
@@ -241,7 +240,7 @@ static int eval_logic(parser_t *P, const node_t *n, sv_value_t *out)
         return P->err;
     bool t = sv_truthy(out);
     if (n->kind == N_NOT) {
-        set_bool(out, !t);
+        sv_value_set_bool(out, !t);
         return 0;
     }
     /* || and && yield an operand, as in Ruby: ENV["X"] || 3 is 3 or the string */
@@ -282,7 +281,7 @@ static int int_arith(parser_t *P, const node_t *n, int64_t x, int64_t y, sv_valu
     }
     if (over)
         return sv_perr(P, n->line, "number too large");
-    set_int(out, r);
+    sv_value_set_int(out, r);
     return 0;
 }
 
@@ -295,7 +294,7 @@ static int arith(parser_t *P, const node_t *n, const sv_value_t *a, const sv_val
             memcpy(s, a->s, la);
             memcpy(s + la, b->s, lb + 1);
         }
-        return set_str(P, out, s);
+        return sv_value_set_str(P, out, s);
     }
     if (!is_num(a) || !is_num(b))
         return arith_fail(P, n, a, b);
@@ -309,7 +308,7 @@ static int arith(parser_t *P, const node_t *n, const sv_value_t *a, const sv_val
     case T_SLASH: r = x / y; break;
     default: r = fmod(x, y); break;
     }
-    set_float(out, r);
+    sv_value_set_float(out, r);
     return 0;
 }
 
@@ -319,14 +318,14 @@ static int eval_bin(parser_t *P, const node_t *n, sv_value_t *out)
     int cmp = 0;
     if (sv_eval(P, n->a, &a) == 0 && sv_eval(P, n->b, &b) == 0) {
         switch (n->op) {
-        case T_EQ: set_bool(out, sv_values_equal(&a, &b)); break;
-        case T_NE: set_bool(out, !sv_values_equal(&a, &b)); break;
+        case T_EQ: sv_value_set_bool(out, sv_values_equal(&a, &b)); break;
+        case T_NE: sv_value_set_bool(out, !sv_values_equal(&a, &b)); break;
         case T_LT:
         case T_LE:
         case T_GT:
         case T_GE:
             if (compare(P, n, &a, &b, &cmp) == 0)
-                set_bool(out, n->op == T_LT ? cmp < 0 : n->op == T_LE ? cmp <= 0 : n->op == T_GT ? cmp > 0 : cmp >= 0);
+                sv_value_set_bool(out, n->op == T_LT ? cmp < 0 : n->op == T_LE ? cmp <= 0 : n->op == T_GT ? cmp > 0 : cmp >= 0);
             break;
         default: arith(P, n, &a, &b, out); break;
         }
@@ -416,7 +415,7 @@ static int eval_interp(parser_t *P, const node_t *n, sv_value_t *out)
         sv_cfg_value_free(&v);
     }
     if (rc == 0)
-        rc = set_str(P, out, b.data);
+        rc = sv_value_set_str(P, out, b.data);
     else
         sv_buf_free(&b);
     return rc;

@@ -550,6 +550,20 @@ static int call_node(parser_t *P, const char *name, int line, node_t *recv, node
     return 0;
 }
 
+/* A variable (or a constant) read by name. */
+static int var_node(parser_t *P, const char *name, int line, node_t **out)
+{
+    node_t *n = sv_node_new(P, N_VAR, line);
+    if (!n)
+        return P->err;
+    if (!(n->name = strdup(name))) {
+        sv_node_free(n);
+        return sv_poom(P);
+    }
+    *out = n;
+    return 0;
+}
+
 /* Foo, Foo::Bar, Foo.bar(args), Foo::Bar.baz */
 static int parse_constant(parser_t *P, node_t **out)
 {
@@ -568,15 +582,7 @@ static int parse_constant(parser_t *P, node_t **out)
     if (P->tok.type == T_LPAREN && !P->tok.space) /* Integer(x), Float(x), String(x), Array(x) */
         return call_node(P, name, line, NULL, out);
     /* Foo.bar is a method on the constant: eval.c calls it as "Foo.bar" unless the file assigned Foo */
-    node_t *n = sv_node_new(P, N_VAR, line);
-    if (!n)
-        return P->err;
-    if (!(n->name = strdup(name))) {
-        sv_node_free(n);
-        return sv_poom(P);
-    }
-    *out = n;
-    return 0;
+    return var_node(P, name, line, out);
 }
 
 /* x = value inside an expression: `case n = Integer(...)`, `if (x = ENV["X"])`. */
@@ -648,15 +654,7 @@ static int parse_name(parser_t *P, node_t **out)
     sv_next(P);
     if (P->tok.type == T_LPAREN && !P->tok.space)
         return call_node(P, name, line, NULL, out);
-    node_t *n = sv_node_new(P, N_VAR, line);
-    if (!n)
-        return P->err;
-    if (!(n->name = strdup(name))) {
-        sv_node_free(n);
-        return sv_poom(P);
-    }
-    *out = n;
-    return 0;
+    return var_node(P, name, line, out);
 }
 
 static int parse_primary(parser_t *P, node_t **out)

@@ -158,6 +158,12 @@ bool sv_is_def(const parser_t *P, const char *name);
 bool sv_values_equal(const sv_value_t *a, const sv_value_t *b);
 /* Ruby's to_s as interpolation uses it (nil is ""); malloc'd, NULL when out of memory. */
 char *sv_to_text(const sv_value_t *v);
+/* Replace *v (freeing what it held) with a scalar. */
+void sv_value_set_int(sv_value_t *v, int64_t i);
+void sv_value_set_float(sv_value_t *v, double f);
+void sv_value_set_bool(sv_value_t *v, bool b);
+/* Takes ownership of s; NULL (out of memory) reports it and returns the error state. */
+int sv_value_set_str(parser_t *P, sv_value_t *v, char *s);
 
 /* ---- builtins.c ---- */
 /* A call: Integer(x), File.join(...), Etc.nprocessors, x.to_i, x.present?, ... */
