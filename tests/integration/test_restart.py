@@ -386,3 +386,23 @@ def test_a_restart_of_another_kind_waits_its_turn_then_runs(servers, testapp, po
     assert second["started_at"] >= first["finished_at"] - 0.002  # times cross the exec in whole ms
     assert s.count(r"hot-restart queued behind the running phased-restart") == 1
     wait_until(lambda: stats(s.cport)["booted_workers"] == 2, timeout=20, what="2 workers booted")
+
+
+def test_a_preflight_that_never_finishes_is_stopped_at_its_time_limit(servers, testapp, port, tmp_path):
+    """preload_app: the preflight inits the new release, which here takes 25 s. The
+    master keeps supervising and serving meanwhile, kills the check at its 20 s limit
+    (a timer: nothing else happens in the cluster), and the restart fails with the
+    old workers serving."""
+    s = boot(servers, testapp, port, workers=2, extra=("--preload",), cwd=str(tmp_path))
+    before = set(s.wait_workers(2))
+    (tmp_path / "BOOT_MS").write_text("25000\n")
+    with ClientLoop(port, threads=2) as loop:
+        loop.wait_requests(20)
+        op = control(s, "restart")
+        st = wait_op(s, op, timeout=40)
+        loop.wait_requests(20)
+    assert st["state"] == "failed", st
+    assert "did not finish in 20 s" in st["error"], st
+    loop.assert_clean(min_ok=40)
+    assert set(s.workers()) == before
+    assert s.count(r"serval starting") == 1  # no exec
