@@ -383,6 +383,13 @@ static void on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
     sv_mold_machine.boot_failure(m, h, reason); /* workers waiting for worker 0's mold */
 }
 
+/* The running operation's machine learns of an exit before the handle goes. */
+static void on_exited(sv_master_t *m, sv_whandle_t *h)
+{
+    if (m->ops.current && m->ops.current->id == m->started_op && machines[m->ops.current->kind]->exited)
+        machines[m->ops.current->kind]->exited(m, h);
+}
+
 static void on_booted(sv_master_t *m, sv_whandle_t *h, const char *msg)
 {
     if (h->pid <= 0)
@@ -537,13 +544,16 @@ static void reap(sv_master_t *m)
         sv_death_t cause = classify(h, status);
         m->deaths[cause]++;
         log_death(m, h, cause, status);
+        on_exited(m, h);
         remove_handle(m, h);
     }
     /* workers whose channel closed and that never had a pid, or that their deadline found gone */
     for (int i = m->nw - 1; i >= 0; i--) {
         sv_whandle_t *h = m->w[i];
-        if (h->exited || (h->chan < 0 && h->pid <= 0))
+        if (h->exited || (h->chan < 0 && h->pid <= 0)) {
+            on_exited(m, h);
             remove_handle(m, h);
+        }
     }
 }
 

@@ -173,8 +173,8 @@ struct sv_master {
     } refork;
     struct recycle_state {
         enum { RECYCLE_IDLE = 0, RECYCLE_REPLACING } state;
-        sv_whandle_t *old;   /* the worker being replaced (checked against old_pid before use) */
-        pid_t old_pid;
+        sv_whandle_t *old;   /* the worker being replaced; NULL once it exited (recycle_exited) */
+        pid_t old_pid;       /* checked at the start: it may be gone between the pick and the start */
     } recycle;
     /* fork_worker's mold: the ready one, and its state machine (molds.c) */
     sv_mold_handle_t mold;
@@ -227,8 +227,8 @@ double sv_replace_grace(const sv_master_t *m, const sv_whandle_t *h);
  * The master drives the running one: start once, step after every turn of
  * its loop (something happened: a message, a reap, a timer) until it
  * returns SUCCEEDED or FAILED (then the master ends the operation, with
- * m->op_error for a failure), and tells it of a worker that booted or
- * failed to boot. A machine never ends the operation itself, and waits on
+ * m->op_error for a failure), and tells it of a worker that booted,
+ * failed to boot, or exited. A machine never ends the operation itself, and waits on
  * events, never on the clock: a time limit is a timer of its own. The
  * mold's machine (molds.c) has the same interface and runs as long as the
  * master (with fork_worker): started by a refork, told of every boot and
@@ -241,6 +241,7 @@ typedef struct sv_machine {
     sv_step_t (*step)(sv_master_t *m);                                    /* optional for the mold */
     void (*booted)(sv_master_t *m, sv_whandle_t *h);                      /* optional */
     void (*boot_failure)(sv_master_t *m, sv_whandle_t *h, const char *reason); /* optional */
+    void (*exited)(sv_master_t *m, sv_whandle_t *h); /* optional: reaped or found gone; freed right after */
 } sv_machine_t;
 extern const sv_machine_t sv_hot_machine, sv_phased_machine, sv_refork_machine, sv_recycle_machine;
 extern const sv_machine_t sv_mold_machine;
