@@ -237,7 +237,6 @@ struct sv_server {
     pthread_mutex_t park_mu;
     int *parked;                     /* stack of thread indices, [0] = the standby */
     _Atomic int n_parked;
-    _Atomic int deep_standby;        /* standby sleeping without a timeout: index, -1 none */
     _Atomic int64_t last_takeover_ms; /* when the standby last took a role left free */
     pthread_mutex_t listen_mu;       /* registering or removing the listeners */
     _Atomic bool listening;          /* the listeners are in the epoll set */

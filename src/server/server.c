@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <linux/futex.h>
 #include <unistd.h>
@@ -75,7 +76,6 @@ sv_server_t *sv_server_new(const sv_server_opts_t *opts)
     pthread_mutex_init(&s->park_mu, NULL);
     pthread_mutex_init(&s->listen_mu, NULL);
     atomic_store(&s->poll_owner, -1);
-    atomic_store(&s->deep_standby, -1);
     atomic_store(&s->poll_released_by, -1);
     for (int i = 0; i < s->o.max_threads; i++)
         sv_deadline_thread_init(&s->threads[i]);
@@ -550,28 +550,32 @@ static int start_thread(sv_server_t *s);
  * role go, so the rest of the batch and new events never wait behind a call
  * that may be slow: when the average app time says slow, it promotes a
  * parked thread at once (leader/followers); when it says fast, it keeps
- * running alone, and the standby (the first parked thread, which looks every
- * STANDBY_NS while calls run) takes the role if it stays free TAKEOVER_NS.
- * A fast app so costs one thread's wake-ups whatever max_threads is.
+ * running alone and takes the role back after the call. If a call turns out
+ * slow, the standby (the first parked thread) takes the role once it has
+ * been free TAKEOVER_NS. The standby sleeps without a timeout: the main
+ * thread's tick (sv_server_tick, every 20 ms) wakes it when it finds the
+ * role free that long; only within STANDBY_ALERT_MS of a takeover (an app
+ * with slow calls among fast ones) does the standby look by itself, every
+ * STANDBY_ALERT_NS. A fast app so costs one thread's wake-ups whatever
+ * max_threads is: no thread but the poller wakes while requests flow.
  */
 #define PARK_WAITING 0
 #define PARK_PROMOTED 1 /* popped off the stack: go and take the poll role */
 #define PARK_KICKED 2   /* look again (the standby's duty changed) */
 /*
- * The standby looks every STANDBY_NS while calls run (each look is a
- * context switch: at 1 ms they cost a fast app ~10 % of its CPU, measured),
- * and again after TAKEOVER_NS once a look finds the role free: a call that
- * holds the only free thread is found within about 3.5 ms.
+ * Each look of the standby is a wake-up, and periodic wake-ups beside a
+ * busy poller are what made a fast app dearer at -t 5:5 than at 1:1: a look
+ * every 3 ms (333/s) doubled the poller's context switches per request
+ * (docs/architecture.md, "Why the standby sleeps"). So no look at all while
+ * the app is fast, and looks every STANDBY_ALERT_NS only for a while after
+ * a call did turn out slow.
  */
-#define STANDBY_NS 3000000
 #define TAKEOVER_NS 500000
 /* The same, when the thread inside the call is runnable (computing or preempted): see releaser_running. */
 #define TAKEOVER_RUNNING_NS 5000000
 /* Within this long of a takeover (an app with slow calls among fast ones) the standby looks every ms. */
 #define STANDBY_ALERT_MS 1000
 #define STANDBY_ALERT_NS 1000000
-/* The standby sleeps without a timeout after this many looks found no call running. */
-#define STANDBY_QUIET_LOOKS 10
 /* Nobody has polled for this long and nobody is parked: add a thread (see sv_server_tick). */
 #define STALL_MS 10
 
@@ -651,14 +655,16 @@ static bool is_standby(sv_server_t *s, sv_thread_t *t)
     return first;
 }
 
-/* A call runs without anybody polling: the standby must be watching. */
-static void kick_deep_standby(sv_server_t *s)
+/* The role has been free TAKEOVER_NS while a call runs: wake the standby to take it (main thread's tick). */
+static void watch_role(sv_server_t *s)
 {
-    if (atomic_load(&s->deep_standby) < 0)
+    if (atomic_load(&s->poll_owner) != -1 || atomic_load(&s->n_busy) == 0 || atomic_load(&s->n_parked) == 0 ||
+        sv_now_ns() - atomic_load_explicit(&s->poll_released_ns, memory_order_relaxed) < TAKEOVER_NS)
         return;
-    int idx = atomic_exchange(&s->deep_standby, -1);
-    if (idx >= 0)
-        kick(&s->threads[idx]);
+    pthread_mutex_lock(&s->park_mu);
+    if (atomic_load(&s->n_parked) > 0)
+        kick(&s->threads[s->parked[0]]);
+    pthread_mutex_unlock(&s->park_mu);
 }
 
 static void release_poll_role(sv_server_t *s, sv_thread_t *t, int64_t now_ns)
@@ -666,7 +672,7 @@ static void release_poll_role(sv_server_t *s, sv_thread_t *t, int64_t now_ns)
     t->poller = false;
     atomic_store_explicit(&s->poll_released_by, t->index, memory_order_relaxed);
     atomic_store_explicit(&s->poll_released_ns, now_ns, memory_order_relaxed);
-    atomic_store(&s->poll_owner, -1); /* seq_cst: against the standby going deep */
+    atomic_store(&s->poll_owner, -1);
 }
 
 void sv_server_app_enter(sv_server_t *s, sv_thread_t *t, sv_conn_t *c)
@@ -680,10 +686,8 @@ void sv_server_app_enter(sv_server_t *s, sv_thread_t *t, sv_conn_t *c)
     if (t->poller) {
         /* never hold the batch and the epoll set while inside a call that may be slow */
         release_poll_role(s, t, now);
-        if (!slow) {
-            kick_deep_standby(s);
-            return;
-        }
+        if (!slow)
+            return; /* taken back after the call; the standby covers a call that turns out slow */
         if (promote_one(s))
             return;
     }
@@ -792,33 +796,16 @@ static bool releaser_running(sv_server_t *s)
     return p && p[1] == ' ' && p[2] == 'R';
 }
 
-/* The standby's look: should it take the poll role, and may it sleep without a timeout? */
-static bool standby_takes_over(sv_server_t *s, int *quiet_looks, bool *role_free)
+/* The standby's look: should it take the poll role? role_free: look again soon. */
+static bool standby_takes_over(sv_server_t *s, bool *role_free)
 {
     *role_free = atomic_load(&s->poll_owner) == -1;
-    if (*role_free) {
-        *quiet_looks = 0;
-        int64_t free_ns = sv_now_ns() - atomic_load_explicit(&s->poll_released_ns, memory_order_relaxed);
-        if (free_ns < TAKEOVER_NS)
-            return false;
-        return free_ns >= TAKEOVER_RUNNING_NS || !releaser_running(s);
-    }
-    if (atomic_load(&s->n_busy) > 0)
-        *quiet_looks = 0;
-    else
-        (*quiet_looks)++;
-    return false;
-}
-
-/* Deep sleep only while someone polls; whoever lets the role go kicks us (kick_deep_standby). */
-static bool go_deep(sv_server_t *s, sv_thread_t *t)
-{
-    atomic_store(&s->deep_standby, t->index);
-    if (atomic_load(&s->poll_owner) != -1)
-        return true;
-    int me = t->index;
-    atomic_compare_exchange_strong(&s->deep_standby, &me, -1);
-    return false;
+    if (!*role_free)
+        return false;
+    int64_t free_ns = sv_now_ns() - atomic_load_explicit(&s->poll_released_ns, memory_order_relaxed);
+    if (free_ns < TAKEOVER_NS)
+        return false;
+    return free_ns >= TAKEOVER_RUNNING_NS || !releaser_running(s);
 }
 
 enum { PARK_GO, PARK_TRIM };
@@ -836,7 +823,6 @@ static int park(sv_server_t *s, sv_thread_t *t, int64_t idle_since)
     atomic_store(&s->n_parked, n + 1);
     pthread_mutex_unlock(&s->park_mu);
     int floor = s->o.min_threads > 1 ? s->o.min_threads : 1;
-    int quiet_looks = 0;
     bool role_free = false;
     for (bool first = true;; first = false) {
         /*
@@ -855,25 +841,28 @@ static int park(sv_server_t *s, sv_thread_t *t, int64_t idle_since)
             pthread_mutex_unlock(&s->park_mu);
             return PARK_GO;
         }
+        /*
+         * The standby looks by itself only while the role is free (again
+         * after TAKEOVER_NS) or soon after a takeover; otherwise the tick's
+         * watch_role wakes it. Any thread above the floor looks once a
+         * second whether to trim itself.
+         */
         bool standby = is_standby(s, t);
-        bool deep = standby && quiet_looks >= STANDBY_QUIET_LOOKS && go_deep(s, t);
         bool alert = sv_now_ms() - atomic_load_explicit(&s->last_takeover_ms, memory_order_relaxed) < STANDBY_ALERT_MS;
-        int64_t look = alert ? STANDBY_ALERT_NS : STANDBY_NS;
-        int64_t timeout = standby && !deep ? (role_free ? TAKEOVER_NS : look) : atomic_load(&s->n_threads) > floor ? 1000000000 : -1;
+        int64_t timeout = atomic_load(&s->n_threads) > floor ? 1000000000 : -1;
+        if (standby && role_free)
+            timeout = TAKEOVER_NS;
+        else if (standby && alert)
+            timeout = STANDBY_ALERT_NS;
         atomic_store(&t->active, 0);
         futex_wait(&t->wake, PARK_WAITING, timeout);
         atomic_store(&t->active, 1);
-        if (deep) {
-            int me = t->index;
-            atomic_compare_exchange_strong(&s->deep_standby, &me, -1);
-            quiet_looks = 0;
-        }
         if (atomic_load(&s->paused))
             gate_wait(s, t);
         int w = PARK_KICKED;
         if (!atomic_compare_exchange_strong(&t->wake, &w, PARK_WAITING) && w == PARK_PROMOTED)
             return PARK_GO;
-        bool leave = atomic_load(&s->stop) || (standby && standby_takes_over(s, &quiet_looks, &role_free));
+        bool leave = atomic_load(&s->stop) || (standby && standby_takes_over(s, &role_free));
         bool trim = !leave && should_trim(s, t, idle_since);
         if (!leave && !trim)
             continue;
@@ -896,6 +885,12 @@ static void *thread_main(void *arg)
     sv_thread_t *t = arg;
     sv_server_t *s = t->srv;
     atomic_store(&t->os_tid, (int)syscall(SYS_gettid));
+    /*
+     * No timer slack: a timed wait of the app (a sleep, a poll with a
+     * timeout) ends when it asked, not up to 50 us later (the default). For
+     * an app that waits 10 ms per request that is 0.5 % of its capacity.
+     */
+    prctl(PR_SET_TIMERSLACK, 1UL);
     sv_bt_thread_attach(&t->bt);
     int64_t idle_since = sv_now_ms();
     t->next_trim_check_ms = idle_since + 1000;
@@ -1109,6 +1104,8 @@ static bool stalled(sv_server_t *s)
 
 void sv_server_tick(sv_server_t *s, int64_t now_ms)
 {
+    if (s->started)
+        watch_role(s);
     reap_exited(s);
     sv_deadline_tick(s, now_ms);
     if (s->started && !atomic_load(&s->paused) && (all_stuck(s) || stalled(s)))

@@ -14,9 +14,10 @@
  * So any free thread takes any ready request, at most max_threads app calls
  * run at once, and a request costs no thread hand-off.
  *
- * The main thread never serves: it calls sv_server_tick every ~100 ms to
- * enforce client timeouts and drain, and uses the other calls to stop,
- * quiesce for a fork, and read stats.
+ * The main thread never serves: it calls sv_server_tick every ~20 ms to
+ * enforce client timeouts (a sweep every ~100 ms) and drain, and to wake the
+ * standby when an app call holds the poll role (server.c), and uses the
+ * other calls to stop, quiesce for a fork, and read stats.
  */
 #ifndef SV_SERVER_SERVER_H
 #define SV_SERVER_SERVER_H
@@ -89,7 +90,7 @@ typedef struct sv_server_stats {
 sv_server_t *sv_server_new(const sv_server_opts_t *opts);
 /* Create the epoll set, register listeners, start min(1..) threads. */
 int sv_server_start(sv_server_t *s);
-/* Timeouts and drain; call from the main thread about every 100 ms. */
+/* Timeouts, drain, the standby's watch; call from the main thread about every 20 ms. */
 void sv_server_tick(sv_server_t *s, int64_t now_ms);
 /*
  * Stop taking new connections: take the listeners out of the epoll set,
