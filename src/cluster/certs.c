@@ -50,6 +50,12 @@ void sv_certs_reload_if_tls(sv_runtime_t *rt, const char *trigger)
         sv_certs_reload(rt, trigger, NULL);
 }
 
+bool sv_certs_any(const sv_runtime_t *rt)
+{
+    sv_tls_t *tls[MAX_TLS];
+    return listeners(rt, tls) > 0;
+}
+
 void sv_certs_tick(int64_t now_ms)
 {
     sv_tls_tick(now_ms);

@@ -20,7 +20,9 @@
 int sv_certs_reload(sv_runtime_t *rt, const char *trigger, sv_buf_t *out);
 /* The same, quietly nothing without an ssl:// listener (a phased restart). */
 void sv_certs_reload_if_tls(sv_runtime_t *rt, const char *trigger);
-/* Ticket key rotation on schedule: call from the master / single loop. */
+/* Any ssl:// listener at all (else no key rotation to run). */
+bool sv_certs_any(const sv_runtime_t *rt);
+/* Ticket key rotation on schedule: runtime's timer (sv_rt_timers_start) calls it every second. */
 void sv_certs_tick(int64_t now_ms);
 /* The "tls" key of /stats (nothing without an ssl:// listener). */
 void sv_certs_stats(const sv_runtime_t *rt, sv_json_t *w);

@@ -21,7 +21,7 @@
  *                                  /operation.
  * If the preflight rejects the release or the exec itself fails, FAILED in
  * the old image, which goes on as before. Owns the worker and master
- * records of SERVAL_INHERIT (hot_restart.c writes the common ones).
+ * records of SERVAL_INHERIT (through handover.h, which owns the variable).
  */
 #include <errno.h>
 #include <signal.h>
@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/handover.h"
 #include "cluster/hot_restart.h"
 #include "cluster/master_internal.h"
 #include "core/log.h"
@@ -54,8 +55,7 @@ static void worker_records(sv_master_t *m, sv_buf_t *env, int *keep, int *nkeep)
         sv_msg_put_int(rec, sizeof(rec), "started", (int64_t)h->started_wall);
         sv_msg_put_int(rec, sizeof(rec), "stopping", h->stopping);
         sv_msg_put_int(rec, sizeof(rec), "requests", (int64_t)h->st.requests_count);
-        sv_buf_puts(env, rec);
-        sv_buf_putc(env, ';');
+        sv_handover_add(env, rec);
         keep[(*nkeep)++] = h->chan;
     }
     char rec[300];
@@ -64,8 +64,7 @@ static void worker_records(sv_master_t *m, sv_buf_t *env, int *keep, int *nkeep)
     for (int c = 0; c < SV_DEATH_CAUSES; c++)
         sv_msg_put_int(rec, sizeof(rec), keys[c], (int64_t)m->deaths[c]);
     sv_msg_put_int(rec, sizeof(rec), "spawned", (int64_t)m->spawned_total);
-    sv_buf_puts(env, rec);
-    sv_buf_putc(env, ';');
+    sv_handover_add(env, rec);
 }
 
 /* -> FAILED; the next step reports it. */
@@ -92,7 +91,7 @@ static void exec_new_image(sv_master_t *m)
         fail(m, "out of memory");
         return;
     }
-    sv_hot_restart_common_records(rt, m->control, &m->ops, &env);
+    sv_handover_common_records(rt, m->control, &m->ops, &env);
     for (int i = 0; i < rt->n_listeners; i++)
         if (rt->listeners[i].fd >= 0)
             keep[nkeep++] = rt->listeners[i].fd;
@@ -104,6 +103,14 @@ static void exec_new_image(sv_master_t *m)
     free(keep);
     snprintf(err, sizeof(err), "cannot execute %.300s: %s", rt->exe, strerror(-rc));
     fail(m, err);
+}
+
+/* The preflight's time limit: the step after this turn kills it and fails. */
+static void on_preflight_timeout(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    sv_master_t *m = arg;
+    (void)loop, (void)t;
+    m->hot.preflight_expired = true;
 }
 
 static void hot_start(sv_master_t *m)
@@ -123,7 +130,9 @@ static void hot_start(sv_master_t *m)
         return;
     }
     m->hot.preflight_pid = pid;
-    m->hot.preflight_ms = sv_now_ms();
+    m->hot.preflight_expired = false;
+    sv_timer_init(&m->hot.preflight_timer, on_preflight_timeout, m);
+    sv_loop_timer_start(m->loop, &m->hot.preflight_timer, SV_PREFLIGHT_TIMEOUT_MS, 0);
     m->hot.state = HOT_PREFLIGHT;
 }
 
@@ -150,6 +159,7 @@ static void adopt_worker(sv_master_t *m, const char *rec, bool supersede)
         h->stopping = true;
         h->stop_ms = sv_now_ms();
     }
+    sv_master_rearm(m, h); /* a check-in (or stop) deadline, not a boot one */
 }
 
 void sv_hot_cluster_adopt(sv_master_t *m)
@@ -159,13 +169,13 @@ void sv_hot_cluster_adopt(sv_master_t *m)
         m->started_op = m->ops.current->id;
     int n = 0;
     char *rec;
-    while ((rec = sv_rt_take_handover_next(m->rt, "worker")) != NULL) {
+    while ((rec = sv_handover_take_next(m->rt, "worker")) != NULL) {
         adopt_worker(m, rec, running);
         free(rec);
         n++;
     }
     char *mrec = NULL;
-    if (sv_rt_take_handover(m->rt, "master", &mrec, 1) == 1) {
+    if (sv_handover_take(m->rt, "master", &mrec, 1) == 1) {
         static const char *const keys[SV_DEATH_CAUSES] = {"d_stopped", "d_crash", "d_boot", "d_timeout", "d_lost"};
         for (int c = 0; c < SV_DEATH_CAUSES; c++)
             m->deaths[c] = (unsigned long)sv_msg_int(mrec, keys[c], 0);
@@ -183,11 +193,12 @@ void sv_hot_cluster_adopt(sv_master_t *m)
 static void preflight_step(sv_master_t *m)
 {
     char err[600];
-    int rc = sv_hot_restart_preflight_poll(m->hot.preflight_pid, m->hot.preflight_fd, m->hot.preflight_ms,
+    int rc = sv_hot_restart_preflight_poll(m->hot.preflight_pid, m->hot.preflight_fd, m->hot.preflight_expired,
                                            m->hot.preflight_reaped ? &m->hot.preflight_status : NULL, err,
                                            sizeof(err));
     if (rc == 0)
         return;
+    sv_loop_timer_stop(m->loop, &m->hot.preflight_timer);
     m->hot.preflight_pid = 0;
     m->hot.preflight_reaped = false;
     if (rc < 0)
@@ -202,11 +213,10 @@ static void preflight_step(sv_master_t *m)
  * new image:  ADOPTING --every new worker booted--> the old ones stop: SUCCEEDED
  *             ADOPTING --a new worker cannot boot--> FAILED (old ones serve on)
  */
-static sv_step_t hot_step(sv_master_t *m, int64_t now_ms)
+static sv_step_t hot_step(sv_master_t *m)
 {
-    (void)now_ms;
     switch (m->hot.state) {
-    case HOT_PREFLIGHT: preflight_step(m); return m->hot.state == HOT_FAILED ? hot_step(m, now_ms) : SV_STEP_RUNNING;
+    case HOT_PREFLIGHT: preflight_step(m); return m->hot.state == HOT_FAILED ? hot_step(m) : SV_STEP_RUNNING;
     case HOT_FAILED: m->hot.state = HOT_IDLE; return SV_STEP_FAILED;
     case HOT_IDLE: return SV_STEP_FAILED; /* nothing runs: an exec that never happened */
     case HOT_ADOPTING: break;

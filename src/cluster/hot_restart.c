@@ -1,10 +1,12 @@
 /*
  * hot_restart.c: the exec of a hot restart, shared by single mode and the
- * cluster: the preflight (`serval --check` of the new release), the common
- * SERVAL_INHERIT records (listeners, control, operations log), the memfd for a
- * large handover, and the exec itself with the handled signals held.
+ * cluster: the preflight (`serval --check` of the new release), and the
+ * exec itself (the kept fds' CLOEXEC cleared, SERVAL_INHERIT from
+ * handover.c, the handled signals held); single mode's whole exec.
  */
 #include "cluster/hot_restart.h"
+
+#include "cluster/handover.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,10 +26,6 @@
 #include "os/fd.h"
 #include "os/sig.h"
 #include "tls/tls.h"
-
-#define PREFLIGHT_TIMEOUT_MS 20000
-/* MAX_ARG_STRLEN is 128 KiB for one "NAME=value" string; keep well below it */
-#define HANDOVER_ENV_MAX (96 * 1024)
 
 /* The startup environment plus one extra "NAME=value" (copied; may be NULL). */
 static char **build_env(const sv_runtime_t *rt, const char *extra)
@@ -115,17 +113,16 @@ pid_t sv_hot_restart_preflight_start(const sv_runtime_t *rt, bool with_init, int
     return pid;
 }
 
-int sv_hot_restart_preflight_poll(pid_t pid, int err_fd, int64_t started_ms, const int *reaped, char *err,
-                                  size_t errlen)
+int sv_hot_restart_preflight_poll(pid_t pid, int err_fd, bool expired, const int *reaped, char *err, size_t errlen)
 {
     int status = reaped ? *reaped : 0;
     pid_t r = reaped ? pid : waitpid(pid, &status, WNOHANG);
-    if (r == 0 && sv_now_ms() - started_ms < PREFLIGHT_TIMEOUT_MS)
+    if (r == 0 && !expired)
         return 0;
     if (r == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
-        snprintf(err, errlen, "serval --check did not finish in %d s", PREFLIGHT_TIMEOUT_MS / 1000);
+        snprintf(err, errlen, "serval --check did not finish in %d s", SV_PREFLIGHT_TIMEOUT_MS / 1000);
         close(err_fd);
         return SV_ECONFIG;
     }
@@ -148,50 +145,10 @@ int sv_hot_restart_preflight(const sv_runtime_t *rt, bool with_init, char *err, 
     }
     int64_t t0 = sv_now_ms();
     int rc;
-    while ((rc = sv_hot_restart_preflight_poll(pid, fd, t0, NULL, err, errlen)) == 0)
+    while ((rc = sv_hot_restart_preflight_poll(pid, fd, sv_now_ms() - t0 >= SV_PREFLIGHT_TIMEOUT_MS, NULL, err,
+                                               errlen)) == 0)
         sv_sleep_ms(5);
     return rc > 0 ? 0 : rc;
-}
-
-static void add(sv_buf_t *env, const char *rec)
-{
-    sv_buf_puts(env, rec);
-    sv_buf_putc(env, ';');
-}
-
-void sv_hot_restart_common_records(const sv_runtime_t *rt, const sv_control_t *control, const sv_oplog_t *ops,
-                                   sv_buf_t *env)
-{
-    char rec[1200];
-    for (int i = 0; i < rt->n_listeners; i++) {
-        const sv_listener_t *l = &rt->listeners[i];
-        if (l->fd < 0)
-            continue;
-        snprintf(rec, sizeof(rec), "listener");
-        sv_msg_put_int(rec, sizeof(rec), "fd", l->fd);
-        sv_msg_put(rec, sizeof(rec), "uri", l->uri);
-        sv_msg_put_int(rec, sizeof(rec), "created", l->created_path);
-        if (l->activated) /* systemd's: the new image keeps it without a bind naming it (cluster/activate.h) */
-            sv_msg_put_int(rec, sizeof(rec), "activated", 1);
-        add(env, rec);
-    }
-    if (control) {
-        snprintf(rec, sizeof(rec), "control");
-        sv_msg_put_int(rec, sizeof(rec), "fd", sv_control_fd(control));
-        sv_msg_put(rec, sizeof(rec), "uri", rt->cfg.control_url ? rt->cfg.control_url : "");
-        sv_msg_put_int(rec, sizeof(rec), "created", sv_control_created_path(control));
-        sv_msg_put(rec, sizeof(rec), "token", rt->control_token);
-        add(env, rec);
-    }
-    if (sv_tls_shared_fd() >= 0) {
-        /* TLS ticket keys and counters: the new image shares them with the workers it keeps */
-        snprintf(rec, sizeof(rec), "tls");
-        sv_msg_put_int(rec, sizeof(rec), "fd", sv_tls_shared_fd());
-        add(env, rec);
-    }
-    char opsbuf[SV_OPLOG_SIZE * 700];
-    sv_oplog_handover(ops, opsbuf, sizeof(opsbuf));
-    sv_buf_puts(env, opsbuf);
 }
 
 int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_fds, int n_keep)
@@ -202,20 +159,14 @@ int sv_hot_restart_exec(sv_runtime_t *rt, const sv_buf_t *env, const int *keep_f
         sv_fd_cloexec(sv_tls_shared_fd(), false);
     sv_buf_t assignment = SV_BUF_INIT;
     int memfd = -1;
-    if (env->len > HANDOVER_ENV_MAX) {
-        /* past what one environment string may hold: the records ride in a memfd the exec keeps */
-        memfd = memfd_create("serval-inherit", 0);
-        if (memfd >= 0 && sv_fd_write_all(memfd, env->data, env->len) < 0)
-            sv_fd_close(&memfd);
-        if (memfd < 0) {
-            int rc = SV_ERRNO();
-            for (int i = 0; i < n_keep; i++)
-                sv_fd_cloexec(keep_fds[i], true);
-            return rc < 0 ? rc : -ENOMEM;
-        }
-        sv_buf_printf(&assignment, "%s=@%d", SV_HANDOVER_ENV, memfd);
-    } else {
-        sv_buf_printf(&assignment, "%s=%s", SV_HANDOVER_ENV, env->data ? env->data : "");
+    int arc = sv_handover_assignment(env, &assignment, &memfd);
+    if (arc < 0) {
+        sv_buf_free(&assignment);
+        for (int i = 0; i < n_keep; i++)
+            sv_fd_cloexec(keep_fds[i], true);
+        if (sv_tls_shared_fd() >= 0)
+            sv_fd_cloexec(sv_tls_shared_fd(), true);
+        return arc;
     }
     char **envp = build_env(rt, assignment.data);
     sv_buf_free(&assignment);
@@ -248,7 +199,7 @@ void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplo
     }
     sv_control_settle(control, SV_CONTROL_SETTLE_MS);
     sv_buf_t env = SV_BUF_INIT;
-    sv_hot_restart_common_records(rt, control, ops, &env);
+    sv_handover_common_records(rt, control, ops, &env);
     int keep[SV_CONFIG_MAX_BINDS + 1];
     int n = 0;
     for (int i = 0; i < rt->n_listeners; i++)
@@ -263,15 +214,4 @@ void sv_hot_restart_exec_single(sv_runtime_t *rt, sv_control_t *control, sv_oplo
     /* the app was finalised for the exec; bring it back */
     if (app_quiet)
         sv_app_init(&rt->app, err, sizeof(err));
-}
-
-void sv_hot_restart_adopt_ops(sv_runtime_t *rt, sv_oplog_t *ops)
-{
-    char *recs[SV_OPLOG_SIZE + 1];
-    int n = sv_rt_take_handover(rt, "op", recs, SV_OPLOG_SIZE + 1);
-    n += sv_rt_take_handover(rt, "opcount", recs + n, 1);
-    for (int i = 0; i < n; i++) {
-        sv_oplog_adopt(ops, recs[i]);
-        free(recs[i]);
-    }
 }

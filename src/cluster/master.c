@@ -1,11 +1,13 @@
 /*
  * master.c: the cluster master. Owns the worker table (sv_whandle_t, one
- * per worker process and its channel), the operation log's driving, and the
- * one place a command becomes an action (sv_master_act). Binds nothing
- * itself (runtime did), runs no app code unless preloading, forks and
- * supervises workers. Each turn of its event loop (signals, worker
- * channels, control clients and their timers): reap, step the mold's and
- * the running operation's machines, cull, respawn, enforce timeouts.
+ * per worker process and its channel, with its deadline timer), the
+ * operation log's driving, and the one place a command becomes an action
+ * (sv_master_act). Binds nothing itself (runtime did), runs no app code
+ * unless preloading, forks and supervises workers. Its event loop sleeps
+ * until something happens (a signal, a worker's message or EOF, a control
+ * client) or a timer is due (a worker's boot, check-in or stop deadline,
+ * the respawn back-off, periodic samples); after each turn it reacts:
+ * reap, recycle, step the running operation's machine, cull, respawn.
  */
 #include "cluster/master.h"
 
@@ -23,7 +25,7 @@
 #include <unistd.h>
 
 #include "cluster/certs.h"
-#include "cluster/hot_restart.h"
+#include "cluster/handover.h"
 #include "cluster/master_internal.h"
 #include "cluster/state.h"
 #include "cluster/worker.h"
@@ -35,11 +37,17 @@
 #include "os/notify.h"
 #include "os/sig.h"
 
-#define MASTER_TICK_MS 100
 #define RESPAWN_BACKOFF_MAX_MS 30000
+/* A worker whose channel closed but that was not reaped: looked for with kill(pid, 0) this often. */
 #define LOST_CHILD_GRACE_MS 2000
+/* A fork or socketpair failed: the respawn loop tries again this much later. */
+#define SPAWN_RETRY_MS 100
+#define MEM_SAMPLE_MS 2000
+#define STATUS_EVERY_MS 1000
 
 /* ---- worker table ---------------------------------------------------------- */
+
+static void on_deadline(sv_loop_t *loop, sv_timer_t *t, void *arg);
 
 static sv_whandle_t *add_handle(sv_master_t *m, int index)
 {
@@ -54,11 +62,13 @@ static sv_whandle_t *add_handle(sv_master_t *m, int index)
     sv_whandle_t *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
+    h->master = m;
     h->index = index;
     h->chan = -1;
     h->child_fd = -1;
     h->phase = m->phase;
     h->spawned_ms = h->checkin_ms = sv_now_ms();
+    sv_timer_init(&h->deadline, on_deadline, h);
     h->seq = ++m->handle_seq;
     h->started_wall = h->checkin_wall = time(NULL);
     /* the table stays ordered by index (old before new within an index) */
@@ -68,6 +78,7 @@ static sv_whandle_t *add_handle(sv_master_t *m, int index)
     memmove(&m->w[pos + 1], &m->w[pos], (size_t)(m->nw - pos) * sizeof(sv_whandle_t *));
     m->w[pos] = h;
     m->nw++;
+    sv_master_rearm(m, h); /* the boot deadline */
     return h;
 }
 
@@ -93,6 +104,7 @@ static void remove_handle(sv_master_t *m, sv_whandle_t *h)
         m->nw--;
         break;
     }
+    sv_loop_timer_stop(m->loop, &h->deadline);
     if (h->chan >= 0) {
         sv_loop_unwatch(m->loop, h->chan);
         close(h->chan);
@@ -206,17 +218,28 @@ bool sv_master_fork_handle(sv_master_t *m, sv_whandle_t *h, int child_fd)
     return true;
 }
 
+/* Wake the loop by then for the respawn loop (a back-off's end, a retry): the earliest asked for wins. */
+static void respawn_by(sv_master_t *m, int64_t after_ms)
+{
+    sv_timer_t *t = &m->respawn_timer;
+    if (sv_timer_armed(t) && t->at_ms <= sv_now_ns() / 1000000 + after_ms)
+        return;
+    sv_loop_timer_start(m->loop, t, after_ms, 0);
+}
+
 sv_whandle_t *sv_master_spawn(sv_master_t *m, int index, const char *why)
 {
     int fds[2];
     if (sv_chan_pair(fds) < 0) {
         sv_log_error("! cannot create a worker channel: %s", strerror(errno));
+        respawn_by(m, SPAWN_RETRY_MS);
         return NULL;
     }
     sv_whandle_t *h = add_handle(m, index);
     if (!h) {
         close(fds[0]);
         close(fds[1]);
+        respawn_by(m, SPAWN_RETRY_MS);
         return NULL;
     }
     h->chan = fds[0];
@@ -232,6 +255,7 @@ sv_whandle_t *sv_master_spawn(sv_master_t *m, int index, const char *why)
         return h;
     if (!sv_master_fork_handle(m, h, fds[1])) {
         remove_handle(m, h);
+        respawn_by(m, SPAWN_RETRY_MS);
         return NULL;
     }
     return h;
@@ -249,15 +273,18 @@ sv_whandle_t *sv_master_adopt_handle(sv_master_t *m, int index, pid_t pid, int c
     return h;
 }
 
-/* Spawn at the smallest free index until the target is met. */
-static void ensure_workers(sv_master_t *m, int64_t now)
+/* Spawn at the smallest free index until the target is met (an index in back-off: when it ends). */
+static void ensure_workers(sv_master_t *m)
 {
+    int64_t now = sv_now_ms();
     while (sv_master_active_count(m) < m->target) {
         int index = 0;
         while (index < SV_MAX_INDEX - 1 && sv_master_find_index(m, index, false))
             index++;
-        if (now < m->respawn_at[index])
+        if (now < m->respawn_at[index]) {
+            respawn_by(m, m->respawn_at[index] - now);
             return;
+        }
         if (!sv_master_spawn(m, index, "missing"))
             return;
     }
@@ -303,6 +330,7 @@ void sv_master_stop_worker(sv_master_t *m, sv_whandle_t *h, const char *reason)
         sv_master_kill_worker(m, h, SV_DEATH_STOPPED);
         return;
     }
+    sv_master_rearm(m, h); /* the stop deadline */
     if (h->chan < 0 || sv_chan_send(h->chan, sv_proto_name(SV_PROTO_STOP), -1, 0) < 0) {
         if (h->pid > 0)
             kill(h->pid, SIGTERM);
@@ -311,7 +339,6 @@ void sv_master_stop_worker(sv_master_t *m, sv_whandle_t *h, const char *reason)
 
 void sv_master_kill_worker(sv_master_t *m, sv_whandle_t *h, sv_death_t cause)
 {
-    (void)m;
     if (!h->kill_sent)
         h->kill_cause = cause;
     h->kill_sent = true;
@@ -333,6 +360,7 @@ void sv_master_kill_worker(sv_master_t *m, sv_whandle_t *h, sv_death_t cause)
         h->chan = -1;
         h->exited = true;
     }
+    sv_master_rearm(m, h); /* no deadline left but the look for a lost child */
 }
 
 void sv_master_fire_booted(sv_master_t *m)
@@ -355,6 +383,13 @@ static void on_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
     sv_mold_machine.boot_failure(m, h, reason); /* workers waiting for worker 0's mold */
 }
 
+/* The running operation's machine learns of an exit before the handle goes. */
+static void on_exited(sv_master_t *m, sv_whandle_t *h)
+{
+    if (m->ops.current && m->ops.current->id == m->started_op && machines[m->ops.current->kind]->exited)
+        machines[m->ops.current->kind]->exited(m, h);
+}
+
 static void on_booted(sv_master_t *m, sv_whandle_t *h, const char *msg)
 {
     if (h->pid <= 0)
@@ -367,6 +402,7 @@ static void on_booted(sv_master_t *m, sv_whandle_t *h, const char *msg)
     sv_log("- Worker %d (PID: %d) booted in %.2fs, phase: %u", h->index, (int)h->pid, secs, h->phase);
     if (h->stopping) /* told to stop while it booted */
         sv_chan_send(h->chan, sv_proto_name(SV_PROTO_STOP), -1, 0);
+    sv_master_rearm(m, h); /* the check-in deadline */
     if (m->ops.current && m->ops.current->id == m->started_op && machines[m->ops.current->kind]->booted)
         machines[m->ops.current->kind]->booted(m, h);
     sv_mold_machine.booted(m, h); /* a new worker 0: molds come from it */
@@ -379,6 +415,7 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
         sv_master_parse_ping(h, msg);
         h->checkin_ms = sv_now_ms();
         h->checkin_wall = time(NULL);
+        sv_master_rearm(m, h);
         sv_refork_check_auto(m, h);
         break;
     case SV_PROTO_HELLO:
@@ -395,6 +432,7 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
         h->stopping = true;
         h->stop_ms = sv_now_ms();
         snprintf(h->stop_reason, sizeof(h->stop_reason), "boot failed");
+        sv_master_rearm(m, h);
         on_boot_failure(m, h, reason);
         break;
     }
@@ -403,6 +441,7 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
             h->stopping = true;
             h->stop_ms = sv_now_ms();
             snprintf(h->stop_reason, sizeof(h->stop_reason), "external TERM");
+            sv_master_rearm(m, h);
         }
         break;
     case SV_PROTO_APP_TIMEOUT: sv_replace_on_app_timeout(m, h, msg); break;
@@ -433,6 +472,7 @@ static void on_chan(sv_loop_t *loop, int fd, short revents, void *arg)
             close(fd);
             h->chan = -1;
             h->chan_closed_ms = sv_now_ms();
+            sv_master_rearm(m, h); /* if no reap comes, look for it in LOST_CHILD_GRACE_MS */
             return;
         }
         on_message(m, h, msg);
@@ -504,45 +544,99 @@ static void reap(sv_master_t *m)
         sv_death_t cause = classify(h, status);
         m->deaths[cause]++;
         log_death(m, h, cause, status);
+        on_exited(m, h);
         remove_handle(m, h);
     }
-    /* workers whose channel closed and that are not our children (any more) */
-    int64_t now = sv_now_ms();
+    /* workers whose channel closed and that never had a pid, or that their deadline found gone */
     for (int i = m->nw - 1; i >= 0; i--) {
         sv_whandle_t *h = m->w[i];
-        bool gone = h->exited || (h->chan < 0 && h->pid <= 0);
-        if (!gone && h->chan < 0 && now - h->chan_closed_ms > LOST_CHILD_GRACE_MS && !sv_proc_alive(h->pid)) {
-            m->deaths[SV_DEATH_LOST]++;
-            gone = true;
-        }
-        if (gone)
+        if (h->exited || (h->chan < 0 && h->pid <= 0)) {
+            on_exited(m, h);
             remove_handle(m, h);
+        }
     }
 }
 
-/* ---- timeouts ---------------------------------------------------------------- */
+/* ---- deadlines: one timer per worker ------------------------------------------- */
 
-static void enforce_timeouts(sv_master_t *m, int64_t now)
+/*
+ * The worker's next deadline, 0 for none: stop (stopping), boot (not
+ * booted), check-in (serving), each ending in SIGKILL; and, once its
+ * channel closed without a reap, a look whether it is gone at all (a
+ * worker that is not our child any more).
+ */
+static int64_t deadline_of(const sv_master_t *m, const sv_whandle_t *h)
 {
     const sv_config_t *c = &m->rt->cfg;
-    for (int i = 0; i < m->nw; i++) {
-        sv_whandle_t *h = m->w[i];
-        if (h->kill_sent)
-            continue;
-        if (h->stopping && now - h->stop_ms > (int64_t)(sv_replace_grace(m, h) * 1000)) {
-            sv_log_error("! Worker %d (PID: %d) did not stop within %g seconds, killing it", h->index, (int)h->pid,
-                         sv_replace_grace(m, h));
-            sv_master_kill_worker(m, h, SV_DEATH_TIMEOUT);
-        } else if (!h->booted && !h->stopping && now - h->spawned_ms > (int64_t)(c->worker_boot_timeout * 1000)) {
-            sv_log_error("! Terminating timed out worker (Worker %d failed to boot within %g seconds): %d", h->index,
-                         c->worker_boot_timeout, (int)h->pid);
-            sv_master_kill_worker(m, h, SV_DEATH_BOOT);
-            on_boot_failure(m, h, "boot timeout");
-        } else if (h->booted && !h->stopping && now - h->checkin_ms > (int64_t)(c->worker_timeout * 1000)) {
-            sv_log_error("! Terminating timed out worker (Worker %d failed to check in within %g seconds): %d",
-                         h->index, c->worker_timeout, (int)h->pid);
-            sv_master_kill_worker(m, h, SV_DEATH_TIMEOUT);
+    int64_t at = 0;
+    if (h->exited)
+        return 0;
+    if (h->kill_sent)
+        at = 0;
+    else if (h->stopping)
+        at = h->stop_ms + (int64_t)(sv_replace_grace(m, h) * 1000);
+    else if (!h->booted)
+        at = h->spawned_ms + (int64_t)(c->worker_boot_timeout * 1000);
+    else
+        at = h->checkin_ms + (int64_t)(c->worker_timeout * 1000);
+    if (h->chan < 0 && h->pid > 0) {
+        int64_t look = h->chan_closed_ms + LOST_CHILD_GRACE_MS;
+        if (!at || look < at)
+            at = look;
+    }
+    return at;
+}
+
+/* Arm h's timer for its next deadline, computed against now (the clock its fields were set with). */
+static void rearm_at(sv_master_t *m, sv_whandle_t *h, int64_t now)
+{
+    int64_t at = deadline_of(m, h);
+    if (!at) {
+        sv_loop_timer_stop(m->loop, &h->deadline);
+        return;
+    }
+    sv_loop_timer_start(m->loop, &h->deadline, at > now ? at - now : 0, 0);
+}
+
+void sv_master_rearm(sv_master_t *m, sv_whandle_t *h)
+{
+    rearm_at(m, h, sv_now_ms());
+}
+
+static void on_deadline(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    sv_whandle_t *h = arg;
+    sv_master_t *m = h->master;
+    const sv_config_t *c = &m->rt->cfg;
+    int64_t now = sv_now_ms();
+    (void)loop, (void)t;
+    if (h->chan < 0 && h->pid > 0 && !h->exited && now - h->chan_closed_ms >= LOST_CHILD_GRACE_MS) {
+        if (!sv_proc_alive(h->pid)) { /* not our child any more: no reap will come */
+            m->deaths[SV_DEATH_LOST]++;
+            h->exited = true; /* dropped after this turn */
+            return;
         }
+        h->chan_closed_ms = now; /* look again later */
+    }
+    if (h->kill_sent || h->exited) {
+        rearm_at(m, h, now);
+        return;
+    }
+    if (h->stopping && now - h->stop_ms >= (int64_t)(sv_replace_grace(m, h) * 1000)) {
+        sv_log_error("! Worker %d (PID: %d) did not stop within %g seconds, killing it", h->index, (int)h->pid,
+                     sv_replace_grace(m, h));
+        sv_master_kill_worker(m, h, SV_DEATH_TIMEOUT);
+    } else if (!h->booted && !h->stopping && now - h->spawned_ms >= (int64_t)(c->worker_boot_timeout * 1000)) {
+        sv_log_error("! Terminating timed out worker (Worker %d failed to boot within %g seconds): %d", h->index,
+                     c->worker_boot_timeout, (int)h->pid);
+        sv_master_kill_worker(m, h, SV_DEATH_BOOT);
+        on_boot_failure(m, h, "boot timeout");
+    } else if (h->booted && !h->stopping && now - h->checkin_ms >= (int64_t)(c->worker_timeout * 1000)) {
+        sv_log_error("! Terminating timed out worker (Worker %d failed to check in within %g seconds): %d",
+                     h->index, c->worker_timeout, (int)h->pid);
+        sv_master_kill_worker(m, h, SV_DEATH_TIMEOUT);
+    } else {
+        rearm_at(m, h, now); /* early by the coarse clock's tick, or its state changed: the next one */
     }
 }
 
@@ -565,7 +659,7 @@ sv_step_t sv_master_op_failed(sv_master_t *m, const char *fmt, ...)
 }
 
 /* Start the next operation, step the running one, and end it on its machine's result. */
-static void step_operations(sv_master_t *m, int64_t now)
+static void step_operations(sv_master_t *m)
 {
     if (!m->ops.current && !sv_oplog_next(&m->ops))
         return;
@@ -580,10 +674,14 @@ static void step_operations(sv_master_t *m, int64_t now)
         m->op_error[0] = '\0';
         mc->start(m); /* a hot restart's start may exec: this image ends there */
     }
-    sv_step_t r = mc->step(m, now);
-    if (r != SV_STEP_RUNNING && m->ops.current == op)
+    sv_step_t r = mc->step(m);
+    if (r != SV_STEP_RUNNING && m->ops.current == op) {
         sv_oplog_finish_current(&m->ops, r == SV_STEP_SUCCEEDED,
                                 r == SV_STEP_FAILED && m->op_error[0] ? m->op_error : NULL);
+        /* a queued one starts on the next turn, at once (after this turn's cull and respawn) */
+        if (m->ops.queued)
+            sv_loop_timer_start(m->loop, &m->again_timer, 0, 0);
+    }
 }
 
 int sv_master_request(sv_master_t *m, sv_op_kind_t kind, const char *trigger, char *err, size_t errlen)
@@ -778,22 +876,86 @@ static void finish(sv_master_t *m)
     exit(0);
 }
 
-/* systemd: READY=1 again once an operation ends (a failed one too: we serve), STATUS, watchdog. */
-static void notify_systemd(sv_master_t *m, int64_t now)
+/* systemd: READY=1 again once an operation ends (a failed one too: we serve). */
+static void notify_ready(sv_master_t *m)
 {
     if (m->notified_reloading && !m->ops.current && m->state == M_RUN) {
         m->notified_reloading = false;
         sv_notify("READY=1");
     }
-    sv_notify_watchdog(now);
-    if (now < m->next_status_ms)
-        return;
-    m->next_status_ms = now + 1000;
+}
+
+/* ---- periodic timers ------------------------------------------------------------ */
+
+static void on_status_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    sv_master_t *m = arg;
+    (void)loop, (void)t;
     int booted = 0;
     for (int i = 0; i < m->nw; i++)
         booted += m->w[i]->booted && !m->w[i]->stopping;
     sv_notify("STATUS=serval %s: cluster: %d/%d workers booted, phase %u%s%s", SERVAL_VERSION, booted, m->target,
               m->phase, m->ops.current ? ", " : "", m->ops.current ? sv_op_kind_name(m->ops.current->kind) : "");
+}
+
+static void on_mem_timer(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    (void)loop, (void)t;
+    sv_master_sample_memory(arg); /* a worker over max_worker_memory is recycled after this turn */
+}
+
+static void on_tmp_restart(void *arg)
+{
+    sv_master_t *m = arg;
+    char err[64];
+    if (m->state == M_RUN)
+        sv_master_request(m, SV_OP_HOT, "tmp_restart", err, sizeof(err));
+}
+
+/* A wake-up only: the reactions after the turn do the work (a respawn, a queued operation). */
+static void on_wake(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    (void)loop, (void)t, (void)arg;
+}
+
+static void init_timers(sv_master_t *m)
+{
+    sv_timer_init(&m->respawn_timer, on_wake, m);
+    sv_timer_init(&m->again_timer, on_wake, m);
+    sv_timer_init(&m->mem_timer, on_mem_timer, m);
+    sv_timer_init(&m->status_timer, on_status_timer, m);
+}
+
+static void start_timers(sv_master_t *m, bool notify)
+{
+    sv_loop_timer_start(m->loop, &m->mem_timer, 0, MEM_SAMPLE_MS);
+    if (notify)
+        sv_loop_timer_start(m->loop, &m->status_timer, 0, STATUS_EVERY_MS);
+    sv_rt_timers_start(&m->timers, m->rt, m->loop, on_tmp_restart, m);
+}
+
+/*
+ * What the master does after every turn of its loop: a turn ends only
+ * because something happened (a signal, a worker's message or EOF, a
+ * control request, a timer), and this reacts to it in a fixed order.
+ */
+static void react(sv_master_t *m)
+{
+    if (m->halting)
+        halt(m);
+    reap(m);
+    if (m->state == M_RUN) {
+        sv_recycle_check(m); /* before the step: a recycle it begins starts now */
+        step_operations(m);
+        sv_replace_step(m);
+        cull_workers(m);
+        ensure_workers(m);
+        if (!m->ops.current && sv_master_all_current_booted(m))
+            sv_master_fire_booted(m);
+    }
+    notify_ready(m);
+    if (m->state == M_STOP && m->nw == 0)
+        finish(m);
 }
 
 static int boot(sv_master_t *m)
@@ -831,18 +993,26 @@ int sv_master_run(sv_runtime_t *rt)
 {
     sv_master_t *m = calloc(1, sizeof(*m));
     char tag[256];
+    if (m)
+        m->loop = sv_loop_new();
+    if (!m || !m->loop) {
+        fprintf(stderr, "serval: out of memory\n");
+        free(m);
+        return 1;
+    }
     m->rt = rt;
-    m->loop = sv_loop_new();
+    init_timers(m); /* armed by start_timers, or by whatever needs them first */
     m->target = rt->cfg.workers;
     m->mold.chan = m->molding.next_chan = -1;
     sv_oplog_init(&m->ops);
-    sv_hot_restart_adopt_ops(rt, &m->ops);
+    sv_handover_adopt_ops(rt, &m->ops);
     sv_rt_set_context(rt, SERVAL_ROLE_MASTER, -1, 0);
     sv_rt_banner(rt, true);
     sv_proc_set_title("serval %s (%s) [%s]", SERVAL_VERSION, sv_config_bind(&rt->cfg, 0),
                       sv_rt_tag(rt, tag, sizeof(tag)));
     setup_signals(m);
-    if (sv_notify_init())
+    bool notify = sv_notify_init();
+    if (notify)
         sv_log("* Enabling systemd notification integration");
     /* a hot restart in progress was announced by the image before the exec */
     m->notified_reloading = m->ops.current != NULL;
@@ -850,32 +1020,12 @@ int sv_master_run(sv_runtime_t *rt)
     if (rc)
         return rc;
     sv_hot_cluster_adopt(m);
-    sv_rt_drop_handover(rt);
+    sv_handover_drop(rt);
+    start_timers(m, notify);
+    react(m); /* the first workers */
     for (;;) {
-        sv_loop_run_once(m->loop, MASTER_TICK_MS);
-        int64_t now = sv_now_ms();
-        if (m->halting)
-            halt(m);
-        reap(m);
-        if (m->state == M_RUN) {
-            if (m->rt->cfg.fork_worker)
-                sv_mold_machine.step(m, now);
-            step_operations(m, now);
-            sv_recycle_check(m);
-            sv_replace_step(m);
-            cull_workers(m);
-            ensure_workers(m, now);
-            char err[64];
-            if (sv_rt_tmp_restart_touched(m->rt, now))
-                sv_master_request(m, SV_OP_HOT, "tmp_restart", err, sizeof(err));
-            if (!m->ops.current && sv_master_all_current_booted(m))
-                sv_master_fire_booted(m);
-        }
-        enforce_timeouts(m, now);
-        notify_systemd(m, now);
-        sv_master_sample_memory(m, now);
-        sv_certs_tick(now);
-        if (m->state == M_STOP && m->nw == 0)
-            finish(m);
+        /* no tick: until an fd is ready or the nearest deadline is due */
+        sv_loop_run_once(m->loop, -1);
+        react(m);
     }
 }

@@ -1,10 +1,12 @@
 /*
  * master_internal.h: internal to the cluster master (master*.c, phased.c,
  * hot_cluster.c, refork.c, recycle.c, replace.c, molds.c). The master is
- * single-threaded: one event loop (os/loop.h), then a fixed order of checks
- * each turn (reap, the mold's and the operation's machines, cull, respawn,
- * timeouts). Every restart kind, and the mold, is a state machine behind
- * sv_machine_t.
+ * single-threaded: one event loop (os/loop.h) whose every deadline is a
+ * timer (a worker's boot, check-in and stop deadline, the respawn back-off,
+ * the mold request's and the preflight's time limits, periodic samples);
+ * after each turn, a fixed order of reactions to what the turn changed
+ * (reap, the operation's machine, cull, respawn). Every restart kind, and
+ * the mold, is a state machine behind sv_machine_t.
  */
 #ifndef SV_CLUSTER_MASTER_INTERNAL_H
 #define SV_CLUSTER_MASTER_INTERNAL_H
@@ -41,7 +43,10 @@ typedef enum sv_death {
     SV_DEATH_CAUSES
 } sv_death_t;
 
+typedef struct sv_master sv_master_t;
+
 typedef struct sv_whandle {
+    sv_master_t *master;
     int index;
     pid_t pid;               /* 0 until known (a mold-forked worker reports it) */
     unsigned phase;
@@ -57,6 +62,12 @@ typedef struct sv_whandle {
     pid_t forked_from;       /* master pid, or the mold's */
     unsigned generation;     /* mold generation it was forked from (0 = from the master) */
     int64_t spawned_ms, booted_ms, checkin_ms, stop_ms, chan_closed_ms;
+    /*
+     * Its next deadline (sv_master_rearm computes it from the fields above):
+     * boot (not booted), check-in (serving), stop (stopping), and once its
+     * channel closed without a reap, the check that it is gone at all.
+     */
+    sv_timer_t deadline;
     uint64_t seq;             /* creation order among the master's handles (culling) */
     time_t started_wall, checkin_wall;
     bool has_status;
@@ -72,9 +83,18 @@ typedef struct sv_whandle {
     bool op_failure;         /* its boot failure ended an operation (no respawn back-off) */
 } sv_whandle_t;
 
-typedef enum master_state { M_RUN = 0, M_STOP, M_EXEC } master_state_t;
+typedef enum master_state { M_RUN = 0, M_STOP } master_state_t;
 
-typedef struct sv_master sv_master_t;
+/*
+ * A roll (phased.c) as its caller describes it: names for its log lines and
+ * which worker it keeps. The roll branches on none of it by kind.
+ */
+typedef struct sv_roll_spec {
+    const char *name;        /* "Phased restart", "Refork": "NAME complete", "NAME failed" */
+    const char *label;       /* "phased upgrade", "refork": "Stopping PID for LABEL...", spawn reason */
+    const char *stop_reason; /* an old worker's stop reason */
+    bool keep_index0;        /* worker 0 stays as it is (a refork: the mold's source, already in the new phase) */
+} sv_roll_spec_t;
 
 /* The mold machine's states (molds.c). */
 typedef enum sv_mold_state {
@@ -114,11 +134,15 @@ struct sv_master {
     bool booted_announced;   /* on_booted fired for the current worker set */
     int boot_failures[SV_MAX_INDEX];
     int64_t respawn_at[SV_MAX_INDEX];
+    sv_timer_t respawn_timer; /* the next back-off's end, or a retry after a spawn failed */
+    sv_timer_t again_timer;   /* at once: react again (a queued operation starts after one ended) */
+    sv_timer_t mem_timer;     /* every 2 s: each worker's memory (/proc) */
+    sv_timer_t status_timer;  /* every second under systemd: STATUS= */
+    sv_rt_timers_t timers;    /* TLS key rotation, the systemd watchdog, tmp_restart (runtime.h) */
     unsigned long deaths[SV_DEATH_CAUSES];
     unsigned long spawned_total;
     unsigned long app_timeouts; /* app calls past app_timeout, reported by workers */
     uint64_t handle_seq;      /* last sv_whandle_t.seq handed out */
-    int64_t next_mem_ms;
     /* the running operation's error, set by its machine with SV_STEP_FAILED */
     char op_error[400];
     /* restart state machines (phased.c, hot_cluster.c, refork.c, recycle.c) */
@@ -127,8 +151,7 @@ struct sv_master {
         int replaced;
         int total;
         bool fork_worker;    /* new worker 0 first, the rest from its mold */
-        bool keep_index0;    /* a refork: worker 0 is the source, not replaced */
-        const char *label;   /* for log lines: "phased upgrade" / "refork" */
+        sv_roll_spec_t spec; /* what the caller calls it, what it keeps */
         unsigned prev_phase; /* the phase a failure returns to */
     } phased;
     struct hot_state {
@@ -138,7 +161,8 @@ struct sv_master {
         int preflight_fd;
         bool preflight_reaped; /* the master's reaper collected it: status below */
         int preflight_status;
-        int64_t preflight_ms;
+        bool preflight_expired;
+        sv_timer_t preflight_timer; /* its time limit: sets preflight_expired */
     } hot;
     struct refork_state {
         enum { REFORK_IDLE = 0, REFORK_WAIT_MOLD, REFORK_ROLL, REFORK_FAILED } state;
@@ -149,8 +173,8 @@ struct sv_master {
     } refork;
     struct recycle_state {
         enum { RECYCLE_IDLE = 0, RECYCLE_REPLACING } state;
-        sv_whandle_t *old;   /* the worker being replaced (checked against old_pid before use) */
-        pid_t old_pid;
+        sv_whandle_t *old;   /* the worker being replaced; NULL once it exited (recycle_exited) */
+        pid_t old_pid;       /* checked at the start: it may be gone between the pick and the start */
     } recycle;
     /* fork_worker's mold: the ready one, and its state machine (molds.c) */
     sv_mold_handle_t mold;
@@ -158,14 +182,13 @@ struct sv_master {
         sv_mold_state_t state;
         int next_chan;        /* the mold being made (MAKING, RENEWING): its channel, -1 = none */
         unsigned next_gen;    /* and generation, 0 = none */
-        int64_t requested_ms;
+        sv_timer_t request_timer; /* the mold being made must be ready by then */
         unsigned generation;  /* the last one asked for */
         int failures;         /* losses in a row */
         unsigned lost_total;  /* losses ever: a refork waiting for a mold sees its own fail */
         char lost_why[96];
     } molding;
     bool notified_reloading; /* told systemd RELOADING=1 for the running operation */
-    int64_t next_status_ms;
 };
 
 /* master.c */
@@ -176,6 +199,8 @@ sv_whandle_t *sv_master_adopt_handle(sv_master_t *m, int index, pid_t pid, int c
 sv_whandle_t *sv_master_spawn(sv_master_t *m, int index, const char *why);
 void sv_master_stop_worker(sv_master_t *m, sv_whandle_t *h, const char *reason);
 void sv_master_kill_worker(sv_master_t *m, sv_whandle_t *h, sv_death_t cause);
+/* h's state changed (booted, stopping, checked in, channel closed): its deadline timer follows. */
+void sv_master_rearm(sv_master_t *m, sv_whandle_t *h);
 int sv_master_active_count(const sv_master_t *m);
 sv_whandle_t *sv_master_find_index(const sv_master_t *m, int index, bool want_booted_current);
 void sv_master_fire_booted(sv_master_t *m);
@@ -186,7 +211,7 @@ int sv_master_act(sv_master_t *m, sv_control_cmd_t cmd, const char *trigger, cha
 
 /* master_stats.c */
 int sv_master_control(void *arg, sv_control_cmd_t cmd, const char *query, sv_buf_t *out, int *op_id);
-void sv_master_sample_memory(sv_master_t *m, int64_t now_ms);
+void sv_master_sample_memory(sv_master_t *m);
 void sv_master_parse_ping(sv_whandle_t *h, const char *msg);
 /* Request a restart operation by kind; returns its id (0 if refused, with a reason in err). */
 int sv_master_request(sv_master_t *m, sv_op_kind_t kind, const char *trigger, char *err, size_t errlen);
@@ -199,19 +224,24 @@ double sv_replace_grace(const sv_master_t *m, const sv_whandle_t *h);
 
 /*
  * One operation kind = one state machine, one file, behind this interface.
- * The master drives the running one: start once, step every turn until it
+ * The master drives the running one: start once, step after every turn of
+ * its loop (something happened: a message, a reap, a timer) until it
  * returns SUCCEEDED or FAILED (then the master ends the operation, with
- * m->op_error for a failure), and tells it of a worker that booted or
- * failed to boot. A machine never ends the operation itself. The mold's
- * machine (molds.c) has the same interface and runs as long as the master
- * (with fork_worker): stepped every turn, told of every boot and failure.
+ * m->op_error for a failure), and tells it of a worker that booted,
+ * failed to boot, or exited. A machine never ends the operation itself, and waits on
+ * events, never on the clock: a time limit is a timer of its own. The
+ * mold's machine (molds.c) has the same interface and runs as long as the
+ * master (with fork_worker): started by a refork, told of every boot and
+ * failure; it has no step (its channel's messages and its request timer
+ * drive it).
  */
 typedef enum sv_step { SV_STEP_RUNNING = 0, SV_STEP_SUCCEEDED, SV_STEP_FAILED } sv_step_t;
 typedef struct sv_machine {
     void (*start)(sv_master_t *m);
-    sv_step_t (*step)(sv_master_t *m, int64_t now_ms);
+    sv_step_t (*step)(sv_master_t *m);                                    /* optional for the mold */
     void (*booted)(sv_master_t *m, sv_whandle_t *h);                      /* optional */
     void (*boot_failure)(sv_master_t *m, sv_whandle_t *h, const char *reason); /* optional */
+    void (*exited)(sv_master_t *m, sv_whandle_t *h); /* optional: reaped or found gone; freed right after */
 } sv_machine_t;
 extern const sv_machine_t sv_hot_machine, sv_phased_machine, sv_refork_machine, sv_recycle_machine;
 extern const sv_machine_t sv_mold_machine;
@@ -220,11 +250,9 @@ sv_step_t sv_master_op_failed(sv_master_t *m, const char *fmt, ...) __attribute_
 
 /*
  * phased.c: the neutral "replace old workers batch by batch" roll, used by
- * the phased restart and by a refork's ROLL state. label names it in log
- * lines ("phased upgrade", "refork"); keep_index0 (a refork) leaves worker
- * 0, the mold's source, as it is.
+ * the phased restart and by a refork's ROLL state, each with its spec.
  */
-void sv_roll_begin(sv_master_t *m, int total, unsigned prev_phase, const char *label, bool keep_index0);
+void sv_roll_begin(sv_master_t *m, int total, unsigned prev_phase, const sv_roll_spec_t *spec);
 sv_step_t sv_roll_step(sv_master_t *m);
 void sv_roll_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason);
 

@@ -15,8 +15,6 @@
 #include "core/time.h"
 #include "os/chan.h"
 
-#define MEM_SAMPLE_MS 2000
-
 void sv_master_parse_ping(sv_whandle_t *h, const char *msg)
 {
     sv_wstatus_t *s = &h->st;
@@ -36,11 +34,8 @@ void sv_master_parse_ping(sv_whandle_t *h, const char *msg)
     h->has_status = true;
 }
 
-void sv_master_sample_memory(sv_master_t *m, int64_t now_ms)
+void sv_master_sample_memory(sv_master_t *m)
 {
-    if (now_ms < m->next_mem_ms)
-        return;
-    m->next_mem_ms = now_ms + MEM_SAMPLE_MS;
     for (int i = 0; i < m->nw; i++)
         if (m->w[i]->pid > 0)
             sv_proc_memory(m->w[i]->pid, &m->w[i]->mem);

@@ -92,8 +92,6 @@ static void on_master(sv_loop_t *loop, int fd, short revents, void *arg)
             close(wfd);
         if (v == SV_PROTO_REOPEN_LOGS)
             sv_rt_reopen_logs(md->tmpl->rt);
-        else if (v == SV_PROTO_EXIT)
-            _exit(0);
     }
 }
 

@@ -29,7 +29,8 @@
  *
  * Behind the machine interface (master_internal.h): start asks for a fresh
  * mold of worker 0 as it is now, running its on_refork hook (a refork);
- * step enforces the request timeout; booted and boot_failure are worker 0's.
+ * booted and boot_failure are worker 0's; no step: the request's time limit
+ * is a timer (molding.request_timer), armed with each make-mold.
  */
 #include <errno.h>
 #include <poll.h>
@@ -94,6 +95,7 @@ static void retire_ready(sv_master_t *m)
 
 static void cancel_next(sv_master_t *m)
 {
+    sv_loop_timer_stop(m->loop, &m->molding.request_timer);
     if (m->molding.next_chan >= 0) {
         sv_loop_unwatch(m->loop, m->molding.next_chan);
         close(m->molding.next_chan); /* a mold forked from it anyway exits at once */
@@ -103,6 +105,16 @@ static void cancel_next(sv_master_t *m)
 }
 
 static void on_mold_chan(sv_loop_t *loop, int fd, short revents, void *arg);
+static void lost(sv_master_t *m, const char *why);
+
+/* The mold asked for is not ready in MOLD_REQUEST_TIMEOUT_MS: lost. */
+static void on_request_timeout(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    sv_master_t *m = arg;
+    (void)loop, (void)t;
+    if (m->molding.next_gen)
+        lost(m, "worker 0 did not answer");
+}
 
 /* make-mold to worker 0, with the new mold's channel. False: no worker 0 to ask, or it could not be told. */
 static bool ask(sv_master_t *m, bool refork)
@@ -122,7 +134,10 @@ static bool ask(sv_master_t *m, bool refork)
     close(fds[1]);
     m->molding.next_chan = fds[0];
     m->molding.next_gen = gen;
-    m->molding.requested_ms = sv_now_ms();
+    sv_timer_t *t = &m->molding.request_timer;
+    if (!sv_timer_armed(t))
+        sv_timer_init(t, on_request_timeout, m);
+    sv_loop_timer_start(m->loop, t, MOLD_REQUEST_TIMEOUT_MS, 0);
     sv_loop_watch(m->loop, fds[0], POLLIN, on_mold_chan, m);
     sv_log_debug("- asked worker 0 (PID: %d) for mold %u", (int)w0->pid, gen);
     return true;
@@ -224,6 +239,7 @@ static void mold_on(sv_master_t *m, mold_event_t ev, const char *why, const char
         int fd = s->next_chan;
         unsigned gen = s->next_gen;
         retire_ready(m); /* the previous generation retires */
+        sv_loop_timer_stop(m->loop, &s->request_timer);
         m->mold = (sv_mold_handle_t){.pid = (pid_t)sv_msg_int(msg, "pid", 0), .chan = fd, .ready = true,
                                      .generation = gen, .source_pid = w0 ? w0->pid : 0};
         s->next_chan = -1;
@@ -366,14 +382,6 @@ static void molds_start(sv_master_t *m)
         mold_on(m, EV_ASK_REFORK, NULL, NULL);
 }
 
-static sv_step_t molds_step(sv_master_t *m, int64_t now_ms)
-{
-    struct molding *s = &m->molding;
-    if (s->next_gen && now_ms - s->requested_ms > MOLD_REQUEST_TIMEOUT_MS)
-        lost(m, "worker 0 did not answer");
-    return SV_STEP_RUNNING; /* the mold's machine runs as long as the master */
-}
-
 /* A worker 0 that is not the mold's source booted (a new release, a replacement): molds come from it now. */
 static void molds_booted(sv_master_t *m, sv_whandle_t *h)
 {
@@ -394,7 +402,7 @@ static void molds_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reas
 
 const sv_machine_t sv_mold_machine = {
     .start = molds_start,
-    .step = molds_step,
+    .step = NULL, /* driven by its channel, worker 0's messages and boots, and its request timer */
     .booted = molds_booted,
     .boot_failure = molds_boot_failure,
 };

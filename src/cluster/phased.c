@@ -28,7 +28,8 @@
  *
  * With fork_worker the new worker 0 is booted first (from the master, so it
  * loads the new release) and the others are forked from its mold (molds.c).
- * The roll knows nothing of reforks: refork.c begins it with its own label.
+ * The roll knows nothing of reforks: refork.c begins it with its own spec
+ * (names, and worker 0 kept).
  */
 #include <stdio.h>
 #include <string.h>
@@ -56,11 +57,12 @@ static void progress(sv_master_t *m)
     sv_oplog_progress(&m->ops, m->phased.replaced, m->phased.total);
 }
 
-void sv_roll_begin(sv_master_t *m, int total, unsigned prev_phase, const char *label, bool keep_index0)
+void sv_roll_begin(sv_master_t *m, int total, unsigned prev_phase, const sv_roll_spec_t *spec)
 {
+    /* a new worker 0 boots first with fork_worker, unless worker 0 is kept: then its mold is ready already */
     m->phased = (struct phased_state){.state = PHASED_ROLLING, .total = total,
-                                      .fork_worker = m->rt->cfg.fork_worker && !keep_index0,
-                                      .keep_index0 = keep_index0, .label = label, .prev_phase = prev_phase};
+                                      .fork_worker = m->rt->cfg.fork_worker && !spec->keep_index0,
+                                      .spec = *spec, .prev_phase = prev_phase};
     m->booted_announced = false;
     sv_oplog_progress(&m->ops, 0, total);
 }
@@ -74,7 +76,9 @@ static void phased_start(sv_master_t *m)
     /* a new release gets a fresh start: earlier boot failures were another release's */
     memset(m->boot_failures, 0, sizeof(m->boot_failures));
     memset(m->respawn_at, 0, sizeof(m->respawn_at));
-    sv_roll_begin(m, total, prev, "phased upgrade", false);
+    static const sv_roll_spec_t spec = {.name = "Phased restart", .label = "phased upgrade",
+                                        .stop_reason = "phased restart", .keep_index0 = false};
+    sv_roll_begin(m, total, prev, &spec);
     sv_log("- Starting phased worker restart, phase: %u", m->phase);
     sv_rt_chdir_restart_dir(m->rt);
     /* new certificates on disk come with the new workers (a bad one is refused; the old ones serve on) */
@@ -124,8 +128,8 @@ static void retire_replaced(sv_master_t *m)
             continue;
         sv_whandle_t *old = old_at(m, h->index);
         if (old && old->superseded) {
-            sv_log("- Stopping %d for %s...", (int)old->pid, m->phased.label);
-            sv_master_stop_worker(m, old, m->phased.keep_index0 ? "refork" : "phased restart");
+            sv_log("- Stopping %d for %s...", (int)old->pid, m->phased.spec.label);
+            sv_master_stop_worker(m, old, m->phased.spec.stop_reason);
             m->phased.replaced++;
             progress(m);
         }
@@ -143,7 +147,7 @@ static void surge_step(sv_master_t *m)
         if (!old)
             return;
         old->superseded = true;
-        if (!sv_master_spawn(m, old->index, m->phased.label)) {
+        if (!sv_master_spawn(m, old->index, m->phased.spec.label)) {
             old->superseded = false;
             return;
         }
@@ -160,8 +164,8 @@ static void stop_first_step(sv_master_t *m)
         sv_whandle_t *old = next_old(m);
         if (!old)
             return;
-        sv_log("- Stopping %d for %s...", (int)old->pid, m->phased.label);
-        sv_master_stop_worker(m, old, m->phased.keep_index0 ? "refork" : "phased restart");
+        sv_log("- Stopping %d for %s...", (int)old->pid, m->phased.spec.label);
+        sv_master_stop_worker(m, old, m->phased.spec.stop_reason);
         m->phased.replaced++;
         progress(m);
         in_flight++;
@@ -186,7 +190,7 @@ sv_step_t sv_roll_step(sv_master_t *m)
     progress(m);
     if (count_old(m) > 0 || !sv_master_all_current_booted(m))
         return SV_STEP_RUNNING;
-    sv_log("- %s complete, phase: %u", m->phased.keep_index0 ? "Refork" : "Phased restart", m->phase);
+    sv_log("- %s complete, phase: %u", m->phased.spec.name, m->phase);
     m->phased.state = PHASED_IDLE;
     sv_master_fire_booted(m);
     return SV_STEP_SUCCEEDED;
@@ -197,8 +201,7 @@ void sv_roll_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
     if (m->phased.state != PHASED_ROLLING || h->phase != m->phase)
         return;
     sv_master_op_failed(m, "worker %d of phase %u could not boot: %s", h->index, m->phase, reason);
-    sv_log_error("! %s failed: %s; the old workers keep serving", m->phased.keep_index0 ? "Refork" : "Phased restart",
-                 m->op_error);
+    sv_log_error("! %s failed: %s; the old workers keep serving", m->phased.spec.name, m->op_error);
     m->phased.state = PHASED_FAILED;
     h->op_failure = true;
     /*
@@ -223,7 +226,7 @@ void sv_roll_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
     bool mixed = false;
     for (int i = 0; i < m->nw; i++) {
         const sv_whandle_t *w = m->w[i];
-        if (w->phase == failed_phase && w->booted && !w->stopping && !(m->phased.keep_index0 && w->index == 0))
+        if (w->phase == failed_phase && w->booted && !w->stopping && !(m->phased.spec.keep_index0 && w->index == 0))
             mixed = true;
     }
     if (!mixed) {
@@ -235,9 +238,8 @@ void sv_roll_boot_failure(sv_master_t *m, sv_whandle_t *h, const char *reason)
     }
 }
 
-static sv_step_t phased_step(sv_master_t *m, int64_t now_ms)
+static sv_step_t phased_step(sv_master_t *m)
 {
-    (void)now_ms;
     return sv_roll_step(m);
 }
 

@@ -33,8 +33,7 @@
     X(SPAWN, "spawn", "master -> mold: fork a worker (index, phase, gen) + its channel")                \
     X(SPAWNED, "spawned", "mold -> master: forked (index, pid)")                                        \
     X(SPAWN_FAILED, "spawn-failed", "mold -> master: could not fork (index, reason)")                   \
-    X(REOPEN_LOGS, "reopen-logs", "master -> mold: reopen stdout/stderr redirects (HUP)")               \
-    X(EXIT, "exit", "master -> mold: exit now")
+    X(REOPEN_LOGS, "reopen-logs", "master -> mold: reopen stdout/stderr redirects (HUP)")
 
 typedef enum sv_proto_verb {
     SV_PROTO_UNKNOWN = 0,

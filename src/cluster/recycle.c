@@ -2,11 +2,13 @@
  * recycle.c: replacing a worker over max_requests or max_worker_memory, one
  * at a time, surge-style; an operation of kind recycle (m->recycle.state).
  *
- *   IDLE       sv_recycle_check (each master turn, while no operation runs)
+ *   IDLE       sv_recycle_check (after each turn of the master, while no
+ *              operation runs: a check-in or a memory sample changed)
  *              finds a worker over its limit: the worker is superseded (it
  *              serves on, but no longer counts), so the respawn loop boots
  *              its replacement at the same index -> REPLACING.
  *   REPLACING  the replacement booted: the old worker stops -> SUCCEEDED.
+ *              the old worker exited meanwhile (exited) -> SUCCEEDED.
  *              the replacement cannot boot: the old worker counts again
  *              -> FAILED ("replacement failed to boot").
  * With fork_worker, worker 0 (the mold's source) is left to refork.
@@ -59,16 +61,19 @@ static void recycle_start(sv_master_t *m)
     sv_oplog_progress(&m->ops, 0, 1);
 }
 
-static sv_step_t recycle_step(sv_master_t *m, int64_t now_ms)
+/* The worker being replaced is gone (crashed, killed): nothing is left to stop. */
+static void recycle_exited(sv_master_t *m, sv_whandle_t *h)
 {
-    (void)now_ms;
+    if (h == m->recycle.old)
+        m->recycle.old = NULL;
+}
+
+static sv_step_t recycle_step(sv_master_t *m)
+{
     if (m->recycle.state == RECYCLE_IDLE)
         return SV_STEP_SUCCEEDED;
     sv_whandle_t *h = m->recycle.old;
-    bool alive = false;
-    for (int i = 0; i < m->nw; i++)
-        alive |= m->w[i] == h && h->pid == m->recycle.old_pid;
-    if (!alive || h->stopping) { /* it died meanwhile: the respawn loop replaced it anyway */
+    if (!h || h->stopping) { /* it died or was stopped meanwhile: the respawn loop replaced it anyway */
         m->recycle.state = RECYCLE_IDLE;
         m->recycle.old = NULL;
         return SV_STEP_SUCCEEDED;
@@ -93,4 +98,5 @@ const sv_machine_t sv_recycle_machine = {
     .start = recycle_start,
     .step = recycle_step,
     .boot_failure = NULL,
+    .exited = recycle_exited,
 };

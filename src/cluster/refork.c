@@ -61,7 +61,9 @@ static void begin_roll(sv_master_t *m)
         else if (!h->stopping)
             total++;
     }
-    sv_roll_begin(m, total, prev, "refork", true);
+    static const sv_roll_spec_t spec = {.name = "Refork", .label = "refork", .stop_reason = "refork",
+                                        .keep_index0 = true};
+    sv_roll_begin(m, total, prev, &spec);
     sv_log("- Starting worker refork, phase: %u (mold %u)", m->phase, m->mold.generation);
 }
 
@@ -70,9 +72,8 @@ static void begin_roll(sv_master_t *m)
  * WAIT_MOLD --mold ready--> ROLL; --worker 0 could not make it--> FAILED
  * ROLL --the roll's result--> done
  */
-static sv_step_t refork_step(sv_master_t *m, int64_t now_ms)
+static sv_step_t refork_step(sv_master_t *m)
 {
-    (void)now_ms;
     switch (m->refork.state) {
     case REFORK_IDLE: return SV_STEP_SUCCEEDED;
     case REFORK_FAILED: m->refork.state = REFORK_IDLE; return SV_STEP_FAILED;

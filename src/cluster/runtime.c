@@ -1,13 +1,16 @@
 /*
  * runtime.c: a process's setup before it becomes single mode or a master
  * (runtime.h): command line, environment, configuration, log redirects,
- * listeners, the app, pid file, banner; the SERVAL_INHERIT records a hot
- * restart handed over (parsed here, taken by their owners); and a forked
- * child's fd keep list (sv_rt_keep_only).
+ * listeners (adopting those a hot restart handed over, handover.h), the
+ * app, pid file, banner; the timers a master and a single process share
+ * (sv_rt_timers_start: TLS key rotation, the watchdog, tmp_restart); and a
+ * forked child's fd keep list (sv_rt_keep_only).
  */
 #include "cluster/runtime.h"
 
 #include "cluster/activate.h"
+#include "cluster/certs.h"
+#include "cluster/handover.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +30,7 @@
 #include "os/chan.h"
 #include "os/fd.h"
 #include "os/file.h"
+#include "os/notify.h"
 #include "os/proc.h"
 #include "tls/tls.h"
 
@@ -40,87 +44,6 @@ static char **copy_strings(char **src, int n, const char *skip_prefix)
         if (!skip_prefix || strncmp(src[i], skip_prefix, strlen(skip_prefix)) != 0)
             dst[k++] = strdup(src[i]);
     return dst;
-}
-
-/*
- * Records are sv_msg lines separated by ';'. A handover too large for one
- * environment string (a kernel limit of 128 KiB: about a thousand workers)
- * comes in an inherited memfd instead: SERVAL_INHERIT=@FD.
- */
-static char *read_handover_fd(int fd)
-{
-    sv_buf_t b = SV_BUF_INIT;
-    char chunk[65536];
-    ssize_t r;
-    lseek(fd, 0, SEEK_SET);
-    while ((r = read(fd, chunk, sizeof(chunk))) > 0)
-        sv_buf_append(&b, chunk, (size_t)r);
-    close(fd);
-    char *out = strdup(b.data ? b.data : "");
-    sv_buf_free(&b);
-    return out;
-}
-
-static void parse_handover(sv_runtime_t *rt)
-{
-    const char *v = getenv(SV_HANDOVER_ENV);
-    if (!v)
-        return;
-    rt->hot_restarted = true;
-    char *copy = v[0] == '@' ? read_handover_fd(atoi(v + 1)) : strdup(v);
-    char *save = NULL;
-    for (char *rec = strtok_r(copy, ";", &save); rec; rec = strtok_r(NULL, ";", &save)) {
-        if (rt->n_handover == rt->cap_handover) {
-            int cap = rt->cap_handover ? rt->cap_handover * 2 : 64;
-            char **h = realloc(rt->handover, (size_t)cap * sizeof(char *));
-            if (!h)
-                break;
-            rt->handover = h;
-            rt->cap_handover = cap;
-        }
-        rt->handover[rt->n_handover++] = strdup(rec);
-    }
-    free(copy);
-    unsetenv(SV_HANDOVER_ENV);
-}
-
-void sv_rt_drop_handover(sv_runtime_t *rt)
-{
-    for (int i = 0; i < rt->n_handover; i++) {
-        char *r = rt->handover[i];
-        if (!r)
-            continue;
-        int fd = (int)sv_msg_int(r, "fd", -1);
-        if (fd > 2)
-            close(fd);
-        free(r);
-        rt->handover[i] = NULL;
-    }
-    free(rt->handover);
-    rt->handover = NULL;
-    rt->n_handover = rt->cap_handover = 0;
-}
-
-char *sv_rt_take_handover_next(sv_runtime_t *rt, const char *kind)
-{
-    size_t kl = strlen(kind);
-    for (int i = 0; i < rt->n_handover; i++) {
-        char *r = rt->handover[i];
-        if (r && !strncmp(r, kind, kl) && (r[kl] == ' ' || r[kl] == '\0')) {
-            rt->handover[i] = NULL;
-            return r;
-        }
-    }
-    return NULL;
-}
-
-int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max)
-{
-    int n = 0;
-    char *r;
-    while (n < max && (r = sv_rt_take_handover_next(rt, kind)) != NULL)
-        out[n++] = r;
-    return n;
 }
 
 /*
@@ -255,7 +178,7 @@ int sv_rt_init(sv_runtime_t *rt, int argc, char **argv)
     rt->argv = copy_strings(argv, argc, NULL);
     rt->envp = copy_strings(environ, envc, SV_HANDOVER_ENV "=");
     sv_activate_scrub_env(rt->envp); /* a hot restart's new image, same pid, must not take them again */
-    parse_handover(rt);
+    sv_handover_read(rt);
     find_exe(rt, argv[0]);
     char startup_cwd[4096] = ".";
     if (!getcwd(startup_cwd, sizeof(startup_cwd)))
@@ -334,7 +257,7 @@ static int open_tls(sv_runtime_t *rt, char *err, size_t errlen)
 {
     char *rec = NULL;
     int fd = -1;
-    if (sv_rt_take_handover(rt, "tls", &rec, 1) == 1) {
+    if (sv_handover_take(rt, "tls", &rec, 1) == 1) {
         fd = (int)sv_msg_int(rec, "fd", -1);
         free(rec);
     }
@@ -362,7 +285,7 @@ static int open_tls(sv_runtime_t *rt, char *err, size_t errlen)
 int sv_rt_open_listeners(sv_runtime_t *rt)
 {
     char *recs[SV_CONFIG_MAX_BINDS * 2];
-    int nrec = sv_rt_take_handover(rt, "listener", recs, SV_CONFIG_MAX_BINDS * 2);
+    int nrec = sv_handover_take(rt, "listener", recs, SV_CONFIG_MAX_BINDS * 2);
     char err[600];
     int rc = rt->hot_restarted ? 0 : sv_activate_take(rt, err, sizeof(err));
     for (int i = 0; i < sv_config_bind_count(&rt->cfg) && rc >= 0; i++) {
@@ -563,11 +486,10 @@ bool sv_rt_drain_done(const sv_runtime_t *rt, sv_server_t *srv, int64_t drain_st
     return f >= 0 && now_ms - drain_started_ms >= (int64_t)(f * 1000);
 }
 
-bool sv_rt_tmp_restart_touched(sv_runtime_t *rt, int64_t now_ms)
+static bool tmp_restart_touched(sv_runtime_t *rt)
 {
-    if (!rt->cfg.tmp_restart || now_ms < rt->next_tmp_check_ms)
+    if (!rt->cfg.tmp_restart)
         return false;
-    rt->next_tmp_check_ms = now_ms + 2000;
     struct stat st;
     if (stat("tmp/restart.txt", &st) < 0)
         return false;
@@ -575,6 +497,46 @@ bool sv_rt_tmp_restart_touched(sv_runtime_t *rt, int64_t now_ms)
     bool touched = rt->tmp_restart_mtime && mt > rt->tmp_restart_mtime;
     rt->tmp_restart_mtime = mt;
     return touched;
+}
+
+#define CERTS_TICK_MS 1000
+#define TMP_RESTART_EVERY_MS 2000
+
+static void on_certs(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    (void)loop, (void)t, (void)arg;
+    sv_certs_tick(sv_now_ms());
+}
+
+static void on_watchdog(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    (void)loop, (void)t, (void)arg;
+    sv_notify_watchdog();
+}
+
+static void on_tmp_restart(sv_loop_t *loop, sv_timer_t *t, void *arg)
+{
+    sv_rt_timers_t *tm = arg;
+    (void)loop, (void)t;
+    if (tmp_restart_touched(tm->rt))
+        tm->touched(tm->arg);
+}
+
+void sv_rt_timers_start(sv_rt_timers_t *t, sv_runtime_t *rt, sv_loop_t *loop, void (*touched)(void *arg), void *arg)
+{
+    *t = (sv_rt_timers_t){.rt = rt, .touched = touched, .arg = arg};
+    sv_timer_init(&t->certs, on_certs, t);
+    sv_timer_init(&t->watchdog, on_watchdog, t);
+    sv_timer_init(&t->tmp_restart, on_tmp_restart, t);
+    if (sv_certs_any(rt))
+        sv_loop_timer_start(loop, &t->certs, CERTS_TICK_MS, CERTS_TICK_MS);
+    int64_t wd = sv_notify_watchdog_every_ms();
+    if (wd > 0)
+        sv_loop_timer_start(loop, &t->watchdog, 0, wd);
+    if (rt->cfg.tmp_restart) {
+        tmp_restart_touched(rt); /* the mtime to compare with */
+        sv_loop_timer_start(loop, &t->tmp_restart, TMP_RESTART_EVERY_MS, TMP_RESTART_EVERY_MS);
+    }
 }
 
 void sv_rt_keep_only(const sv_runtime_t *rt, int chan)

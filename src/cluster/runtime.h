@@ -15,9 +15,8 @@
 #include "http/proxy.h"
 #include "os/activation.h"
 #include "os/listen.h"
+#include "os/loop.h"
 #include "server/server.h"
-
-#define SV_HANDOVER_ENV "SERVAL_INHERIT"
 
 typedef struct sv_runtime {
     sv_config_t cfg;
@@ -32,7 +31,7 @@ typedef struct sv_runtime {
     sv_app_t app;
     bool app_loaded;
     char control_token[128];
-    /* records a hot restart handed over (SERVAL_INHERIT, see hot_restart.h); consumed by their owners */
+    /* records a hot restart handed over (SERVAL_INHERIT): handover.c's, taken by their owners */
     char **handover;
     int n_handover, cap_handover;
     bool hot_restarted;      /* this image was exec'd by a hot restart */
@@ -40,7 +39,6 @@ typedef struct sv_runtime {
     sv_activated_t activated[SV_CONFIG_MAX_BINDS]; /* systemd socket activation (boot only; edge.c) */
     int n_activated;
     int64_t tmp_restart_mtime;  /* plugin :tmp_restart: last mtime seen */
-    int64_t next_tmp_check_ms;
 } sv_runtime_t;
 
 /*
@@ -67,14 +65,20 @@ void sv_rt_close_listeners(sv_runtime_t *rt, bool unlink_paths);
 void sv_rt_chdir_restart_dir(sv_runtime_t *rt);
 /* The tag shown in titles: config tag, else basename of the directory. */
 const char *sv_rt_tag(const sv_runtime_t *rt, char *buf, size_t cap);
-/* Take handover records whose verb is kind (removes them); returns count. The caller frees them. */
-int sv_rt_take_handover(sv_runtime_t *rt, const char *kind, char **out, int max);
-/* The next record whose verb is kind (removed; the caller frees it), or NULL: no cap on how many. */
-char *sv_rt_take_handover_next(sv_runtime_t *rt, const char *kind);
-/* plugin :tmp_restart: true when tmp/restart.txt was touched (checked every 2 s). */
-bool sv_rt_tmp_restart_touched(sv_runtime_t *rt, int64_t now_ms);
-/* Close the fds of handover records nobody took (they must not leak into workers). */
-void sv_rt_drop_handover(sv_runtime_t *rt);
+/*
+ * The timers a master and a single process share: TLS ticket key rotation
+ * (every second, with an ssl:// listener), the systemd watchdog (half of
+ * WatchdogSec), and the plugin :tmp_restart poll (every 2 s: touched(arg)
+ * when tmp/restart.txt was touched since).
+ */
+typedef struct sv_rt_timers {
+    sv_runtime_t *rt;
+    sv_timer_t certs, watchdog, tmp_restart;
+    void (*touched)(void *arg);
+    void *arg;
+} sv_rt_timers_t;
+void sv_rt_timers_start(sv_rt_timers_t *t, sv_runtime_t *rt, sv_loop_t *loop, void (*touched)(void *arg),
+                        void *arg);
 /*
  * In a forked child (worker, mold): the fd keep list. stdio, the listeners,
  * chan (its channel to the master, -1 for none) and the app's fds (opened

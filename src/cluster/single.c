@@ -1,8 +1,10 @@
 /*
  * single.c: single mode. One process loads the app and serves; its main
- * thread's event loop handles signals, the control server and the serving
- * tick (client timeouts, the drain, tmp_restart, a restart when every thread
- * is lost to app_timeout). Owns single mode's operation log.
+ * thread's event loop handles signals, the control server, its timers
+ * (tmp_restart, the systemd watchdog, TLS key rotation, the lame duck's
+ * end) and the serving tick (the server's sweep of its connections, the
+ * drain, a restart when every thread is lost to app_timeout). Owns single
+ * mode's operation log.
  */
 #include "cluster/single.h"
 
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "cluster/certs.h"
+#include "cluster/handover.h"
 #include "cluster/hot_restart.h"
 #include "cluster/state.h"
 #include "cluster/worker.h"
@@ -26,7 +29,12 @@
 #include "os/proc.h"
 #include "os/sig.h"
 
-/* The server's sweep of its connections' deadlines, and the checks that go with it. */
+/*
+ * The server's sweep of its connections' deadlines, and the checks that go
+ * with it: a sweep, not a timer per connection, because thousands of
+ * deadlines are written lock-free by the serving threads (architecture.md,
+ * "The event loop").
+ */
 #define SINGLE_TICK_MS 20
 
 typedef enum single_state { S_RUN, S_STOP, S_RESTART } single_state_t;
@@ -42,7 +50,8 @@ struct single {
     int64_t drain_started_ms;
     int64_t lame_duck_until_ms; /* shutdown_delay: a TERM arrived; stop at this time (0: none) */
     sv_timer_t lame_duck_timer; /* fires then: the graceful stop */
-    sv_timer_t tick_timer;   /* the server's sweep, the drain check, watchdog, tmp_restart */
+    sv_timer_t tick_timer;   /* the server's sweep, the drain check */
+    sv_rt_timers_t timers;   /* TLS key rotation, the systemd watchdog, tmp_restart (runtime.h) */
     sv_oplog_t ops;
     bool lost_all;           /* restarting because every thread is stuck past app_timeout */
 };
@@ -287,10 +296,6 @@ static void on_tick(sv_loop_t *loop, sv_timer_t *t, void *arg)
     (void)loop, (void)t;
     int64_t now = sv_now_ms();
     sv_server_tick(s->srv, now);
-    sv_certs_tick(now);
-    sv_notify_watchdog(now);
-    if (s->state == S_RUN && sv_rt_tmp_restart_touched(rt, now))
-        request_restart(s, "tmp_restart");
     /* every thread lost past app_timeout: nothing serves any more; a fresh image will */
     int lost = sv_server_lost_threads(s->srv);
     if (s->state == S_RUN && lost > 0 && lost >= rt->cfg.max_threads) {
@@ -306,13 +311,27 @@ static void on_tick(sv_loop_t *loop, sv_timer_t *t, void *arg)
         finish(s);
 }
 
+static void on_tmp_restart(void *arg)
+{
+    single_t *s = arg;
+    if (s->state == S_RUN)
+        request_restart(s, "tmp_restart");
+}
+
+static void start_timers(single_t *s)
+{
+    sv_timer_init(&s->tick_timer, on_tick, s);
+    sv_loop_timer_start(s->loop, &s->tick_timer, SINGLE_TICK_MS, SINGLE_TICK_MS);
+    sv_rt_timers_start(&s->timers, s->rt, s->loop, on_tmp_restart, s);
+}
+
 int sv_single_run(sv_runtime_t *rt)
 {
     single_t s = {.rt = rt, .state = S_RUN};
     char err[600], tag[256];
     s.loop = sv_loop_new();
     sv_oplog_init(&s.ops);
-    sv_hot_restart_adopt_ops(rt, &s.ops);
+    sv_handover_adopt_ops(rt, &s.ops);
     sv_rt_set_context(rt, SERVAL_ROLE_SINGLE, -1, 0);
     sv_rt_banner(rt, false);
     sv_proc_set_title("serval %s (%s) [%s]", SERVAL_VERSION, sv_config_bind(&rt->cfg, 0),
@@ -335,14 +354,13 @@ int sv_single_run(sv_runtime_t *rt)
     s.control = sv_state_control_open(rt, s.loop, control_cb, &s, &failed);
     if (failed && !rt->hot_restarted)
         return 1;
-    sv_rt_drop_handover(rt);
+    sv_handover_drop(rt);
     sv_state_write(rt);
     sv_rt_banner_listeners(rt);
     sv_log("Use Ctrl-C to stop");
     sv_oplog_finish_current(&s.ops, true, NULL);
     sv_notify("READY=1\nMAINPID=%d\nSTATUS=serval %s: single mode, serving", (int)getpid(), SERVAL_VERSION);
-    sv_timer_init(&s.tick_timer, on_tick, &s);
-    sv_loop_timer_start(s.loop, &s.tick_timer, SINGLE_TICK_MS, SINGLE_TICK_MS);
+    start_timers(&s);
     sv_loop_run(s.loop); /* never stopped: the process ends in finish() or halt */
     return 0;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cluster/certs.h"
+#include "cluster/handover.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -56,7 +57,7 @@ sv_control_t *sv_state_control_open(sv_runtime_t *rt, sv_loop_t *loop, sv_contro
 {
     *failed = false;
     char *rec = NULL;
-    sv_rt_take_handover(rt, "control", &rec, 1);
+    sv_handover_take(rt, "control", &rec, 1);
     char uri[600] = "";
     if (rec)
         sv_msg_get(rec, "uri", uri, sizeof(uri));

@@ -8,14 +8,16 @@
  * timer is due, or max_ms has passed; runs the fd callbacks; then the timers
  * that are due. A deadline is a timer embedded in its owner (sv_timer_t):
  * no turn exists only to look at the clock. Watchers and timers may be
- * added, changed and removed from inside any callback. A few dozen fds and
- * timers at most per loop (the master: one per worker channel): lists, not
- * heaps.
+ * added, changed and removed from inside any callback. No fixed limits: the
+ * master of 1024 workers watches a channel and arms a deadline per worker
+ * (twice as many during a hot restart), so watchers are found by fd and
+ * timers kept in a binary heap.
  */
 #ifndef SV_OS_LOOP_H
 #define SV_OS_LOOP_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct sv_loop sv_loop_t;
@@ -29,7 +31,8 @@ struct sv_timer {
     int64_t repeat_ms;  /* 0: once */
     sv_timer_cb cb;
     void *arg;
-    sv_timer_t *next;   /* in the loop's list, ordered by at_ms */
+    uint64_t seq;       /* arming order, among timers due at the same time */
+    size_t heap_index;  /* position in the loop's heap while armed */
     uint64_t armed_turn;
     bool armed;
 };
@@ -38,15 +41,15 @@ sv_loop_t *sv_loop_new(void);
 /* Free the loop (its watchers and timers are simply forgotten). NULL-safe. */
 void sv_loop_free(sv_loop_t *loop);
 
-/* Watch fd for events (POLLIN/POLLOUT); replaces an existing watcher of fd. */
+/* Watch fd for events (POLLIN/POLLOUT); replaces an existing watcher of fd. 0 or -errno. */
 int sv_loop_watch(sv_loop_t *loop, int fd, short events, sv_io_cb cb, void *arg);
 /* Change the events of an existing watcher. */
 int sv_loop_events(sv_loop_t *loop, int fd, short events);
 void sv_loop_unwatch(sv_loop_t *loop, int fd);
 
 void sv_timer_init(sv_timer_t *t, sv_timer_cb cb, void *arg);
-/* (Re)arm t: due after_ms from now, then every repeat_ms (0: once). */
-void sv_loop_timer_start(sv_loop_t *loop, sv_timer_t *t, int64_t after_ms, int64_t repeat_ms);
+/* (Re)arm t: due after_ms from now, then every repeat_ms (0: once). -ENOMEM: left disarmed. */
+int sv_loop_timer_start(sv_loop_t *loop, sv_timer_t *t, int64_t after_ms, int64_t repeat_ms);
 /* Disarm t (a timer that is not armed is left alone). */
 void sv_loop_timer_stop(sv_loop_t *loop, sv_timer_t *t);
 static inline bool sv_timer_armed(const sv_timer_t *t)

@@ -14,7 +14,6 @@
 static struct sockaddr_un addr;
 static socklen_t addr_len;
 static int64_t watchdog_ms;
-static int64_t next_watchdog_ms;
 
 bool sv_notify_init(void)
 {
@@ -62,12 +61,15 @@ void sv_notify_reloading(void)
     sv_notify("RELOADING=1\nMONOTONIC_USEC=%lld", (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
 }
 
-void sv_notify_watchdog(int64_t now_ms)
+int64_t sv_notify_watchdog_every_ms(void)
 {
-    if (!addr_len || watchdog_ms <= 0 || now_ms < next_watchdog_ms)
-        return;
-    next_watchdog_ms = now_ms + watchdog_ms / 2;
-    sv_notify("WATCHDOG=1");
+    return addr_len && watchdog_ms > 0 ? (watchdog_ms / 2 > 0 ? watchdog_ms / 2 : 1) : 0;
+}
+
+void sv_notify_watchdog(void)
+{
+    if (addr_len && watchdog_ms > 0)
+        sv_notify("WATCHDOG=1");
 }
 
 void sv_notify_forget(void)

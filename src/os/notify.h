@@ -20,8 +20,10 @@ bool sv_notify_init(void);
 void sv_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* RELOADING=1 with the monotonic timestamp systemd wants alongside it. */
 void sv_notify_reloading(void);
-/* Send WATCHDOG=1 if its half-period has passed; call every loop turn. */
-void sv_notify_watchdog(int64_t now_ms);
+/* How often to send WATCHDOG=1: half of WATCHDOG_USEC (ms), 0 = no watchdog. */
+int64_t sv_notify_watchdog_every_ms(void);
+/* Send WATCHDOG=1 (a no-op without a watchdog); the caller's timer runs it every sv_notify_watchdog_every_ms. */
+void sv_notify_watchdog(void);
 /* In a child: drop the socket from the environment, never notify. */
 void sv_notify_forget(void);
 

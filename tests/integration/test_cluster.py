@@ -218,3 +218,46 @@ def test_several_binds(servers, testapp, port, tmp_path):
     servers("-w", "2", "-b", f"tcp://127.0.0.1:{port}", "-b", f"unix://{path}", testapp, workers=2)
     assert get(port, "/").status == 200
     assert get(path, "/").status == 200
+
+
+def _voluntary_switches(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches")
+
+
+def test_idle_master_sleeps_until_its_next_deadline(servers, testapp, port):
+    """No fixed tick: an idle master wakes for its timers and the workers' check-ins only."""
+    s = boot(servers, testapp, port, workers=2)
+    s.wait_workers(2)
+    s.wait_booted(workers=2)
+    before = _voluntary_switches(s.pid)
+    t0 = time.monotonic()
+    time.sleep(3)  # a measurement window, not a wait for a condition
+    woke = _voluntary_switches(s.pid) - before
+    elapsed = time.monotonic() - t0
+    # the memory sample every 2 s and two workers' check-ins every 5 s: ~3 wake-ups
+    # (a 100 ms tick made 30 and more); a loaded machine adds none, since each is a sleep in poll
+    assert woke <= 12, f"the master woke {woke} times in {elapsed:.1f}s"
+    assert s.alive()
+
+
+def test_crash_loop_back_off_ends_on_its_timer(servers, testapp, port, tmp_path):
+    """A worker that cannot boot is retried with a growing back-off; with nothing else
+    happening in the cluster, the back-off's end alone wakes the master, and once the
+    release is fixed the next retry boots."""
+    cport = free_port()
+    s = servers("-w", "1", "-b", f"tcp://127.0.0.1:{port}", "--control-url", f"tcp://127.0.0.1:{cport}",
+                "--control-token", "tok", testapp, workers=1, cwd=str(tmp_path))
+    (w,) = s.wait_workers(1)
+    (tmp_path / "INIT_FAIL").write_text("")
+    os.kill(w, signal.SIGKILL)
+    # retries at once, then after 0.5 s, 1 s...: the third failure comes only from the timer
+    s.wait_log(r"failed to boot .*retrying with back-off", count=2, timeout=20, stream="stderr")
+    (tmp_path / "INIT_FAIL").unlink()
+    booted = s.count(r"booted in")
+    s.wait_log(r"booted in", count=booted + 1, timeout=15)
+    assert get(port, "/").status == 200
+    assert stats(cport)["booted_workers"] == 1

@@ -370,3 +370,39 @@ def test_tmp_restart_plugin(servers, testapp, port, tmp_path, workers):
     s.wait_log(r"serval starting", count=2, timeout=10)
     s.wait_log(r"Use Ctrl-C to stop", count=2, timeout=10)
     assert get(port, "/").status == 200
+
+
+def test_a_restart_of_another_kind_waits_its_turn_then_runs(servers, testapp, port):
+    """A hot restart asked for during a phased one is queued, and starts when the
+    phased restart has ended (the master wakes for it at once; there is no tick)."""
+    s = boot(servers, testapp, port, workers=2, env={"TESTAPP_BOOT_MS": "500"})
+    a = control(s, "phased-restart")
+    b = control(s, "restart")
+    assert a and b and a != b
+    first = wait_op(s, a)
+    second = wait_op(s, b, timeout=40)
+    assert first["state"] == "succeeded", first
+    assert second["state"] == "succeeded", second
+    assert second["started_at"] >= first["finished_at"] - 0.002  # times cross the exec in whole ms
+    assert s.count(r"hot-restart queued behind the running phased-restart") == 1
+    wait_until(lambda: stats(s.cport)["booted_workers"] == 2, timeout=20, what="2 workers booted")
+
+
+def test_a_preflight_that_never_finishes_is_stopped_at_its_time_limit(servers, testapp, port, tmp_path):
+    """preload_app: the preflight inits the new release, which here takes 25 s. The
+    master keeps supervising and serving meanwhile, kills the check at its 20 s limit
+    (a timer: nothing else happens in the cluster), and the restart fails with the
+    old workers serving."""
+    s = boot(servers, testapp, port, workers=2, extra=("--preload",), cwd=str(tmp_path))
+    before = set(s.wait_workers(2))
+    (tmp_path / "BOOT_MS").write_text("25000\n")
+    with ClientLoop(port, threads=2) as loop:
+        loop.wait_requests(20)
+        op = control(s, "restart")
+        st = wait_op(s, op, timeout=40)
+        loop.wait_requests(20)
+    assert st["state"] == "failed", st
+    assert "did not finish in 20 s" in st["error"], st
+    loop.assert_clean(min_ok=40)
+    assert set(s.workers()) == before
+    assert s.count(r"serval starting") == 1  # no exec

@@ -1,6 +1,7 @@
 """Client timeouts, worker supervision timeouts and recycling, with small values."""
 
 import os
+import re
 import signal
 import socket
 import threading
@@ -8,7 +9,7 @@ import time
 
 import pytest
 
-from helpers import ClientLoop, get, raw, stats, wait_until
+from helpers import ClientLoop, free_port, get, raw, stats, wait_until
 
 
 def conf(tmp_path, text):
@@ -175,3 +176,28 @@ def test_max_worker_memory_recycles_a_grown_worker(servers, testapp, tmp_path, p
                    what="a recycled worker")
         loop.wait_requests(50)
     loop.assert_clean()
+
+
+def test_a_worker_that_dies_while_it_is_recycled_ends_the_recycle(servers, testapp, tmp_path, port):
+    """The recycle's machine is told of the old worker's exit (the machine interface's
+    exited): the operation ends, the replacement serves, nothing waits on the dead one."""
+    cport = free_port()
+    s = servers("-C", conf(tmp_path, 'worker_check_interval 1\nmax_worker_memory "40MB"\n'),
+                "-w", "2", "-b", f"tcp://127.0.0.1:{port}", "--control-url", f"tcp://127.0.0.1:{cport}",
+                "--control-token", "tok", testapp, workers=2,
+                env={"TESTAPP_CACHE_MB": "64", "TESTAPP_BOOT_MS": "1500"})
+    s.wait_workers(2)
+    assert get(port, "/cache").status == 200  # one worker grows past the limit
+    s.wait_log(r"Recycling worker \d \(PID: \d+\): over max_worker_memory", timeout=20)
+    old = int(re.search(r"Recycling worker \d \(PID: (\d+)\)", s.stdout()).group(1))
+    os.kill(old, signal.SIGKILL)  # while its replacement boots (1.5 s)
+
+    def settled():
+        j = stats(cport)
+        r = j["restart"]
+        last = r.get("last") or {}
+        return (not r["current"] and last.get("kind") == "recycle" and last.get("state") == "succeeded"
+                and j["booted_workers"] == 2 and len(s.workers()) == 2 and old not in s.workers())
+
+    wait_until(settled, timeout=30, what="the recycle ended and 2 workers serve")
+    assert get(port, "/").status == 200
