@@ -461,10 +461,7 @@ static void on_chan(sv_loop_t *loop, int fd, short revents, void *arg)
     }
     char msg[SV_CHAN_MSG_MAX];
     for (int k = 0; k < 64; k++) {
-        int rfd;
-        int n = sv_chan_recv(fd, msg, sizeof(msg), &rfd);
-        if (rfd >= 0)
-            close(rfd);
+        int n = sv_chan_recv(fd, msg, sizeof(msg), NULL);
         if (n == -EAGAIN)
             return;
         if (n <= 0) { /* the worker is gone (or going): waitpid will tell how */

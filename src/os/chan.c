@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/err.h"
 
@@ -72,7 +73,9 @@ int sv_chan_recv(int fd, char *buf, size_t cap, int *recv_fd)
         struct cmsghdr align;
     } ctl;
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
-    *recv_fd = -1;
+    int passed = -1;
+    if (recv_fd)
+        *recv_fd = -1;
     ssize_t n;
     do {
         n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -81,7 +84,11 @@ int sv_chan_recv(int fd, char *buf, size_t cap, int *recv_fd)
         return errno == ECONNRESET ? 0 : SV_ERRNO();
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(recv_fd, CMSG_DATA(c), sizeof(int));
+            memcpy(&passed, CMSG_DATA(c), sizeof(int));
+    if (recv_fd)
+        *recv_fd = passed;
+    else if (passed >= 0)
+        close(passed); /* the caller takes no fds: one sent anyway is not leaked */
     buf[n] = '\0';
     return (int)n;
 }

@@ -31,7 +31,8 @@ int sv_chan_send(int fd, const char *msg, int pass_fd, int timeout_ms);
 int sv_chan_sendf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*
  * Receive one message into buf (NUL-terminated). *recv_fd gets a passed fd
- * (close-on-exec) or -1. Returns its length, 0 at EOF, -EAGAIN if none.
+ * (close-on-exec) or -1; with recv_fd NULL a passed fd is closed. Returns its
+ * length, 0 at EOF, -EAGAIN if none.
  */
 int sv_chan_recv(int fd, char *buf, size_t cap, int *recv_fd);
 
