@@ -1,11 +1,12 @@
 /*
- * config/internal.h: shared by parse.c, directives.c and cli.c only.
+ * config/internal.h: shared by the files of src/config/ only.
  *
- * parse.c turns puma.rb source into values (sv_value_t) and hands each
- * directive's evaluated arguments to its setter in the directive table
- * (directives.c). cli.c records flags as (directive, argument source) pairs
- * and replays them through sv_cfg_apply_at, so flags, env fallbacks and the
- * file all go through the same setters and bounds.
+ * parse.c turns puma.rb source into values (sv_value_t, value.c) and hands
+ * each directive's evaluated arguments to its setter in the directive table
+ * (directives.c; the setters read their arguments with args.c). cli.c
+ * records flags as (directive, argument source) pairs and replays them
+ * through sv_cfg_apply_at, so flags, env fallbacks and the file all go
+ * through the same setters and bounds.
  */
 #ifndef SV_CONFIG_INTERNAL_H
 #define SV_CONFIG_INTERNAL_H
@@ -131,28 +132,100 @@ struct sv_directive {
 /* The directive named name; hidden ones only when hidden_ok. */
 const sv_directive_t *sv_cfg_lookup(const char *name, bool hidden_ok);
 /*
- * The message for a name that is not a directive. Returns 1 for a known
+ * compat.c: the message for a name that is not a directive. Returns 1 for a known
  * Puma or Ruby name (a hook, a Ruby-only or unsupported Puma directive):
  * the statement is skipped with the message as a warning. Returns 0 for an
  * unknown name (a typo: an error, with a suggestion when one is close).
  */
 int sv_cfg_unknown_message(const char *name, char *out, size_t cap);
+/* The row at index i (0, 1, ...), hidden ones included; NULL past the last. */
+const sv_directive_t *sv_cfg_directive_at(size_t i);
+
+/* value.c: number syntax. */
 /* A parsed whole number ("12", "1_000", " 7 "); returns 0 or -1. */
 int sv_cfg_parse_whole(const char *s, int64_t *out);
 /* Ruby's String#to_i: the leading integer, 0 without one. */
 int64_t sv_cfg_lenient_int(const char *s);
 /* A parsed number ("2.5", "10", " 3e2 "), finite; returns 0 or -1. */
 int sv_cfg_parse_number(const char *s, double *out);
-/* Drop every bind (command-line binds replace the file's). */
-void sv_cfg_clear_binds(sv_config_t *c);
+/* A size: "65536", "64KB", "64k", "1 MB", "2GiB" (1024-based); returns 0 or -1. */
+int sv_cfg_parse_size(const char *s, int64_t *out);
+/* 6 -> "6", 0.5 -> "0.5": bounds and values in messages. */
+void sv_cfg_fmt_num(double v, char *out, size_t cap);
+/* 65536 -> "64KB" where exact, for --help. */
+void sv_cfg_fmt_bytes(int64_t v, char *out, size_t cap);
 /* Logical CPUs this process may run on (WEB_CONCURRENCY=auto, workers :auto). */
 int sv_cfg_cpu_count(void);
+
+/* binds.c: drop every bind (command-line binds replace the file's). */
+void sv_cfg_clear_binds(sv_config_t *c);
 
 /* Parse args_src as a directive's argument list and apply it (parse.c). */
 int sv_cfg_apply_at(sv_config_t *c, const char *name, const char *args_src, const sv_site_t *s);
 
+/*
+ * args.c: a setter's argument readers. Each returns 0 and fills *out, or
+ * SV_ECONFIG with one line in the site's diag naming the directive (d->name)
+ * and what it expected; d->flags matter where noted.
+ */
 /* "NAME expects WHAT, got VALUE" (or, for a flag, "'VALUE' is not WHAT"); returns SV_ECONFIG. */
 int sv_cfg_type_error(const sv_directive_t *d, const sv_value_t *v, const char *what, const sv_site_t *s);
+/* lo <= n <= hi arguments. */
+int sv_cfg_want_nargs(const sv_directive_t *d, int n, int lo, int hi, const sv_site_t *s);
+/* A whole number: an Integer, a whole Float, or a string of digits (ENV values are strings). */
+int sv_cfg_want_int(const sv_directive_t *d, const sv_value_t *v, const sv_site_t *s, int64_t *out);
+/* A size: an Integer, or a string with a unit ("64KB"). */
+int sv_cfg_want_size(const sv_directive_t *d, const sv_value_t *v, const sv_site_t *s, int64_t *out);
+/* A number of seconds: an Integer, a Float or a string of one. */
+int sv_cfg_want_seconds(const sv_directive_t *d, const sv_value_t *v, const sv_site_t *s, double *out);
+/* true, false, nil (false), "true" or "false". */
+int sv_cfg_want_bool(const sv_directive_t *d, const sv_value_t *v, const sv_site_t *s, bool *out);
+/* A string or symbol; *out points into v. Empty only with SV_D_EMPTY_OK. */
+int sv_cfg_want_str(const sv_directive_t *d, const sv_value_t *v, const sv_site_t *s, const char **out);
+/* One of words, as :symbol or "string"; *idx is its index. */
+int sv_cfg_want_choice(const sv_directive_t *d, const sv_value_t *v, const char *const *words, int nwords,
+                       const sv_site_t *s, int *idx);
+/* lo <= v <= hi (lo < v with SV_D_GT); label names the quantity in the message ("threads minimum"). */
+int sv_cfg_check_range(const sv_directive_t *d, const char *label, double v, double lo, double hi,
+                       const sv_site_t *s);
+/* A boolean directive's one optional argument (required with SV_D_ARG_REQ); none means true. */
+int sv_cfg_get_bool_arg(const sv_directive_t *d, const sv_value_t *a, int n, const sv_site_t *s, bool *v);
+/* *field becomes a copy of v (NULL: none); the old string is freed. */
+int sv_cfg_replace_str(char **field, const char *v, const sv_site_t *s);
+
+/* The field a row's off names, in a config: SV_CFG_FIELD(c, d, int) is an int *. */
+#define SV_CFG_FIELD(c, d, type) ((type *)(void *)((char *)(c) + (d)->off))
+#define SV_CFG_CFIELD(c, d, type) ((const type *)(const void *)((const char *)(c) + (d)->off))
+
+/* The bind in effect when none is configured. */
+#define SV_CFG_DEFAULT_BIND "tcp://0.0.0.0:9292"
+
+/* Setters and JSON of the table's rows that live outside directives.c. */
+/* binds.c */
+int sv_cfg_set_bind(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs, const sv_site_t *s);
+int sv_cfg_set_port(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs, const sv_site_t *s);
+int sv_cfg_set_ssl_bind(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
+                        const sv_site_t *s);
+int sv_cfg_set_clear_binds(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
+                           const sv_site_t *s);
+void sv_cfg_show_binds(const sv_config_t *c, const sv_directive_t *d, sv_json_t *w);
+/* control_app.c */
+int sv_cfg_set_control(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
+                       const sv_site_t *s);
+int sv_cfg_set_control_url(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
+                           const sv_site_t *s);
+int sv_cfg_set_control_token(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
+                             const sv_site_t *s);
+int sv_cfg_set_control_data_url(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
+                                const sv_site_t *s);
+void sv_cfg_show_control(const sv_config_t *c, const sv_directive_t *d, sv_json_t *w);
+/* The control app's rules between settings (a token without a server, ...): 0 or SV_ECONFIG. */
+int sv_cfg_validate_control(const sv_config_t *c, sv_diag_t *diag);
+/* compat.c */
+int sv_cfg_set_compat_bool(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
+                           const sv_site_t *s);
+int sv_cfg_set_content_length_limit(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
+                                    const sv_site_t *s);
 /* edge.c: set_remote_address and bind_to_activated_sockets (rows in the table of directives.c). */
 int sv_cfg_set_remote_address(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
                               const sv_site_t *s);
@@ -160,6 +233,13 @@ void sv_cfg_show_remote_address(const sv_config_t *c, const sv_directive_t *d, s
 int sv_cfg_set_activated_sockets(sv_config_t *c, const sv_directive_t *d, const sv_value_t *args, int nargs,
                                  const sv_site_t *s);
 void sv_cfg_show_activated_sockets(const sv_config_t *c, const sv_directive_t *d, sv_json_t *w);
+
+/*
+ * config.c: "FILE: message" for a rule between two settings, which has no
+ * line ("serval: message" when there is no file); returns SV_ECONFIG.
+ */
+int sv_cfg_fail_rule(const sv_config_t *c, sv_diag_t *diag, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* The flag table for --help (cli.c). */
 void sv_cfg_print_flags(FILE *f);
