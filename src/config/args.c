@@ -74,6 +74,9 @@ int sv_cfg_type_error(const sv_directive_t *d, const sv_value_t *v, const char *
         return sv_cfg_fail(s, "'%s' is not %s", shown, what);
     }
     sv_cfg_value_inspect(v, shown, sizeof(shown));
+    if (v->type == SV_V_NIL)
+        return sv_cfg_fail(s, "%s expects %s, got nil (hint: ENV[\"NAME\"] is nil when NAME is unset: "
+                              "ENV.fetch(\"NAME\", DEFAULT) gives a default)", d->name, what);
     return sv_cfg_fail(s, "%s expects %s, got %s", d->name, what, shown);
 }
 

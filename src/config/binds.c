@@ -64,7 +64,8 @@ static int add_bind(sv_config_t *c, const char *uri, const sv_site_t *s)
     }
     for (int i = 0; i < c->n_binds; i++)
         if (!strcmp(c->binds[i], uri))
-            return sv_cfg_fail(s, "bind '%s' is given twice", uri);
+            return sv_cfg_fail(s, "bind '%s' is given twice (hint: keep one; port N is bind \"tcp://0.0.0.0:N\")",
+                               uri);
     if (c->n_binds == SV_CONFIG_MAX_BINDS)
         return sv_cfg_fail(s, "too many binds (at most %d)", SV_CONFIG_MAX_BINDS);
     if (!(c->binds[c->n_binds] = strdup(uri)))
@@ -85,7 +86,8 @@ int sv_cfg_set_bind(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a
 int sv_cfg_set_port(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n, const sv_site_t *s)
 {
     int64_t port = 0;
-    const char *host = "0.0.0.0";
+    /* -p and PORT (raw) keep 0.0.0.0, as the contract says and as Puma's -p ignores set_default_host */
+    const char *host = c->default_host && !s->raw ? c->default_host : "0.0.0.0";
     int rc = sv_cfg_want_nargs(d, n, 1, 2, s);
     if (rc == 0)
         rc = sv_cfg_want_int(d, &a[0], s, &port);

@@ -43,6 +43,11 @@ int sv_cfg_set_compat_bool(sv_config_t *c, const sv_directive_t *d, const sv_val
         if (v)
             sv_cfg_warn(c, s->where, "raise_exception_on_sigterm true is not honoured: serval exits 0 after a "
                                      "graceful stop on TERM (hint: delete the line)");
+    } else if (!strcmp(d->name, "allow_underscore_headers")) {
+        if (!v)
+            sv_cfg_warn(c, s->where, "allow_underscore_headers false is not honoured: serval hands the app every "
+                                     "header under its own name, and X_Forwarded_For never stands for "
+                                     "X-Forwarded-For (hint: drop such headers in the app)");
     } else if (!strcmp(d->name, "queue_requests")) {
         if (!v)
             sv_cfg_warn(c, s->where, "queue_requests false is not honoured: serval always reads a request in "
@@ -130,13 +135,15 @@ static const struct {
     /* Puma features serval does not have */
     {"max_fast_inline", "serval's event loop hands a connection back after each request; see max_keep_alive"},
     {"early_hints", "103 Early Hints are not supported by serval"},
+    {"max_io_threads", "serval has no IO-bound thread class: every app call holds one of threads MAX; raise "
+                       "that instead"},
     {"idle_timeout", "serval does not stop itself when idle; use systemd socket activation for that"},
     {"supported_http_methods", "serval passes every method to the app: reject methods there (501)"},
     {"state_permission", "not supported by serval yet: the state file is created 0644; set the directory's "
                          "permissions instead"},
 };
 
-static size_t edit_distance(const char *a, const char *b)
+size_t sv_cfg_edit_distance(const char *a, const char *b)
 {
     size_t lb = strlen(b), row[64];
     if (lb >= sizeof(row) / sizeof(row[0]) || strlen(a) >= 64)
@@ -169,7 +176,7 @@ static const char *suggest(const char *name)
     for (size_t i = 0; (dir = sv_cfg_directive_at(i)); i++) {
         if (dir->flags & SV_D_HIDDEN)
             continue;
-        size_t d = edit_distance(name, dir->name);
+        size_t d = sv_cfg_edit_distance(name, dir->name);
         if (d < best_d && d * 3 <= len) {
             best = dir->name;
             best_d = d;

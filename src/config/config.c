@@ -28,7 +28,7 @@ static const size_t str_fields[] = {
     F(config_file), F(app_path),      F(directory), F(environment),     F(tag),             F(control_url),
     F(control_token), F(state_path), F(pidfile),   F(stdout_redirect), F(stderr_redirect),
     F(warnings),       F(control_data_url),
-    F(remote_address_header), F(remote_address_value), F(trusted_proxies),
+    F(remote_address_header), F(remote_address_value), F(trusted_proxies), F(default_host),
 };
 
 #define NSTR (sizeof(str_fields) / sizeof(str_fields[0]))
@@ -41,6 +41,10 @@ void sv_config_free(sv_config_t *c)
         free(*STRF(c, i));
         *STRF(c, i) = NULL;
     }
+    for (size_t i = 0; i < SV_CONFIG_MAX_DIRECTIVES; i++) {
+        free(c->origin[i]);
+        c->origin[i] = NULL;
+    }
     sv_cfg_clear_binds(c);
 }
 
@@ -51,6 +55,8 @@ int sv_config_copy(sv_config_t *dst, const sv_config_t *src)
         *STRF(dst, i) = NULL;
     for (int i = 0; i < SV_CONFIG_MAX_BINDS; i++)
         dst->binds[i] = NULL;
+    for (size_t i = 0; i < SV_CONFIG_MAX_DIRECTIVES; i++)
+        dst->origin[i] = NULL;
     for (size_t i = 0; i < NSTR; i++) {
         const char *s = *CSTRF(src, i);
         if (s && !(*STRF(dst, i) = strdup(s)))
@@ -58,6 +64,9 @@ int sv_config_copy(sv_config_t *dst, const sv_config_t *src)
     }
     for (int i = 0; i < src->n_binds; i++)
         if (!(dst->binds[i] = strdup(src->binds[i])))
+            goto fail;
+    for (size_t i = 0; i < SV_CONFIG_MAX_DIRECTIVES; i++)
+        if (src->origin[i] && !(dst->origin[i] = strdup(src->origin[i])))
             goto fail;
     return 0;
 fail:
@@ -67,33 +76,57 @@ fail:
 
 /* ---- cross-field checks ---------------------------------------------- */
 
-/* Writes "FILE: message" (a rule between settings has no line) or "serval: message". */
-int sv_cfg_fail_rule(const sv_config_t *c, sv_diag_t *diag, const char *fmt, ...)
+int sv_cfg_set_origin(sv_config_t *c, const sv_directive_t *d, const char *where)
+{
+    size_t i = sv_cfg_directive_index(d);
+    char *copy = strdup(where);
+    if (!copy)
+        return -ENOMEM;
+    free(c->origin[i]);
+    c->origin[i] = copy;
+    return 0;
+}
+
+static const char *origin_of(const sv_config_t *c, const char *name)
+{
+    const sv_directive_t *d = name ? sv_cfg_lookup(name, true) : NULL;
+    return d ? c->origin[sv_cfg_directive_index(d)] : NULL;
+}
+
+int sv_cfg_fail_rule(const sv_config_t *c, sv_diag_t *diag, const char *about, const char *about2,
+                     const char *fmt, ...)
 {
     char msg[SV_DIAG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return sv_cfg_diag(diag, "%.*s: %.*s", SV_DIAG_MAX / 4, c->config_file ? c->config_file : "serval",
-                       SV_DIAG_MAX / 2, msg);
+    const char *where = origin_of(c, about);
+    if (!where)
+        where = origin_of(c, about2);
+    if (!where)
+        where = c->config_file ? c->config_file : "serval";
+    return sv_cfg_diag(diag, "%.*s: %.*s", SV_DIAG_MAX / 4, where, SV_DIAG_MAX / 2, msg);
 }
 
 static int validate_process(const sv_config_t *c, sv_diag_t *diag)
 {
     char a[48], b[48];
     if (c->min_threads > c->max_threads)
-        return sv_cfg_fail_rule(c, diag, "threads minimum (%d) must not exceed the maximum (%d)", c->min_threads,
-                                c->max_threads);
+        return sv_cfg_fail_rule(c, diag, "threads", NULL, "threads minimum (%d) must not exceed the maximum (%d)",
+                                c->min_threads, c->max_threads);
     if (!(c->worker_timeout > c->worker_check_interval)) {
         sv_cfg_fmt_num(c->worker_timeout, a, sizeof(a));
         sv_cfg_fmt_num(c->worker_check_interval, b, sizeof(b));
-        return sv_cfg_fail_rule(c, diag, "worker_timeout (%s) must be greater than worker_check_interval (%s)", a, b);
+        return sv_cfg_fail_rule(c, diag, "worker_timeout", "worker_check_interval",
+                                "worker_timeout (%s) must be greater than worker_check_interval (%s)", a, b);
     }
     if (c->fork_worker && c->workers < 1)
-        return sv_cfg_fail_rule(c, diag, "fork_worker needs cluster mode (hint: set workers 1 or more, or pass -w N)");
+        return sv_cfg_fail_rule(c, diag, "fork_worker", "workers",
+                                "fork_worker needs cluster mode (hint: set workers 1 or more, or pass -w N)");
     if (c->max_requests > 0 && c->max_requests_jitter >= c->max_requests)
-        return sv_cfg_fail_rule(c, diag, "max_requests jitter (%lld) must be less than max_requests (%lld)",
+        return sv_cfg_fail_rule(c, diag, "max_requests", NULL,
+                                "max_requests jitter (%lld) must be less than max_requests (%lld)",
                                 (long long)c->max_requests_jitter, (long long)c->max_requests);
     return 0;
 }
@@ -101,10 +134,12 @@ static int validate_process(const sv_config_t *c, sv_diag_t *diag)
 static int validate_limits(const sv_config_t *c, sv_diag_t *diag)
 {
     if (c->max_body_size > 0 && (int64_t)c->body_buffer_size > c->max_body_size)
-        return sv_cfg_fail_rule(c, diag, "body_buffer_size (%zu) must not exceed max_body_size (%lld)",
+        return sv_cfg_fail_rule(c, diag, "body_buffer_size", "max_body_size",
+                                "body_buffer_size (%zu) must not exceed max_body_size (%lld)",
                                 c->body_buffer_size, (long long)c->max_body_size);
     if (c->max_request_line > c->max_header_size)
-        return sv_cfg_fail_rule(c, diag, "max_request_line (%zu) must not exceed max_header_size (%zu)",
+        return sv_cfg_fail_rule(c, diag, "max_request_line", "max_header_size",
+                                "max_request_line (%zu) must not exceed max_header_size (%zu)",
                                 c->max_request_line, c->max_header_size);
     return 0;
 }

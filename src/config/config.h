@@ -30,6 +30,8 @@
 /* The longest control token (bytes); a longer one is a config error, never cut. */
 #define SV_CONTROL_TOKEN_MAX 127
 #define SV_CONFIG_MAX_THRESHOLDS 16
+/* Room for every row of the directive table (directives.c checks it at compile time). */
+#define SV_CONFIG_MAX_DIRECTIVES 96
 #define SV_DIAG_MAX 512
 
 typedef struct sv_diag {
@@ -57,6 +59,7 @@ typedef struct sv_config {
     /* Sockets */
     int n_binds;           /* bind URI / -b (repeatable); port N [, HOST] / -p */
     char *binds[SV_CONFIG_MAX_BINDS]; /* default tcp://0.0.0.0:9292 when none */
+    char *default_host;    /* set_default_host: a file's port N without HOST; NULL = 0.0.0.0 */
 
     /* App */
     char *app_path;        /* app "x.so" / positional APP; NULL = built-in hello */
@@ -137,6 +140,12 @@ typedef struct sv_config {
     /* What the config asks for that serval does not do: "file:line: warning: ...\n" lines */
     char *warnings;              /* NULL when none */
     int n_warnings;
+    /*
+     * Where each directive was last set, by its row in the directive table:
+     * "config/puma.rb:3" or "serval: -w"; NULL while it has its default.
+     * A cross-field error names the line of the setting it is about.
+     */
+    char *origin[SV_CONFIG_MAX_DIRECTIVES];
 } sv_config_t;
 
 /* What main() should do after sv_config_load. */

@@ -207,16 +207,19 @@ static bool local_url(const char *url)
 int sv_cfg_validate_control(const sv_config_t *c, sv_diag_t *diag)
 {
     if ((c->control_token || c->control_no_token) && !c->control_url)
-        return sv_cfg_fail_rule(c, diag, "a control token needs a control server (hint: activate_control_app \"URL\" "
-                                         "or --control-url URL)");
+        return sv_cfg_fail_rule(c, diag, "control_token", NULL,
+                                "a control token needs a control server (hint: activate_control_app \"URL\" "
+                                "or --control-url URL)");
     if (c->control_data_url && !c->control_url)
-        return sv_cfg_fail_rule(c, diag, "a data_url needs a control server (hint: activate_control_app \"URL\", "
-                                         "{ data_url: \"tcp://0.0.0.0:9294\" }, or a data_only control app alone)");
+        return sv_cfg_fail_rule(c, diag, "control_data_url", NULL,
+                                "a data_url needs a control server (hint: activate_control_app \"URL\", "
+                                "{ data_url: \"tcp://0.0.0.0:9294\" }, or a data_only control app alone)");
     if (c->control_url && c->control_no_token && !c->control_data_only && !c->control_allow_remote &&
         !local_url(c->control_url))
-        return sv_cfg_fail_rule(c, diag, "control app %.60s has no token and can stop the server: bind loopback or "
-                                         "a unix socket (hint: add a token; data_only: true / --control-data-only; "
-                                         "allow_remote: true / --control-allow-remote behind a firewall)",
+        return sv_cfg_fail_rule(c, diag, "activate_control_app", "control_url",
+                                "control app %.60s has no token and can stop the server: bind loopback or "
+                                "a unix socket (hint: add a token; data_only: true / --control-data-only; "
+                                "allow_remote: true / --control-allow-remote behind a firewall)",
                                 c->control_url);
     return 0;
 }

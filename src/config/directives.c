@@ -224,17 +224,16 @@ static int set_redirect(sv_config_t *c, const sv_directive_t *d, const sv_value_
 static int set_force_shutdown(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
                               const sv_site_t *s)
 {
-    static const char *const words[] = {"forever", "immediately"};
+    static const char what[] = "a number of seconds, :forever or :immediately";
     int rc = sv_cfg_want_nargs(d, n, 1, 1, s);
     if (rc)
         return rc;
     if (a[0].type == SV_V_NIL || a[0].type == SV_V_BOOL || a[0].type == SV_V_HASH)
-        return sv_cfg_type_error(d, &a[0], "a number of seconds, :forever or :immediately", s);
+        return sv_cfg_type_error(d, &a[0], what, s);
     if (a[0].type == SV_V_SYM || (a[0].type == SV_V_STR && sv_cfg_parse_number(a[0].s, &(double){0}) < 0)) {
-        int idx = 0;
-        if ((rc = sv_cfg_want_choice(d, &a[0], words, 2, s, &idx)))
-            return rc;
-        c->force_shutdown_after = idx == 0 ? -1 : 0;
+        if (strcmp(a[0].s, "forever") && strcmp(a[0].s, "immediately"))
+            return sv_cfg_type_error(d, &a[0], what, s);
+        c->force_shutdown_after = a[0].s[0] == 'f' ? -1 : 0;
         return 0;
     }
     return set_dur(c, d, a, n, s);
@@ -303,6 +302,27 @@ static int set_max_requests(sv_config_t *c, const sv_directive_t *d, const sv_va
         c->max_requests_jitter = jitter;
     }
     return rc;
+}
+
+/* Puma's rackup file is no app: say so now rather than when dlopen fails on it. */
+static int set_app(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n, const sv_site_t *s)
+{
+    size_t len = n == 1 && (a[0].type == SV_V_STR || a[0].type == SV_V_SYM) ? strlen(a[0].s) : 0;
+    if (len >= 3 && !strcmp(a[0].s + len - 3, ".ru"))
+        return sv_cfg_fail(s, "app '%s' is a Rack file, which serval cannot run (hint: app takes the path of an app "
+                              "shared object, \"build/app.so\": see docs/apps.md)", a[0].s);
+    return set_str(c, d, a, n, s);
+}
+
+/* Puma's docs suggest max_keep_alive Float::INFINITY: no limit, serval's 0. */
+static int set_max_keep_alive(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n,
+                              const sv_site_t *s)
+{
+    if (n == 1 && a[0].type == SV_V_FLOAT && isinf(a[0].f) && a[0].f > 0) {
+        c->max_keep_alive = 0;
+        return 0;
+    }
+    return set_int(c, d, a, n, s);
 }
 
 static int set_plugin(sv_config_t *c, const sv_directive_t *d, const sv_value_t *a, int n, const sv_site_t *s)
@@ -478,6 +498,8 @@ static const sv_directive_t table[] = {
      "none", "listen on HOST:PORT with TLS (docs/tls.md has every option); same as bind \"ssl://...\""},
     {"port", sv_cfg_set_port, NULL, SV_F_NONE, 0, 0, 65535, 0, "PORT[, \"HOST\"]", "9292",
      "same as bind \"tcp://HOST:PORT\" (HOST defaults to 0.0.0.0)"},
+    {"set_default_host", set_str, show_field, SV_F_STR, F(default_host), 0, 0, 0, "\"HOST\"", "\"0.0.0.0\"",
+     "the host of a port directive in the file that names none (Puma's; -p and PORT keep 0.0.0.0)"},
     {"bind_to_activated_sockets", sv_cfg_set_activated_sockets, sv_cfg_show_activated_sockets, SV_F_NONE, 0, 0,
      0, 0, "[true|\"only\"]", "false",
      "listen on the sockets systemd passes (LISTEN_FDS) as well as the binds; \"only\": on those alone"},
@@ -485,7 +507,7 @@ static const sv_directive_t table[] = {
      ":socket|\"ADDR\"|proxy_protocol: :v1|:v2|header: \"NAME\"[, trusted_proxies: [...]]", ":socket",
      "who the client is behind a load balancer: a PROXY header, or a forwarded-for header from trusted proxies"},
     /* app */
-    {"app", set_str, show_field, SV_F_STR, F(app_path), 0, 0, 0, "\"PATH.so\"", "the built-in hello app",
+    {"app", set_app, show_field, SV_F_STR, F(app_path), 0, 0, 0, "\"PATH.so\"", "the built-in hello app",
      "the app shared object (the APP argument)"},
     {"directory", set_str, show_field, SV_F_STR, F(directory), 0, 0, 0, "\"DIR\"", "the starting directory",
      "directory the app runs in; hot restarts return to it"},
@@ -523,7 +545,7 @@ static const sv_directive_t table[] = {
      "SIZE", NULL, "bytes per second a request body must keep up (408 below; 0 = off)"},
     {"min_response_data_rate", set_int, show_field, SV_F_I64, F(min_response_data_rate), 0, NOLIM, SV_D_BYTES,
      "SIZE", NULL, "bytes per second a client must read a waiting response at (closed below; 0 = off)"},
-    {"shutdown_delay", set_dur, show_field, SV_F_DUR, F(shutdown_delay), 0, DUR_MAX, 0, "SECONDS", NULL,
+    {"shutdown_delay", set_dur, show_field, SV_F_DUR, F(shutdown_delay), 0, DUR_MAX, 0, "SECONDS", "0 (off)",
      "on TERM, answer /readyz 503 and keep serving this long, then stop gracefully (lame duck)"},
     {"force_shutdown_after", set_force_shutdown, show_force_shutdown, SV_F_DUR, F(force_shutdown_after), 0,
      DUR_MAX, 0, "SECONDS|:forever|:immediately", ":forever",
@@ -542,7 +564,7 @@ static const sv_directive_t table[] = {
     {"wait_for_less_busy_worker", set_wait_less, show_field, SV_F_DUR, F(wait_for_less_busy_worker), 0, 1, 0,
      "[SECONDS]", NULL, "a busy worker waits up to this before accepting, so idle ones go first (0 = off)"},
     /* HTTP limits */
-    {"max_keep_alive", set_int, show_field, SV_F_INT, F(max_keep_alive), 0, INT_MAX, 0, "N", NULL,
+    {"max_keep_alive", set_max_keep_alive, show_field, SV_F_INT, F(max_keep_alive), 0, INT_MAX, 0, "N", NULL,
      "requests on one connection before it is closed (0 = unlimited)"},
     {"max_request_line", set_int, show_field, SV_F_SIZE, F(max_request_line), 64, 16 * MIB, SV_D_BYTES,
      "SIZE", NULL, "longest request line (414 beyond)"},
@@ -580,6 +602,8 @@ static const sv_directive_t table[] = {
     {"queue_requests", sv_cfg_set_compat_bool, NULL, SV_F_NONE, 0, 0, 0, SV_D_COMPAT, "[BOOL]", NULL, NULL},
     {"http_content_length_limit", sv_cfg_set_content_length_limit, NULL, SV_F_NONE, 0, 0, 0, SV_D_COMPAT | SV_D_BYTES,
      "SIZE|nil", NULL, NULL},
+    {"allow_underscore_headers", sv_cfg_set_compat_bool, NULL, SV_F_NONE, 0, 0, 0, SV_D_COMPAT, "[BOOL]", NULL,
+     NULL},
     {"clear_binds!", sv_cfg_set_clear_binds, NULL, SV_F_NONE, 0, 0, 0, SV_D_COMPAT, "", NULL, NULL},
     /* command-line only */
     {"control_url", sv_cfg_set_control_url, NULL, SV_F_NONE, 0, 0, 0, SV_D_HIDDEN, "\"URL\"", NULL, NULL},
@@ -599,6 +623,13 @@ static const sv_directive_t table[] = {
 };
 
 #define NDIRECTIVES (sizeof(table) / sizeof(table[0]))
+
+_Static_assert(NDIRECTIVES <= SV_CONFIG_MAX_DIRECTIVES, "sv_config_t.origin has no room for every directive");
+
+size_t sv_cfg_directive_index(const sv_directive_t *d)
+{
+    return (size_t)(d - table);
+}
 
 const sv_directive_t *sv_cfg_directive_at(size_t i)
 {

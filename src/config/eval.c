@@ -175,6 +175,21 @@ bool sv_is_def(const parser_t *P, const char *name)
     return false;
 }
 
+/* The variable the file assigns whose name is closest to a misspelt one, or NULL. */
+static const char *closest_var(const parser_t *P, const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = 3, len = strlen(name);
+    for (int i = 0; i < P->nvars; i++) {
+        size_t d = sv_cfg_edit_distance(name, P->vars[i].name);
+        if (d < best_d && d * 3 <= len) {
+            best = P->vars[i].name;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
 static int eval_var(parser_t *P, const node_t *n, sv_value_t *out)
 {
     const var_t *v = sv_find_var(P, n->name);
@@ -191,11 +206,23 @@ static int eval_var(parser_t *P, const node_t *n, sv_value_t *out)
         out->s = strdup(n->name[5] == 'E' ? "ruby" : plat);
         return out->s ? 0 : sv_poom(P);
     }
+    /* Puma's docs suggest max_keep_alive Float::INFINITY */
+    if (!strcmp(n->name, "Float::INFINITY")) {
+        out->type = SV_V_FLOAT;
+        out->f = HUGE_VAL;
+        return 0;
+    }
     if (n->name[0] >= 'A' && n->name[0] <= 'Z')
         return sv_psoft(P, "the constant %s is not known to serval", n->name);
     if (sv_is_def(P, n->name))
         return sv_psoft(P, "%s is a method defined in the file, which serval does not run", n->name);
-    return sv_perr(P, n->line, "undefined local variable '%s' (assign it first: %s = value)", n->name, n->name);
+    const char *close = closest_var(P, n->name);
+    if (close)
+        return sv_perr(P, n->line, "undefined local variable '%s' (did you mean '%s'? or assign it first: %s = value)",
+                       n->name, close, n->name);
+    /* `environment production`: a word meant as a string */
+    return sv_perr(P, n->line, "undefined local variable '%s' (assign it first: %s = value; or, meant as a string, "
+                               "quote it: \"%s\")", n->name, n->name, n->name);
 }
 
 /* ---- ENV ------------------------------------------------------------- */

@@ -138,8 +138,12 @@ const sv_directive_t *sv_cfg_lookup(const char *name, bool hidden_ok);
  * unknown name (a typo: an error, with a suggestion when one is close).
  */
 int sv_cfg_unknown_message(const char *name, char *out, size_t cap);
+/* compat.c: Levenshtein distance, for "did you mean"; SIZE_MAX for names of 64 bytes or more. */
+size_t sv_cfg_edit_distance(const char *a, const char *b);
 /* The row at index i (0, 1, ...), hidden ones included; NULL past the last. */
 const sv_directive_t *sv_cfg_directive_at(size_t i);
+/* The index of a row of the table (d from sv_cfg_lookup or sv_cfg_directive_at). */
+size_t sv_cfg_directive_index(const sv_directive_t *d);
 
 /* value.c: number syntax. */
 /* A parsed whole number ("12", "1_000", " 7 "); returns 0 or -1. */
@@ -235,11 +239,15 @@ int sv_cfg_set_activated_sockets(sv_config_t *c, const sv_directive_t *d, const 
 void sv_cfg_show_activated_sockets(const sv_config_t *c, const sv_directive_t *d, sv_json_t *w);
 
 /*
- * config.c: "FILE: message" for a rule between two settings, which has no
- * line ("serval: message" when there is no file); returns SV_ECONFIG.
+ * config.c: a rule between settings is broken. The message starts with where
+ * the first of the directives about and about2 (NULL: none) that is not a
+ * default was set ("config/puma.rb:3", "serval: -w"), else with the file,
+ * else "serval"; returns SV_ECONFIG.
  */
-int sv_cfg_fail_rule(const sv_config_t *c, sv_diag_t *diag, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int sv_cfg_fail_rule(const sv_config_t *c, sv_diag_t *diag, const char *about, const char *about2,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Records where directive d was set (a copy of where); returns 0 or -ENOMEM. */
+int sv_cfg_set_origin(sv_config_t *c, const sv_directive_t *d, const char *where);
 
 /* The flag table for --help (cli.c). */
 void sv_cfg_print_flags(FILE *f);

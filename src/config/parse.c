@@ -180,6 +180,8 @@ static int apply_call(parser_t *P, const sv_directive_t *d, const call_t *c, int
             snprintf(where, sizeof(where), "%.*s:%d", SV_DIAG_MAX / 4, P->path, line);
         sv_site_t site = {P->diag, where, P->raw};
         rc = d->set(P->cfg, d, vals, n, &site);
+        if (rc == 0 && sv_cfg_set_origin(P->cfg, d, where) < 0)
+            rc = sv_poom(P);
         if (rc)
             P->err = rc;
     }

@@ -66,6 +66,10 @@ fail:
 static void fmt_float(double f, char *out, size_t cap)
 {
     /* Ruby always shows a float with a fraction: 2.0, not 2 */
+    if (isinf(f)) {
+        snprintf(out, cap, "%sInfinity", f < 0 ? "-" : "");
+        return;
+    }
     snprintf(out, cap, "%.15g", f);
     if (isfinite(f) && !strpbrk(out, ".e"))
         strncat(out, ".0", cap - strlen(out) - 1);

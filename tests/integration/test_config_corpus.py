@@ -176,3 +176,72 @@ def test_strict_turns_corpus_warnings_into_errors():
     assert warnings[-1] == "serval: --strict: the warning above is an error"
     r, warnings = load("chatwoot.rb", {}, "--strict")
     assert r.returncode == 0 and warnings == []
+
+
+# Mistakes a Puma user makes moving a config/puma.rb over. Each reads as one line naming
+# the file, the line and the problem, with a hint where one is obvious; what serval knows
+# but does not run is a warning and startup goes on; what Puma accepts, serval does too.
+# (source, env, "error" | "warning" | "ok", line, part of the message)
+MISTAKES = [
+    ("wokers 4\n", {}, "error", 1, "unknown directive 'wokers' (did you mean 'workers'?)"),
+    ("workers 2\npreload_app\n", {}, "error", 2, "unknown directive 'preload_app' (did you mean 'preload_app!'?)"),
+    ("worker_timout 60\n", {}, "error", 1, "(did you mean 'worker_timeout'?)"),
+    ("threads 5\n", {}, "ok", 0, ""),
+    ("threads 5, 1\n", {}, "error", 1, "threads minimum (5) must not exceed the maximum (1)"),
+    ("workers ENV.fetch(\"WEB_CONCURRENCY\") { 2 }\n", {}, "ok", 0, ""),
+    ("workers ENV.fetch(\"WEB_CONCURRENCY\")\n", {}, "error", 1,
+     "ENV variable WEB_CONCURRENCY is not set (hint: give a default, ENV.fetch(\"WEB_CONCURRENCY\", value))"),
+    ("\nport ENV[\"PORT\"]\n", {}, "error", 2,
+     "port expects a whole number, got nil (hint: ENV[\"NAME\"] is nil when NAME is unset"),
+    ("bind \"tcp://0.0.0.0:3000\"\nport 3000\n", {}, "error", 2,
+     "bind 'tcp://0.0.0.0:3000' is given twice (hint: keep one; port N is bind \"tcp://0.0.0.0:N\")"),
+    ("preload_app!\n", {}, "ok", 0, ""),
+    ("workers 2\non_worker_boot do\n  ActiveRecord::Base.establish_connection\nend\n", {}, "warning", 2,
+     "on_worker_boot takes a Ruby block, which serval cannot run: skipped (hint: hooks are C functions"),
+    ("plugin :tmp_restart\n", {}, "ok", 0, ""),
+    ("plugin :puma_stats\n", {}, "warning", 1, "plugin :puma_stats is a Ruby plugin, which serval cannot run"),
+    ("environment production\n", {}, "error", 1,
+     "undefined local variable 'production' (assign it first: production = value; or, meant as a string, "
+     "quote it: \"production\")"),
+    ("max_threads_count = ENV.fetch(\"RAILS_MAX_THREADS\", 5)\nthreads min_threads_count, max_threads_count\n", {},
+     "error", 2, "undefined local variable 'min_threads_count' (did you mean 'max_threads_count'?"),
+    ("bind \"0.0.0.0:3000\"\n", {}, "error", 1, "bad bind '0.0.0.0:3000': expected tcp://HOST:PORT"),
+    ("worker_timeout 2\n", {}, "error", 1, "worker_timeout must be at least 6 (got 2)"),
+    ("force_shutdown_after :never\n", {}, "error", 1,
+     "force_shutdown_after expects a number of seconds, :forever or :immediately, got :never"),
+    ("daemonize\n", {}, "error", 1, "daemonize is not supported by serval (hint: it was removed in Puma 5"),
+    ("port 3000\n\nfork_worker\n", {}, "error", 3, "fork_worker needs cluster mode (hint: set workers 1 or more"),
+    ("rackup \"config.ru\"\n", {}, "warning", 1, "Puma's rackup is not supported by serval"),
+    ("app \"config.ru\"\n", {}, "error", 1, "app 'config.ru' is a Rack file, which serval cannot run"),
+    ("app do |env|\n  [200, {}, [\"ok\"]]\nend\n", {}, "error", 1, "app does not take a block"),
+    ("max_io_threads 5\n", {}, "warning", 1, "Puma's max_io_threads is not supported by serval"),
+    ("allow_underscore_headers false\n", {}, "warning", 1, "allow_underscore_headers false is not honoured"),
+    ("set_default_host \"::\"\nport 3000\n", {}, "ok", 0, ""),
+    ("max_keep_alive Float::INFINITY\n", {}, "ok", 0, ""),
+    ("bind \"tcp://127.0.0.1:3000\n", {}, "error", 1, "unterminated string"),
+    ("if ENV[\"X\"]\n  workers 2\n", {}, "error", 1, "'if' has no matching 'end'"),
+    ("ssl_bind \"127.0.0.1\", 9292\n", {}, "error", 1, "ssl_bind expects 3 arguments, got 2"),
+    ("activate_control_app \"127.0.0.1:9293\"\n", {}, "error", 1, "control URL: bad bind '127.0.0.1:9293'"),
+    ("quiet \"no\"\n", {}, "error", 1, "quiet expects true or false, got \"no\""),
+    ("workers 2.5\n", {}, "warning", 1, "workers 2.5 taken as 2, as Puma does (count.to_i)"),
+    ("require \"dotenv/load\"\nworkers 2\n", {}, "warning", 1, "require is Ruby, which serval cannot run"),
+    ("persistent_timeout 20.minutes\n", {}, "warning", 1, "serval does not know the method .minutes"),
+]
+
+
+@pytest.mark.parametrize("src,env,kind,line,part", MISTAKES, ids=[f"mistake-{i}" for i in range(len(MISTAKES))])
+def test_puma_user_mistake_reads_as_one_line(tmp_path, src, env, kind, line, part):
+    path = tmp_path / "puma.rb"
+    path.write_text(src)
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    e.update(env)
+    r = subprocess.run([SERVAL, "-C", str(path), "--print-config"], capture_output=True, text=True, env=e,
+                       timeout=10, cwd=tmp_path)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    if kind == "ok":
+        assert r.returncode == 0 and lines == [], r.stderr
+        return
+    assert len(lines) == 1, r.stderr
+    prefix = f"{path}:{line}: " + ("warning: " if kind == "warning" else "")
+    assert lines[0].startswith(prefix) and part in lines[0], lines[0]
+    assert (r.returncode == 0) == (kind == "warning"), r.stderr

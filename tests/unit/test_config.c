@@ -435,7 +435,8 @@ static void test_numbers(void **state)
     expect_error("workers 1__0\n", "puma.rb:1: malformed number '1__0' (serval reads decimal numbers only)");
     expect_error("workers 99999999999999999999\n", "puma.rb:1: number 99999999999999999999 is too large");
     expect_error("workers -1\n", "puma.rb:1: workers must be at least 0 (got -1)");
-    expect_error("workers - x\n", "puma.rb:1: undefined local variable 'x' (assign it first: x = value)");
+    expect_error("workers - x\n", "puma.rb:1: undefined local variable 'x' (assign it first: x = value; or, meant "
+                                  "as a string, quote it: \"x\")");
     expect_error("workers - \"x\"\n", "puma.rb:1: '-' needs a number");
 }
 
@@ -450,7 +451,8 @@ static void test_strings(void **state)
     /* a multi-line string still counts lines */
     expect_error("tag \"a\nb\"\nwokers 1\n", "puma.rb:3: unknown directive 'wokers' (did you mean 'workers'?)");
     expect_error("pidfile \"tmp/#{name}.pid\"\n",
-                 "puma.rb:1: undefined local variable 'name' (assign it first: name = value)");
+                 "puma.rb:1: undefined local variable 'name' (assign it first: name = value; or, meant as a "
+                 "string, quote it: \"name\")");
     expect_ok("pidfile 'tmp/#{name}.pid'\n");
     expect_error("workers 1\npidfile \"tmp\n", "puma.rb:2: unterminated string (a \" opened here is never closed)");
 }
@@ -572,9 +574,19 @@ static void test_variables(void **state)
     assert_string_equal(c.directory, "/srv");
     assert_string_equal(c.tag, "3");
     sv_config_free(&c);
-    expect_error("workers count\n", "puma.rb:1: undefined local variable 'count' (assign it first: count = value)");
+    expect_error("workers count\n", "puma.rb:1: undefined local variable 'count' (assign it first: count = value; "
+                                    "or, meant as a string, quote it: \"count\")");
+    /* a misspelt variable: the closest one assigned */
+    expect_error("max_threads_count = 5\nthreads min_threads_count, max_threads_count\n",
+                 "puma.rb:2: undefined local variable 'min_threads_count' (did you mean 'max_threads_count'? or "
+                 "assign it first: min_threads_count = value)");
+    /* `environment production`: a word meant as a string */
+    expect_error("environment production\n", "puma.rb:1: undefined local variable 'production' (assign it first: "
+                                             "production = value; or, meant as a string, quote it: \"production\")");
     /* as in Ruby, an assignment that does not run still defines the variable, as nil */
-    expect_error("x = \"a\" if false\npidfile x\n", "puma.rb:2: pidfile expects a string, got nil");
+    expect_error("x = \"a\" if false\npidfile x\n",
+                 "puma.rb:2: pidfile expects a string, got nil (hint: ENV[\"NAME\"] is nil when NAME is unset: "
+                 "ENV.fetch(\"NAME\", DEFAULT) gives a default)");
     expect_error("x = {a: 1}\n", "puma.rb:1: a hash can only be given directly as a directive's argument");
     expect_warning("Foo\n", "puma.rb:1: warning: 'Foo' skipped: serval does not run Ruby code");
 }
@@ -1062,7 +1074,7 @@ static void test_ruby_soft_failures(void **state)
     sv_config_free(&c);
     /* a lowercase name nobody assigned is a typo, not Ruby serval lacks */
     expect_error("workers wrker_count\n", "puma.rb:1: undefined local variable 'wrker_count' (assign it first: "
-                                          "wrker_count = value)");
+                                          "wrker_count = value; or, meant as a string, quote it: \"wrker_count\")");
 }
 
 /* Malformed expressions: one line, file:line, what was expected. */
@@ -1162,6 +1174,18 @@ static void test_compat_directives(void **state)
     assert_int_equal(parse(&c, "http_content_length_limit nil\n", &d), 0);
     assert_int_equal(c.max_body_size, 0);
     sv_config_free(&c);
+    /* Puma 7's: what serval does already, a warning where it cannot, no limit as serval's 0 */
+    assert_int_equal(parse(&c, "allow_underscore_headers\nallow_underscore_headers true\n"
+                               "max_keep_alive Float::INFINITY\n", &d), 0);
+    assert_null(c.warnings);
+    assert_int_equal(c.max_keep_alive, 0);
+    sv_config_free(&c);
+    expect_warning("allow_underscore_headers false\n",
+                   "puma.rb:1: warning: allow_underscore_headers false is not honoured: serval hands the app every "
+                   "header under its own name");
+    expect_warning("max_io_threads 5\n", "puma.rb:1: warning: Puma's max_io_threads is not supported by serval: "
+                                         "skipped (hint: serval has no IO-bound thread class");
+    expect_error("workers Float::INFINITY\n", "puma.rb:1: workers expects a whole number, got Infinity");
 }
 
 /* ---- directives ------------------------------------------------------ */
@@ -1283,7 +1307,20 @@ static void test_bind_and_port(void **state)
     }
     expect_error("ssl_bind \"127.0.0.1\", 9443, { cert_pem: \"\", key: \"k\" }\n",
                  "puma.rb:1: ssl_bind: cert_pem is empty (hint: is its ENV variable set?)");
-    expect_error("port 1\nport 1\n", "puma.rb:2: bind 'tcp://0.0.0.0:1' is given twice");
+    expect_error("port 1\nport 1\n", "puma.rb:2: bind 'tcp://0.0.0.0:1' is given twice (hint: keep one; port N is "
+                                     "bind \"tcp://0.0.0.0:N\")");
+    /* set_default_host: the host of a later port without one in the file (Puma's) */
+    sv_config_t dh, dh2;
+    assert_int_equal(parse(&dh, "port 3000\nset_default_host \"::\"\nport 3001\nport 3002, \"127.0.0.1\"\n", &d), 0);
+    assert_int_equal(dh.n_binds, 3);
+    assert_string_equal(dh.binds[0], "tcp://0.0.0.0:3000");
+    assert_string_equal(dh.binds[1], "tcp://[::]:3001");
+    assert_string_equal(dh.binds[2], "tcp://127.0.0.1:3002");
+    assert_string_equal(dh.default_host, "::");
+    assert_int_equal(sv_config_copy(&dh2, &dh), 0);
+    assert_string_equal(dh2.default_host, "::");
+    sv_config_free(&dh2);
+    sv_config_free(&dh);
     expect_error("port 65536\n", "puma.rb:1: port must be at most 65535 (got 65536)");
     expect_error("port \"http\"\n", "puma.rb:1: port expects a whole number, got \"http\"");
     expect_error("bind 80\n", "puma.rb:1: bind expects a string, got 80");
@@ -1416,9 +1453,10 @@ static void test_durations(void **state)
     expect_error("request_timeout \"soon\"\n", "puma.rb:1: request_timeout expects a number of seconds, got \"soon\"");
     expect_error("request_timeout \"inf\"\n", "puma.rb:1: request_timeout expects a number of seconds, got \"inf\"");
     expect_error("force_shutdown_after :later\n",
-                 "puma.rb:1: force_shutdown_after expects :forever or :immediately, got :later");
+                 "puma.rb:1: force_shutdown_after expects a number of seconds, :forever or :immediately, got :later");
     expect_error("force_shutdown_after nil\n",
-                 "puma.rb:1: force_shutdown_after expects a number of seconds, :forever or :immediately, got nil");
+                 "puma.rb:1: force_shutdown_after expects a number of seconds, :forever or :immediately, got nil "
+                 "(hint: ENV[\"NAME\"] is nil when NAME is unset: ENV.fetch(\"NAME\", DEFAULT) gives a default)");
     expect_error("force_shutdown_after -1\n", "puma.rb:1: force_shutdown_after must be at least 0 (got -1)");
 }
 
@@ -1526,15 +1564,19 @@ static void expect_invalid(const char *text, const char *msg)
 
 static void test_validate(void **state)
 {
-    expect_invalid("worker_check_interval 70\n", "serval: worker_timeout (60) must be greater than worker_check_interval (70)");
+    /* a rule between settings names the line of the setting it is about */
+    expect_invalid("worker_check_interval 70\n",
+                   "puma.rb:1: worker_timeout (60) must be greater than worker_check_interval (70)");
     expect_invalid("worker_timeout 10\nworker_check_interval 10\n",
-                   "serval: worker_timeout (10) must be greater than worker_check_interval (10)");
-    expect_invalid("fork_worker\n", "serval: fork_worker needs cluster mode (hint: set workers 1 or more, or pass -w N)");
+                   "puma.rb:1: worker_timeout (10) must be greater than worker_check_interval (10)");
+    expect_invalid("workers 0\n\nfork_worker\n",
+                   "puma.rb:3: fork_worker needs cluster mode (hint: set workers 1 or more, or pass -w N)");
     expect_invalid("max_body_size \"1MB\"\nbody_buffer_size \"2MB\"\n",
-                   "serval: body_buffer_size (2097152) must not exceed max_body_size (1048576)");
+                   "puma.rb:2: body_buffer_size (2097152) must not exceed max_body_size (1048576)");
     expect_invalid("max_request_line \"64KB\"\nmax_header_size \"32KB\"\n",
-                   "serval: max_request_line (65536) must not exceed max_header_size (32768)");
-    expect_invalid("max_requests 10, 10\n", "serval: max_requests jitter (10) must be less than max_requests (10)");
+                   "puma.rb:1: max_request_line (65536) must not exceed max_header_size (32768)");
+    expect_invalid("workers 2\nmax_requests 10, 10\n",
+                   "puma.rb:2: max_requests jitter (10) must be less than max_requests (10)");
     /* an unlimited body has no buffer bound; no refork request count needs none either */
     sv_config_t c;
     sv_diag_t d;
@@ -1850,7 +1892,8 @@ static void test_load_flag_errors(void **state)
     expect_load_error("serval: config file 'missing.rb' not found", "-C", "missing.rb", NULL);
     expect_load_error("serval: option '--config' given twice (serval reads one config file)", "-C", "a",
                       "--config", "b", NULL);
-    expect_load_error("serval: fork_worker needs cluster mode (hint: set workers 1 or more, or pass -w N)",
+    expect_load_error("serval: --fork-worker: fork_worker needs cluster mode (hint: set workers 1 or more, or pass "
+                      "-w N)",
                       "--fork-worker", NULL);
     expect_load_error("serval: --control-url: control URL 'auto' is not supported (hint: give a "
                       "tcp://127.0.0.1:PORT or unix://PATH URL)",
@@ -1908,7 +1951,18 @@ static void test_load_precedence(void **state)
     assert_int_equal(load(&c, &d, &act, "--no-config", NULL), 0);
     assert_int_equal(c.workers, 2);
     assert_null(c.config_file);
+    sv_config_free(&c);    /* set_default_host is the file's: -p keeps 0.0.0.0, as the contract says (and Puma's -p) */
+    write_file("config/puma.rb", "set_default_host \"::\"\nport 7005\n");
+    assert_int_equal(load(&c, &d, &act, NULL), 0);
+    assert_string_equal(c.binds[0], "tcp://[::]:7005");
     sv_config_free(&c);
+    assert_int_equal(load(&c, &d, &act, "-p", "7006", NULL), 0);
+    assert_string_equal(c.binds[0], "tcp://0.0.0.0:7006");
+    sv_config_free(&c);
+    /* a rule between settings names where the setting it is about was made, even when a flag broke it */
+    write_file("config/puma.rb", "workers 2\nfork_worker\n");
+    expect_load_error("config/puma.rb:2: fork_worker needs cluster mode (hint: set workers 1 or more, or pass -w N)",
+                      "-w", "0", NULL);
 }
 
 static void test_load_env(void **state)
@@ -2022,7 +2076,7 @@ static void test_load_file_errors(void **state)
     write_file("config/puma.rb", "workers 2\n\nthreads 9, 3\n");
     expect_load_error("config/puma.rb:3: threads minimum (9) must not exceed the maximum (3)", NULL);
     write_file("config/puma.rb", "fork_worker\n");
-    expect_load_error("config/puma.rb: fork_worker needs cluster mode (hint: set workers 1 or more, or pass -w N)",
+    expect_load_error("config/puma.rb:1: fork_worker needs cluster mode (hint: set workers 1 or more, or pass -w N)",
                       NULL);
     /* the flag fixes what the file left invalid */
     sv_config_t c;
@@ -2059,8 +2113,8 @@ static void test_load_control(void **state)
     assert_true(c.control_no_token);
     assert_null(c.control_token);
     sv_config_free(&c);
-    expect_load_error("serval: a control token needs a control server (hint: activate_control_app \"URL\" or "
-                      "--control-url URL)",
+    expect_load_error("serval: --control-token: a control token needs a control server (hint: activate_control_app "
+                      "\"URL\" or --control-url URL)",
                       "--no-config", "--control-token", "x", NULL);
 }
 
