@@ -155,6 +155,8 @@ int sv_set_var(parser_t *P, const char *name, sv_value_t *val, int line)
         if (!(v->name = strdup(name)))
             goto fail;
         memset(&v->val, 0, sizeof(v->val));
+        v->line = line;
+        v->referenced = false;
         P->nvars++;
     }
     sv_cfg_value_free(&v->val);

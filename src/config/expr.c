@@ -553,6 +553,9 @@ static int call_node(parser_t *P, const char *name, int line, node_t *recv, node
 /* A variable (or a constant) read by name. */
 static int var_node(parser_t *P, const char *name, int line, node_t **out)
 {
+    var_t *v = sv_find_var(P, name);
+    if (v)
+        v->referenced = true;
     node_t *n = sv_node_new(P, N_VAR, line);
     if (!n)
         return P->err;

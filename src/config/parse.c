@@ -135,7 +135,7 @@ static int parse_modifier(parser_t *P, call_t *c)
             return P->err;
     }
     if (!sv_at_stmt_end(&P->tok) && P->tok.type != T_RBRACE)
-        return sv_unexpected(P, "end of line");
+        return sv_unexpected(P, P->tok.type == T_ASSIGN ? "end of line; == compares, = assigns" : "end of line");
     return 0;
 }
 
@@ -695,6 +695,20 @@ static void parser_free(parser_t *P)
     free(P->defs);
 }
 
+/*
+ * `workers = 4` is valid Ruby that Puma silently ignores: a local variable
+ * that nothing reads, named like a directive, is almost surely that mistake.
+ */
+static void warn_directive_vars(parser_t *P)
+{
+    for (int i = 0; i < P->nvars && !P->err; i++) {
+        const var_t *v = &P->vars[i];
+        if (!v->referenced && sv_cfg_lookup(v->name, false))
+            warn_at(P, v->line, "'%s = ...' sets a local variable that nothing reads, not the directive "
+                                "(hint: %s VALUE, without '=')", v->name, v->name);
+    }
+}
+
 int sv_config_parse_text(sv_config_t *c, const char *path, const char *text, sv_diag_t *diag)
 {
     parser_t P;
@@ -703,6 +717,7 @@ int sv_config_parse_text(sv_config_t *c, const char *path, const char *text, sv_
     parser_init(&P, c, path, text, diag);
     if (sv_next(&P) == 0)
         parse_body(&P, true, NULL, 0);
+    warn_directive_vars(&P);
     parser_free(&P);
     if (P.err == SOFT_FAIL) /* never left unsoftened; a safety net */
         P.err = sv_cfg_diag(diag, "%s: %s", path, P.soft);

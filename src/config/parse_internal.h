@@ -83,6 +83,8 @@ typedef struct var {
     char *name;
     sv_value_t val;
     int unknown_line; /* its assignment could not be evaluated there (0: known) */
+    int line;         /* its first assignment */
+    bool referenced;  /* named in an expression after it, run or not */
 } var_t;
 
 typedef struct parser {

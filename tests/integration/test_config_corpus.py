@@ -226,6 +226,13 @@ MISTAKES = [
     ("workers 2.5\n", {}, "warning", 1, "workers 2.5 taken as 2, as Puma does (count.to_i)"),
     ("require \"dotenv/load\"\nworkers 2\n", {}, "warning", 1, "require is Ruby, which serval cannot run"),
     ("persistent_timeout 20.minutes\n", {}, "warning", 1, "serval does not know the method .minutes"),
+    ("threads 5, 5\nworkers = 4\n", {}, "warning", 2,
+     "'workers = ...' sets a local variable that nothing reads, not the directive (hint: workers VALUE, without '=')"),
+    ("port 3000 if ENV[\"RAILS_ENV\"] = \"production\"\n", {}, "error", 1,
+     "syntax error: unexpected '=' (expected end of line; == compares, = assigns)"),
+    ("port 99999\n", {}, "error", 1, "port must be at most 65535 (got 99999)"),
+    ("worker_culling_strategy :newest\n", {}, "error", 1,
+     "worker_culling_strategy expects :youngest or :oldest, got :newest"),
 ]
 
 

@@ -212,6 +212,16 @@ static void test_variables(void **state)
                  "ENV.fetch(\"NAME\", DEFAULT) gives a default)");
     expect_error("x = {a: 1}\n", "puma.rb:1: a hash can only be given directly as a directive's argument");
     expect_warning("Foo\n", "puma.rb:1: warning: 'Foo' skipped: serval does not run Ruby code");
+    /* `workers = 4`: valid Ruby Puma ignores silently; named like a directive and never read, it is a warning */
+    expect_warning("threads 1, 2\nworkers = 4\n", "puma.rb:2: warning: 'workers = ...' sets a local variable that "
+                                                 "nothing reads, not the directive (hint: workers VALUE, without '=')");
+    expect_warning("port = 3000 if false\n", "puma.rb:1: warning: 'port = ...' sets a local variable");
+    assert_int_equal(parse(&c, "port = 3000\nif false\n  port port\nend\n", &d), 0);
+    assert_null(c.warnings); /* read where it does not run: still read */
+    sv_config_free(&c);
+    /* `if ENV["X"] = "y"`: an assignment where a comparison was meant */
+    expect_error("port 3000 if ENV[\"RAILS_ENV\"] = \"production\"\n",
+                 "puma.rb:1: syntax error: unexpected '=' (expected end of line; == compares, = assigns)");
 }
 
 static void test_modifiers(void **state)
