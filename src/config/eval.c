@@ -244,8 +244,10 @@ static int eval_string_key(parser_t *P, const node_t *n, sv_value_t *key)
 static int eval_env(parser_t *P, const node_t *n, sv_value_t *out)
 {
     sv_value_t key = {0};
-    if (eval_string_key(P, n->a, &key))
+    if (eval_string_key(P, n->a, &key)) {
+        sv_cfg_value_free(&key); /* what sv_eval left there, as its contract says */
         return P->err;
+    }
     const char *v = getenv(key.s);
     int rc = 0;
     if (v)

@@ -365,15 +365,15 @@ static int parse_multi_assign(parser_t *P, bool active)
     bool run = false;
     if (rc == 0)
         rc = finish_stmt(P, &c, active, &run, names[0], line);
-    sv_value_t vals[SV_CFG_MAX_ARGS];
+    /* zeroed: a value whose evaluation failed is freed as nil */
+    sv_value_t vals[SV_CFG_MAX_ARGS] = {{0}};
     int nvals = 0;
     bool soft = false;
-    for (; rc == 0 && run && nvals < c.nargs; nvals++) {
-        if (sv_eval(P, c.args[nvals], &vals[nvals]) == SOFT_FAIL) {
-            nvals++;
-            soft = true;
-            rc = soften(P, line, "a, b = ...");
-        }
+    for (; rc == 0 && run && nvals < c.nargs; nvals++)
+        rc = sv_eval(P, c.args[nvals], &vals[nvals]);
+    if (rc == SOFT_FAIL) {
+        soft = true;
+        rc = soften(P, line, "a, b = ...");
     }
     if (rc == 0)
         rc = multi_store(P, names, n, vals, nvals, run, soft, line);

@@ -495,7 +495,16 @@ static void test_ruby_env_and_methods(void **state)
     assert_int_equal(c.max_threads, 6);
     assert_int_equal(c.workers, 4);
     sv_config_free(&c);
+    /* a value serval cannot evaluate in a multiple assignment: one warning, every name unknown (a fuzz find) */
+    assert_int_equal(parse(&c, "a, b, x = Foo.bar, 2, Baz.qux\nworkers 3\n", &d), 0);
+    assert_int_equal(c.workers, 3);
+    assert_int_equal(c.n_warnings, 1);
+    assert_non_null(strstr(c.warnings, "puma.rb:1: warning: 'a, b = ...' skipped"));
+    sv_config_free(&c);
+    expect_warning("a, b = Foo.bar, 2\nworkers b\n", "puma.rb:2: warning: 'workers' skipped");
     expect_error("workers nil.positive?\n", "puma.rb:1: undefined method 'positive?' for nil");
+    /* a failed ENV key frees what it evaluated (a fuzz find, seen under ASan) */
+    expect_error("workers ENV[-\"X\"]\n", "puma.rb:1: '-' needs a number");
     expect_error("workers Integer(\"1\", 2)\n", "puma.rb:1: Integer(): serval reads one argument (and exception: "
                                                 "false)");
 }
