@@ -164,3 +164,14 @@ def test_every_name_in_the_puma_table_is_known(tmp_path):
         r = subprocess.run([SERVAL, "-C", str(conf), "--print-config"], capture_output=True, text=True,
                            timeout=10, env=clean_env(), cwd=tmp_path)
         assert "unknown directive" not in r.stderr, r.stderr
+
+
+def test_every_environment_variable_is_documented(help_text):
+    part = help_text.split("\nEnvironment:", 1)[1].split("Precedence:", 1)[0]
+    code = set(re.findall(r"\b[A-Z][A-Z_]{2,}\b", part))
+    docs = set()
+    for line in doc_section("Environment variables").splitlines():
+        if line.startswith("| `"):
+            docs.update(re.findall(r"`([A-Z][A-Z_]+)`", cells(line)[0]))
+    assert len(code) >= 8, part
+    assert sorted(code - docs) == [] and sorted(docs - code) == []
