@@ -206,9 +206,9 @@ void sv_config_print_help(const char *prog)
         snprintf(head, sizeof(head), "%s %s", d->name, d->args);
         printf("  %-44s default: %s\n      %s\n", head, def, d->help);
     }
-    printf("\nEnvironment: WEB_CONCURRENCY (workers, or auto), MIN_THREADS/PUMA_MIN_THREADS, "
-           "MAX_THREADS/PUMA_MAX_THREADS,\n  PORT (the default bind's port), APP_ENV/RACK_ENV/RAILS_ENV "
-           "(environment).\n"
+    printf("\nEnvironment: WEB_CONCURRENCY (workers, or auto), PUMA_MIN_THREADS/MIN_THREADS, "
+           "PUMA_MAX_THREADS/MAX_THREADS,\n  PORT (the default bind's port), APP_ENV/RACK_ENV/RAILS_ENV "
+           "(environment); of A/B, the first set wins.\n"
            "Precedence: defaults < environment < config file < flags. See docs/configuration.md.\n");
     sv_config_free(&defaults);
 }
