@@ -254,6 +254,34 @@ void sv_cfg_print_flags(FILE *f)
 
 /* ---- argv ------------------------------------------------------------ */
 
+/* Puma's flags serval does not take: still an error (a flag is never ignored), with what to do instead. */
+static const struct {
+    char shortc;
+    const char *longname;
+    const char *hint;
+} puma_flags[] = {
+    {0, "debug", "set SERVAL_DEBUG=1 in the environment instead"},
+    {'I', "include", "Ruby's load path: serval loads no Ruby, drop it"},
+    {0, "idle-timeout", "serval does not stop itself when idle; use systemd socket activation for that"},
+    {0, "plugin", "only tmp_restart is built in: plugin :tmp_restart in the config file"},
+    {0, "prune-bundler", "Ruby-only, for Bundler: drop it"},
+    {0, "extra-runtime-dependencies", "Ruby-only, for Bundler: drop it"},
+    {'R', "restart-cmd", "a hot restart re-executes the serval binary: drop it"},
+    {'s', "silent", "serval has no silent mode; its request log is off unless -v"},
+    {0, "early-hints", "103 Early Hints are not supported by serval: drop it"},
+    {'d', "daemon", "removed in Puma 5: run serval in the foreground under systemd or another supervisor"},
+};
+
+/* What to do instead of one of Puma's flags, or NULL for a flag Puma does not have either. */
+static const char *puma_flag_hint(const char *longname, size_t n, char shortc)
+{
+    for (size_t i = 0; i < sizeof(puma_flags) / sizeof(puma_flags[0]); i++)
+        if ((shortc && puma_flags[i].shortc == shortc) ||
+            (longname && strlen(puma_flags[i].longname) == n && !strncmp(puma_flags[i].longname, longname, n)))
+            return puma_flags[i].hint;
+    return NULL;
+}
+
 static const flag_t *find_flag(const char *longname, size_t n, char shortc)
 {
     for (size_t i = 0; i < NFLAGS; i++) {
@@ -306,6 +334,10 @@ static int parse_flag(cli_t *cli, int argc, char **argv, int *i)
         f = find_flag(NULL, 0, a[1]);
         val = a[2] ? a + 2 : NULL;
     }
+    const char *puma = f ? NULL : a[1] == '-' ? puma_flag_hint(a + 2, strcspn(a + 2, "="), 0)
+                                              : puma_flag_hint(NULL, 0, a[1]);
+    if (puma)
+        return cli_fail(cli, "serval: option '%s' is Puma's, not serval's (hint: %s)", spelled, puma);
     if (!f || (f->arg == ARG_NONE && val && a[1] != '-'))
         return cli_fail(cli, "serval: unknown option '%.60s' (see serval --help)", f ? a : spelled);
     if (f->arg == ARG_NONE && val)

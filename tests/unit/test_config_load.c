@@ -131,6 +131,13 @@ static void test_load_flag_errors(void **state)
 {
     expect_load_error("serval: unknown option '--foo' (see serval --help)", "--foo", NULL);
     expect_load_error("serval: unknown option '--foo' (see serval --help)", "--foo=1", NULL);
+    /* Puma's flags serval does not take: errors that say what to do instead */
+    expect_load_error("serval: option '--prune-bundler' is Puma's, not serval's (hint: Ruby-only, for Bundler: drop "
+                      "it)", "--prune-bundler", NULL);
+    expect_load_error("serval: option '-s' is Puma's, not serval's (hint: serval has no silent mode; its request log "
+                      "is off unless -v)", "-s", NULL);
+    expect_load_error("serval: option '--idle-timeout' is Puma's, not serval's (hint: serval does not stop itself "
+                      "when idle; use systemd socket activation for that)", "--idle-timeout=30", NULL);
     expect_load_error("serval: unknown option '-z' (see serval --help)", "-z", NULL);
     expect_load_error("serval: unknown option '-qv' (see serval --help)", "-qv", NULL);
     expect_load_error("serval: option '-w' needs a value", "-w", NULL);
