@@ -44,12 +44,26 @@ const char *sv_config_bind(const sv_config_t *c, int i)
 
 /* ---- bind, port, ssl_bind --------------------------------------------- */
 
+const char *sv_cfg_scheme_for(const char *addr)
+{
+    const char *colon = strrchr(addr, ':');
+    if (strstr(addr, "://"))
+        return NULL;
+    if (addr[0] == '/' || addr[0] == '.')
+        return "unix://";
+    if (colon && colon[1] && colon[1 + strspn(colon + 1, "0123456789")] == '\0')
+        return "tcp://";
+    return NULL;
+}
+
 static int add_bind(sv_config_t *c, const char *uri, const sv_site_t *s)
 {
     sv_bind_t b;
     char err[SV_DIAG_MAX / 2];
-    if (sv_bind_parse(uri, &b, err, sizeof(err)) < 0)
-        return sv_cfg_fail(s, "%s", err);
+    if (sv_bind_parse(uri, &b, err, sizeof(err)) < 0) {
+        const char *scheme = sv_cfg_scheme_for(uri);
+        return scheme ? sv_cfg_fail(s, "%s (hint: \"%s%.80s\")", err, scheme, uri) : sv_cfg_fail(s, "%s", err);
+    }
     if (b.ssl) {
         sv_tls_opts_t o;
         if (strlen(uri) > SV_TLS_URI_MAX)

@@ -56,8 +56,11 @@ static int check_control_url(const char *url, const sv_site_t *s)
     if (!strcmp(url, "auto"))
         return sv_cfg_fail(s, "control URL 'auto' is not supported (hint: give a tcp://127.0.0.1:PORT "
                               "or unix://PATH URL)");
-    if (sv_bind_parse(url, &b, err, sizeof(err)) < 0)
-        return sv_cfg_fail(s, "control URL: %s", err);
+    if (sv_bind_parse(url, &b, err, sizeof(err)) < 0) {
+        const char *scheme = sv_cfg_scheme_for(url);
+        return scheme ? sv_cfg_fail(s, "control URL: %s (hint: \"%s%.80s\")", err, scheme, url)
+                      : sv_cfg_fail(s, "control URL: %s", err);
+    }
     if (b.ssl) {
         sv_tls_opts_t o;
         int rc = sv_tls_opts_parse(url, &o, err, sizeof(err));

@@ -163,6 +163,8 @@ int sv_cfg_cpu_count(void);
 
 /* binds.c: drop every bind (command-line binds replace the file's). */
 void sv_cfg_clear_binds(sv_config_t *c);
+/* binds.c: the scheme an address given without one meant: "unix://" for a path, "tcp://" for HOST:PORT, else NULL. */
+const char *sv_cfg_scheme_for(const char *addr);
 
 /* Parse args_src as a directive's argument list and apply it (parse.c). */
 int sv_cfg_apply_at(sv_config_t *c, const char *name, const char *args_src, const sv_site_t *s);

@@ -152,6 +152,11 @@ static void test_load_flag_errors(void **state)
     expect_load_error("serval: -t: '' is not a whole number", "-t", "3:", NULL);
     expect_load_error("serval: -p: port must be at most 65535 (got 99999)", "-p", "99999", NULL);
     expect_load_error("serval: -b: bad bind 'nope': expected tcp://HOST:PORT or unix://PATH", "-b", "nope", NULL);
+    /* an address without its scheme: the one it meant */
+    expect_load_error("serval: -b: bad bind '127.0.0.1:3000': expected tcp://HOST:PORT or unix://PATH (hint: "
+                      "\"tcp://127.0.0.1:3000\")", "-b", "127.0.0.1:3000", NULL);
+    expect_load_error("serval: -b: bad bind './puma.sock': expected tcp://HOST:PORT or unix://PATH (hint: "
+                      "\"unix://./puma.sock\")", "-b", "./puma.sock", NULL);
     expect_load_error("serval: --fork-worker: '5, 5' is not a whole number", "-w", "1", "--fork-worker=5, 5", NULL);
     expect_load_error("serval: --fork-worker: fork_worker request counts must be at least 1 (got -5; "
                       "fork_worker 0 alone turns automatic refork off)",
