@@ -84,6 +84,7 @@ typedef struct sv_server_stats {
     uint64_t app_timeouts;   /* app calls that ran past app_timeout */
     int64_t body_memory;     /* bytes of request bodies held in memory now */
     uint64_t bodies_spooled; /* request bodies written to a temp file since start */
+    uint64_t connections_rebalanced; /* keep-alive connections closed after a response to move them to another worker */
 } sv_server_stats_t;
 
 /* Allocate; nothing started. Returns NULL on allocation failure. */
