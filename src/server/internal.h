@@ -352,8 +352,23 @@ typedef struct sv_rb_share {
 } sv_rb_share_t;
 /* For a worker of max threads, when the live workers (it included) hold total_conns on total_max threads. */
 sv_rb_share_t sv_rebalance_share(int max, int total_conns, int total_max);
-/* Connections to close in one period for a worker holding conns, over_lo above its stop mark: 0 when none. */
-int sv_rebalance_batch(int conns, double over_lo);
+/* What a worker sees: itself (conns, max) and the live workers that take connections, itself included. */
+typedef struct sv_rb_view {
+    int conns, max;       /* this worker's open connections and max_threads */
+    int total, total_max; /* of all live workers, this one included */
+    int peers;            /* live peers */
+    int room;             /* the peers' threads that none of their connections speaks for */
+    bool target;          /* some peer holds clearly less than its share (below fair - lo) */
+} sv_rb_view_t;
+/*
+ * How many connections this worker would move (0: none, > 0: shed; on:
+ * already shedding, so the lower stop mark applies): by share, down to
+ * fair + lo while a peer is clearly under its own; by capacity, while it
+ * has more connections than threads and a peer has threads free.
+ */
+double sv_rebalance_need(const sv_rb_view_t *v, bool on);
+/* Connections to close in one period for a worker holding conns that would move need: 0 when none. */
+int sv_rebalance_batch(int conns, double need);
 /* Main thread, every tick of a cluster worker: plan the next period's quota. */
 void sv_rebalance_tick(sv_server_t *s, int64_t now_ms);
 /*

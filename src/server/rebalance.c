@@ -53,41 +53,50 @@ static int batch_cap(int conns)
     return k < SHED_BATCH_MIN ? SHED_BATCH_MIN : k > SHED_BATCH_MAX ? SHED_BATCH_MAX : k;
 }
 
-int sv_rebalance_batch(int conns, double over_lo)
+int sv_rebalance_batch(int conns, double need)
 {
-    if (over_lo <= 0)
+    if (need <= 0)
         return 0;
-    int left = (int)over_lo;
-    if (left < over_lo)
+    int left = (int)need;
+    if (left < need)
         left++;
     int k = batch_cap(conns);
     return left < k ? left : k;
 }
 
-/* The live peers' sums, and whether one of them holds clearly less than its share. */
-typedef struct view {
-    int conns, total, total_max, peers;
-    bool target;
-} view_t;
+double sv_rebalance_need(const sv_rb_view_t *v, bool on)
+{
+    sv_rb_share_t sh = sv_rebalance_share(v->max, v->total, v->total_max);
+    double excess = v->conns - sh.fair;
+    /* hysteresis: start above fair + hi, go on down to fair + lo */
+    double by_share = v->target && excess > (on ? sh.lo : sh.hi) ? excess - sh.lo : 0;
+    /* capacity: more connections than threads here, threads no connection claims there (the steering's "full") */
+    int over = v->conns - v->max;
+    double by_threads = over < v->room ? over : v->room;
+    return by_share > by_threads ? by_share : by_threads > 0 ? by_threads : 0;
+}
 
 static int ld(const int *p)
 {
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-static view_t look(sv_server_t *s, int64_t now)
+/* This worker and its live peers as the load table shows them. */
+static sv_rb_view_t look(sv_server_t *s, int64_t now)
 {
-    view_t v = {.conns = atomic_load(&s->n_conns) - atomic_load(&s->n_expired)};
+    sv_rb_view_t v = {.conns = atomic_load(&s->n_conns) - atomic_load(&s->n_expired), .max = s->o.max_threads};
     v.total = v.conns;
-    v.total_max = s->o.max_threads;
+    v.total_max = v.max;
     int end = atomic_load_explicit(&s->load_end, memory_order_relaxed);
     for (int i = 0; i < end; i++) {
         const sv_load_slot_t *l = sv_server_peer(s, i, now);
         if (!l)
             continue;
+        int c = ld(&l->conns), m = ld(&l->max);
         v.peers++;
-        v.total += ld(&l->conns);
-        v.total_max += ld(&l->max);
+        v.total += c;
+        v.total_max += m;
+        v.room += c < m ? m - c : 0;
     }
     /* a second look may see newer counts than the sums: a peer that just filled up is simply no target */
     for (int i = 0; i < end && !v.target; i++) {
@@ -100,7 +109,7 @@ static view_t look(sv_server_t *s, int64_t now)
     return v;
 }
 
-static void finish(sv_server_t *s, int64_t now, const view_t *v)
+static void finish(sv_server_t *s, int64_t now, const sv_rb_view_t *v)
 {
     sv_rebalance_t *rb = &s->rb;
     rb->streak = 0;
@@ -117,16 +126,15 @@ static void finish(sv_server_t *s, int64_t now, const view_t *v)
 static int plan(sv_server_t *s, int64_t now)
 {
     sv_rebalance_t *rb = &s->rb;
-    view_t v = look(s, now);
+    sv_rb_view_t v = look(s, now);
     /* a drain closes everything anyway; a worker not taking connections is not a peer of anyone */
     if (!atomic_load(&s->accepting) || atomic_load(&s->draining) || v.peers == 0) {
         finish(s, now, &v);
         return 0;
     }
-    sv_rb_share_t sh = sv_rebalance_share(s->o.max_threads, v.total, v.total_max);
-    double excess = v.conns - sh.fair;
+    double need = sv_rebalance_need(&v, rb->on);
     if (!rb->on) {
-        rb->streak = excess > sh.hi && v.target ? rb->streak + 1 : 0;
+        rb->streak = need > 0 ? rb->streak + 1 : 0;
         if (rb->streak < SHED_CONFIRM)
             return 0;
         rb->on = true;
@@ -134,15 +142,16 @@ static int plan(sv_server_t *s, int64_t now)
         rb->at_start = atomic_load_explicit(&s->rebalanced, memory_order_relaxed);
         sv_log("- Worker %d: rebalancing keep-alive connections: %d here, %d on the other workers (a fair share is "
                "%.0f); closing up to %d per %d ms after a response",
-               s->o.load_index, v.conns, v.total - v.conns, sh.fair, batch_cap(v.conns), SHED_PERIOD_MS);
-    } else if (excess <= sh.lo || !v.target) {
+               s->o.load_index, v.conns, v.total - v.conns, sv_rebalance_share(v.max, v.total, v.total_max).fair,
+               batch_cap(v.conns), SHED_PERIOD_MS);
+    } else if (need <= 0) {
         finish(s, now, &v);
         return 0;
     }
     /* still in the listener (a peer's threads are all busy, or steering has not looked yet): they would come back */
     if (atomic_load(&s->listening))
         return 0;
-    return sv_rebalance_batch(v.conns, excess - sh.lo);
+    return sv_rebalance_batch(v.conns, need);
 }
 
 void sv_rebalance_tick(sv_server_t *s, int64_t now)

@@ -11,19 +11,22 @@ import socket
 import threading
 import time
 
+import pytest
+
 from helpers import TLSTarget, connection, free_port, get, stats, wait_until
 
 TOKEN = "tok"
 
 
-def boot(servers, testapp, port, tmp_path, workers=2, threads="0:5", bind=None, extra_conf=""):
+def boot(servers, testapp, port, tmp_path, workers=2, threads="0:5", bind=None, extra_conf="", env=None):
     """A cluster whose workers check in every 0.2 s, so /stats follows the connection counts."""
     conf = tmp_path / "rebalance.rb"
     # max_keep_alive 0 (unlimited): in these tests only rebalancing closes a keep-alive connection
     conf.write_text("worker_check_interval 0.2\nmax_keep_alive 0\n" + extra_conf)
     cport = free_port()
     s = servers("-w", str(workers), "-t", threads, "-b", bind or f"tcp://127.0.0.1:{port}", "-C", str(conf),
-                "--control-url", f"tcp://127.0.0.1:{cport}", "--control-token", TOKEN, testapp, workers=workers)
+                "--control-url", f"tcp://127.0.0.1:{cport}", "--control-token", TOKEN, testapp, workers=workers,
+                env=env)
     s.port, s.cport = port, cport
     return s
 
@@ -131,8 +134,14 @@ def wait_spread(s, n_clients, workers=2, timeout=30):
         raise AssertionError(f"{e}: {conns_per_worker(s)}") from None
 
 
-def test_keep_alive_clients_spread_again_after_a_phased_restart(servers, testapp, port, tmp_path):
-    s = boot(servers, testapp, port, tmp_path)
+@pytest.mark.parametrize("order", ["surge", "stop_first"])
+def test_keep_alive_clients_spread_again_after_a_phased_restart(servers, testapp, port, tmp_path, order):
+    """An app that takes a moment to boot, as in bench/restart. Surge order: the
+    clients of each stopped worker reconnect while both others serve, and the
+    steering spreads them. Stop-first order: the clients of the last old worker all
+    reconnect to the one new worker that is up, and rebalancing moves some back."""
+    s = boot(servers, testapp, port, tmp_path, env={"TESTAPP_BOOT_MS": "1000"},
+             extra_conf="phased_restart_order :stop_first\n" if order == "stop_first" else "")
     clients = Clients(port, 20).start()
     try:
         clients.wait_requests(200)
@@ -226,6 +235,10 @@ def test_pipelined_requests_are_all_answered_before_a_rebalancing_close(servers,
         idle.append(c)
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     f = sock.makefile("rb")
+    # a first request: the connection is accepted (TCP_DEFER_ACCEPT waits for data) by worker 0
+    sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, body = read_response(f)
+    assert status == 200 and json.loads(body)["worker"] == 0
     s.send(signal.SIGTTIN)
     s.wait_log(r"- Worker 1 \(PID: \d+\) booted")
     seq, batches, closed_after = 0, 0, None
