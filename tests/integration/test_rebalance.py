@@ -220,10 +220,10 @@ def read_response(f):
     return status, headers, body
 
 
-def test_pipelined_requests_are_all_answered_before_a_rebalancing_close(servers, testapp, port, tmp_path):
-    """A pipelining client on a worker that sheds: each batch of 5 requests in one
-    write gets 5 responses in order; the close comes after the last of a batch,
-    never inside one. Idle keep-alive connections are never closed by it."""
+def crowded_worker(servers, testapp, port, tmp_path, first):
+    """Worker 0 holds 20 idle keep-alive connections and one more (raw socket, its
+    first request sent: TCP_DEFER_ACCEPT waits for data to accept); then TTIN adds
+    worker 1. Returns the server, the idle connections, the socket and its file."""
     s = boot(servers, testapp, port, tmp_path, workers=1)
     idle = []
     for _ in range(20):
@@ -235,12 +235,19 @@ def test_pipelined_requests_are_all_answered_before_a_rebalancing_close(servers,
         idle.append(c)
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     f = sock.makefile("rb")
-    # a first request: the connection is accepted (TCP_DEFER_ACCEPT waits for data) by worker 0
-    sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(first)
     status, _, body = read_response(f)
     assert status == 200 and json.loads(body)["worker"] == 0
     s.send(signal.SIGTTIN)
     s.wait_log(r"- Worker 1 \(PID: \d+\) booted")
+    return s, idle, sock, f
+
+
+def test_pipelined_requests_are_all_answered_before_a_rebalancing_close(servers, testapp, port, tmp_path):
+    """A pipelining client on a worker that sheds: each batch of 5 requests in one
+    write gets 5 responses in order; the close comes after the last of a batch,
+    never inside one. Idle keep-alive connections are never closed by it."""
+    s, idle, sock, f = crowded_worker(servers, testapp, port, tmp_path, b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
     seq, batches, closed_after = 0, 0, None
     deadline = time.monotonic() + 30
     try:
@@ -272,6 +279,27 @@ def test_pipelined_requests_are_all_answered_before_a_rebalancing_close(servers,
         r.read()
         c.close()
     wait_until(lambda: sum(rebalanced(s).values()) >= 1, timeout=5, what="the close counted in stats")
+
+
+def test_an_http10_keep_alive_client_is_moved_the_same_way(servers, testapp, port, tmp_path):
+    req = b"GET /pid HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    s, idle, sock, f = crowded_worker(servers, testapp, port, tmp_path, req)
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"no rebalancing close\n{s.stdout()}"
+            sock.sendall(req)
+            status, headers, _ = read_response(f)
+            assert status == 200
+            if headers.get("connection", "").lower() == "close":
+                break
+            assert headers.get("connection", "").lower() == "keep-alive", headers
+        assert f.read(1) == b"", "the connection stays open after Connection: close"
+    finally:
+        f.close()
+        sock.close()
+        for c in idle:
+            c.close()
 
 
 def test_tls_keep_alive_clients_are_rebalanced_too(servers, testapp, port, tmp_path):
