@@ -250,6 +250,7 @@ struct sv_server {
     pthread_mutex_t listen_mu;       /* registering or removing the listeners */
     _Atomic bool listening;          /* the listeners are in the epoll set */
     _Atomic int load_end;            /* slots past this one are unused (tick, from the shared table) */
+    int pid;                         /* this process (load slot ownership), set at start */
     /* keep-alive connections moved to other workers (rebalance.c) */
     _Atomic int shed_quota;          /* may still be closed after their response in this period */
     _Atomic uint64_t rebalanced;     /* closed so since start (stats) */

@@ -102,6 +102,19 @@ static int listen_ctl(sv_server_t *s, int op)
     return 0;
 }
 
+/*
+ * This worker still owns its load slot. A replacement of the same index (a
+ * phased restart or a refork spawns it beside the old worker) takes the slot
+ * over at its start; the old worker, stopping after that, must not write
+ * "not listening, max 0" over the new one's figures: the peers would ignore
+ * the new worker until its next heartbeat, just while the old one's clients
+ * reconnect in a burst, and send them all elsewhere.
+ */
+static bool slot_mine(sv_server_t *s)
+{
+    return __atomic_load_n(&s->o.load[s->o.load_index].pid, __ATOMIC_RELAXED) == s->pid;
+}
+
 /* Register (or remove) the listeners, remembering which; returns listen_ctl's result. */
 static int set_listening(sv_server_t *s, bool on)
 {
@@ -110,7 +123,7 @@ static int set_listening(sv_server_t *s, bool on)
     if (atomic_load(&s->listening) != on) {
         rc = listen_ctl(s, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL);
         atomic_store(&s->listening, on);
-        if (s->o.load)
+        if (s->o.load && (on || slot_mine(s)))
             __atomic_store_n(&s->o.load[s->o.load_index].listening, on, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&s->listen_mu);
@@ -233,6 +246,7 @@ static void publish_slot(sv_server_t *s, int64_t now)
     if (!s->o.load || !atomic_load(&s->accepting))
         return;
     sv_load_slot_t *me = my_slot(s);
+    __atomic_store_n(&me->pid, s->pid, __ATOMIC_RELAXED);
     __atomic_store_n(&me->max, s->o.max_threads, __ATOMIC_RELAXED);
     __atomic_store_n(&me->conns, atomic_load(&s->n_conns), __ATOMIC_RELAXED);
     __atomic_store_n(&me->busy, atomic_load(&s->n_busy), __ATOMIC_RELAXED);
@@ -1027,6 +1041,9 @@ int sv_server_start(sv_server_t *s)
 {
     refresh_tls(s); /* a worker forked by the mold may come from before a reload */
     sv_bt_init();
+    s->pid = (int)getpid();
+    if (s->o.load) /* the slot is ours from now on, even before the first heartbeat */
+        __atomic_store_n(&my_slot(s)->pid, s->pid, __ATOMIC_RELAXED);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0)
         return SV_ERRNO();
@@ -1057,7 +1074,7 @@ void sv_server_stop_accepting(sv_server_t *s, bool close_listeners)
     /* after the wait: balance_accepts and steer_accepts (inside the window) may have re-added a listener */
     if (s->epfd >= 0)
         set_listening(s, false);
-    if (s->o.load) /* peers stop counting on us at once */
+    if (s->o.load && slot_mine(s)) /* peers stop counting on us at once (unless a replacement took the slot) */
         __atomic_store_n(&s->o.load[s->o.load_index].max, 0, __ATOMIC_RELAXED);
     /* whatever the kernel queued for us is served, not dropped */
     int64_t now = sv_now_ms();

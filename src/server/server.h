@@ -41,6 +41,7 @@ typedef struct sv_load_slot {
     int listening;          /* 1: its listeners are in its epoll set (it takes new connections) */
     int recheck;            /* set by a peer: look again whether to take new connections */
     int64_t beat_ms;        /* monotonic ms of the worker's last tick; stale = ignore the slot */
+    int pid;                /* the worker that last published here (a replacement takes over its old one's slot) */
 } sv_load_slot_t;
 
 typedef struct sv_server_opts {
