@@ -343,6 +343,7 @@ class ClientLoop:
         self.ok = 0
         self.failures = []
         self.latencies = []
+        self.spans = []  # (start, end) of each answered request, time.monotonic()
         self.bodies = []
         self.diag = None
         self._stop = threading.Event()
@@ -376,6 +377,7 @@ class ClientLoop:
                 with self._lock:
                     self.ok += 1
                     self.latencies.append(dt)
+                    self.spans.append((t0, t0 + dt))
                     if len(self.bodies) < 100000:
                         self.bodies.append(body)
             except Exception as e:  # noqa: BLE001 - every failure is recorded
@@ -416,8 +418,12 @@ class ClientLoop:
         start = self.ok
         wait_until(lambda: self.ok - start >= n, timeout, what=f"{n} more requests")
 
-    def max_latency(self):
-        return max(self.latencies) if self.latencies else 0.0
+    def max_latency(self, since=None):
+        """The slowest answer; since: of the requests started at or after that time."""
+        if since is None:
+            return max(self.latencies) if self.latencies else 0.0
+        with self._lock:
+            return max((b - a for a, b in self.spans if a >= since), default=0.0)
 
     def assert_clean(self, min_ok=1):
         assert not self.failures, f"{len(self.failures)} failed requests (of {self.ok + len(self.failures)}): " + "; ".join(
@@ -438,3 +444,39 @@ def read_state_file(path):
                 k, v = line.split(":", 1)
                 out[k.strip()] = v.strip().strip('"')
     return out
+
+
+def slower_boot_than_noise(loop, boot_ms_file, floor_ms=2000, factor=10, cap_ms=12000):
+    """Make the next boots of testapp (a release's ./BOOT_MS file) far slower than any
+    answer loop has seen on this server so far, and return that boot time in ms.
+
+    A request that waits for a boot takes at least the boot time; one that does not
+    takes what requests take on this machine now. Tests that prove "no request waited
+    for the boot" bound the latency at half the boot time: scaling the boot with the
+    latencies measured just before keeps that bound clear of a loaded machine's noise
+    (a fixed 0.5 s bound was not), and a request that waited still fails it."""
+    ms = int(min(cap_ms, max(floor_ms, factor * loop.max_latency() * 1000)))
+    with open(boot_ms_file, "w") as f:
+        f.write(f"{ms}\n")
+    return ms
+
+
+# x86_64 and aarch64 syscall numbers (first field of /proc/PID/task/TID/syscall)
+SLEEP_SYSCALLS = {"35", "230", "101", "115"}  # nanosleep, clock_nanosleep (x86_64, aarch64)
+
+
+def sleeping_threads(pid):
+    """How many of pid's threads are blocked in nanosleep/clock_nanosleep: testapp's
+    /sleep route, seen from outside (an event to wait for instead of a sleep)."""
+    n = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                n += f.read().split()[0] in SLEEP_SYSCALLS
+        except (OSError, IndexError):
+            pass
+    return n
