@@ -227,8 +227,9 @@ def test_the_stuck_workers_other_requests_finish(servers, tmp_path, testapp, por
     conf.write_text(f"workers 1\nthreads 1, 4\napp_timeout 2, cleanup: 5\n"
                     f'bind "tcp://127.0.0.1:{port}"\n'
                     f'activate_control_app "tcp://127.0.0.1:{cport}", {{ auth_token: "tok" }}\n')
-    s = servers("-C", str(conf), testapp, workers=1, env={"TESTAPP_BOOT_MS": "1500"})
+    s = servers("-C", str(conf), testapp, workers=1)
     old = s.wait_workers(1)[0]
+    (tmp_path / "BOOT_MS").write_text("1500\n")  # the replacement boots slowly (testapp's ./BOOT_MS)
     results = {}
 
     def call(name, path):

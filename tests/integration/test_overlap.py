@@ -106,9 +106,10 @@ def test_stop_signal_during_hot_restart_exec_still_stops_gracefully(servers, tes
 # ---- TTIN / TTOU change the target, never a booting replacement --------------
 
 
-def test_ttou_during_phased_restart_of_a_slow_app(servers, testapp, port):
-    s = boot(servers, testapp, port, workers=2, env={"TESTAPP_BOOT_MS": "1000"})
+def test_ttou_during_phased_restart_of_a_slow_app(servers, testapp, port, tmp_path):
+    s = boot(servers, testapp, port, workers=2)
     s.wait_workers(2)
+    (tmp_path / "BOOT_MS").write_text("1000\n")  # the new workers boot slowly (testapp's ./BOOT_MS)
     op = control(s, "phased-restart")
     time.sleep(0.05)
     s.send(signal.SIGTTOU)
@@ -133,10 +134,11 @@ TTIN, TTOU = signal.SIGTTIN, signal.SIGTTOU
     ("refork", 3, FW, None, (TTOU,), 2),
     ("refork", 3, FW, None, (TTIN, TTOU, TTOU, TTIN), 3),
 ], ids=["phased-storm", "fork-worker-phased-ttou", "refork-ttou", "refork-storm"])
-def test_ttin_ttou_during_an_operation(servers, testapp, port, path, workers, extra, boot_ms, sigs, target):
-    env = {"TESTAPP_BOOT_MS": boot_ms} if boot_ms else None
-    s = boot(servers, testapp, port, workers=workers, extra=extra, env=env)
+def test_ttin_ttou_during_an_operation(servers, testapp, port, tmp_path, path, workers, extra, boot_ms, sigs, target):
+    s = boot(servers, testapp, port, workers=workers, extra=extra)
     s.wait_workers(workers)
+    if boot_ms:  # the operation's new workers boot slowly (testapp's ./BOOT_MS); the first ones did not
+        (tmp_path / "BOOT_MS").write_text(f"{boot_ms}\n")
     op = control(s, path)
     for sig in sigs:
         time.sleep(0.05)

@@ -176,8 +176,9 @@ def test_usr1_triggers_phased_restart(servers, testapp, port):
     assert stats(s.cport)["phase"] == 1
 
 
-def test_restart_requests_during_a_restart_are_merged_not_interleaved(servers, testapp, port):
-    s = boot(servers, testapp, port, workers=2, env={"TESTAPP_BOOT_MS": "500"})
+def test_restart_requests_during_a_restart_are_merged_not_interleaved(servers, testapp, port, tmp_path):
+    s = boot(servers, testapp, port, workers=2)
+    (tmp_path / "BOOT_MS").write_text("500\n")  # the restart's boots are slow (testapp's ./BOOT_MS)
     a = control(s, "phased-restart")
     b = control(s, "phased-restart")
     assert a == b
@@ -382,17 +383,19 @@ def test_tmp_restart_plugin(servers, testapp, port, tmp_path, workers):
     conf.write_text("plugin :tmp_restart\n")
     s = servers("-C", str(conf), "-w", workers, "-b", f"tcp://127.0.0.1:{port}", testapp, cwd=str(tmp_path),
                 workers=int(workers) or None)
-    time.sleep(2.2)  # the plugin looks every 2 s; let it see the file once
+    # the plugin took the file's mtime before the banner (the boot waited for it), and
+    # looks every 2 s: a later mtime is a touch
     os.utime(touch, (time.time() + 5, time.time() + 5))
     s.wait_log(r"serval starting", count=2, timeout=10)
     s.wait_log(r"Use Ctrl-C to stop", count=2, timeout=10)
     assert get(port, "/").status == 200
 
 
-def test_a_restart_of_another_kind_waits_its_turn_then_runs(servers, testapp, port):
+def test_a_restart_of_another_kind_waits_its_turn_then_runs(servers, testapp, port, tmp_path):
     """A hot restart asked for during a phased one is queued, and starts when the
     phased restart has ended (the master wakes for it at once; there is no tick)."""
-    s = boot(servers, testapp, port, workers=2, env={"TESTAPP_BOOT_MS": "500"})
+    s = boot(servers, testapp, port, workers=2)
+    (tmp_path / "BOOT_MS").write_text("500\n")  # the restarts' boots are slow (testapp's ./BOOT_MS)
     a = control(s, "phased-restart")
     b = control(s, "restart")
     assert a and b and a != b
