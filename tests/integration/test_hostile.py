@@ -486,7 +486,7 @@ def cluster(tmp_path_factory):
 
 
 # Sanitized builds run these paths for their reports, at a rate a 5-10x slower server keeps up with.
-CONNS, RATE = ("50", "20") if SANITIZED else ("200", "100")
+CONNS, RATE = ("50", "20") if SANITIZED else ("200", "200")
 ATTACKS = {
     # slow body: bodies announced large, sent 10 bytes at a time every 2 s (F5)
     "body": ["-B", "-c", CONNS, "-r", RATE, "-i", "2", "-s", "2000000", "-t", "POST", "-x", "10"],
@@ -506,8 +506,8 @@ ROUTES = {"streamed": "/stream?bytes=5000000", "buffered": "/echo"}
 # once its connections are all open, after CONNS / RATE s) are the proof. A server a
 # slow client can take answers none of them until the attack ends, however long the
 # run; a loaded machine answers them later. So a run lasts until PROBES such answers
-# (about 3 s on a quiet machine), not a fixed time, up to ATTACK_LIMIT s.
-PROBES, ATTACK_LIMIT = 6, 40
+# (about 2 s on a quiet machine), not a fixed time, up to ATTACK_LIMIT s.
+PROBES, ATTACK_LIMIT = 4, 40
 
 
 @pytest.mark.skipif(not SLOW, reason="slowhttptest not installed (scripts/deps.sh)")

@@ -58,8 +58,10 @@ def test_idle_and_trickling_connections_do_not_slow_a_fresh_client(servers, test
         f"{'; '.join(rounds)} vs median {base_med:.2f} ms, p90 {base_p90:.2f} ms without the idle clients"
 
 
-def test_sleep_load_spreads_evenly_across_workers(servers, testapp, port, port2):
-    s = servers("-w", "2", "-t", "2:2", "-b", f"tcp://127.0.0.1:{port}",
+def test_sleep_load_spreads_evenly_across_workers(servers, testapp, port, port2, tmp_path):
+    conf = tmp_path / "c.rb"
+    conf.write_text("worker_check_interval 1\n")  # the counts reach stats with each check-in
+    s = servers("-C", str(conf), "-w", "2", "-t", "2:2", "-b", f"tcp://127.0.0.1:{port}",
                 "--control-url", f"tcp://127.0.0.1:{port2}", "--control-token", "tok", testapp, workers=2)
     with ClientLoop(port, path="/sleep?ms=20", threads=4, expect=b"Slept") as loop:
         loop.wait_requests(300, timeout=30)
