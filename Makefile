@@ -15,7 +15,7 @@ DEPS     ?= scripts/deps.sh
 configure = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) $(1) >/dev/null \
             || { rm -f $(BUILD)/CMakeCache.txt $(BUILD)/Makefile; exit 1; }
 
-.PHONY: all build run test unit integration deps test-config install asan tsan check fuzz bench clean
+.PHONY: all build run test unit integration integration-run deps test-config install asan tsan check fuzz bench clean
 
 all: build
 
@@ -46,11 +46,16 @@ unit: test-config
 
 integration: test-config
 	$(MAKE) build
+	$(MAKE) integration-run
+
+# The integration suite against what $(BUILD) holds, without configuring and
+# building again (make test has just done both for the unit tests).
+integration-run:
 	SERVAL_BUILD=$(abspath $(BUILD)) $(PYTEST) -q -x tests/integration $(PYTEST_ARGS)
 
 test: deps
 	$(MAKE) unit
-	$(MAKE) integration
+	$(MAKE) integration-run
 
 # ASan + UBSan build; runs the unit tests and the integration suite against it.
 asan: deps
