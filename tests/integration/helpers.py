@@ -4,6 +4,7 @@ a background client loop, and bounded waits."""
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -32,8 +33,39 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
+    """A port nothing is bound to, below the kernel's ephemeral range. A port that
+    bind(0) hands out is an ephemeral one, and until the server binds it any outgoing
+    connection on the machine (ours, or another suite's on a shared machine) may take
+    it as its local port: "address already in use" on a busy machine. Below the range
+    only listeners compete, and each port is handed out once per run."""
+    rng = random.SystemRandom()
+    hi = _EPHEMERAL_LOW - 1
+    lo = max(1024, hi - 12000)
+    for _ in range(200):
+        p = rng.randint(lo, hi)
+        if p in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        _handed_out.add(p)
+        return p
+    with socket.socket() as s:  # a crowded low range: the kernel's choice after all
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
