@@ -4,6 +4,11 @@
 BUILD    ?= build
 JOBS     ?= $(shell nproc)
 PYTEST   := /usr/bin/python3 -m pytest
+# Integration tests run in PYTEST_JOBS pytest-xdist processes when xdist is installed
+# (scripts/deps.sh test): most of the suite waits on timers and restarts, so two halve
+# its time on two cores. PYTEST_JOBS=1 runs it in one process, in file order.
+PYTEST_JOBS ?= 2
+XDIST    = $(shell [ "$(PYTEST_JOBS)" != 1 ] && /usr/bin/python3 -c 'import xdist' 2>/dev/null && echo "-n $(PYTEST_JOBS)")
 WORKERS  ?= 2
 APP      ?= $(BUILD)/examples/hello.so
 ARGS     ?= -w $(WORKERS) -b tcp://127.0.0.1:9292
@@ -51,7 +56,7 @@ integration: test-config
 # The integration suite against what $(BUILD) holds, without configuring and
 # building again (make test has just done both for the unit tests).
 integration-run:
-	SERVAL_BUILD=$(abspath $(BUILD)) $(PYTEST) -q -x tests/integration $(PYTEST_ARGS)
+	SERVAL_BUILD=$(abspath $(BUILD)) $(PYTEST) -q -x $(XDIST) tests/integration $(PYTEST_ARGS)
 
 test: deps
 	$(MAKE) unit

@@ -54,6 +54,13 @@ def free_port():
     rng = random.SystemRandom()
     hi = _EPHEMERAL_LOW - 1
     lo = max(1024, hi - 12000)
+    # pytest-xdist workers (PYTEST_ARGS="-n 2") draw from separate slices of the range
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and count > 1:
+        size = (hi - lo + 1) // count
+        lo += int(worker[2:]) % count * size
+        hi = lo + size - 1
     for _ in range(200):
         p = rng.randint(lo, hi)
         if p in _handed_out:
