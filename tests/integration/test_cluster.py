@@ -204,7 +204,8 @@ def test_no_zombies_and_no_leaked_fds_across_respawns(servers, testapp, port):
     wait_until(lambda: len(s.workers()) == 2, what="2 workers")
     assert len(os.listdir(f"/proc/{s.pid}/fd")) == fds_before
     # every child is a live worker: no zombie left behind
-    assert sorted(children_of(s.pid)) == sorted(s.workers())
+    wait_until(lambda: sorted(children_of(s.pid)) == sorted(s.workers()), timeout=10,
+               what="no child of the master but its workers")
     # a worker holds the listener, its channel, and its own epoll/eventfd/pipe: few fds
     w = s.workers()[0]
     assert len(os.listdir(f"/proc/{w}/fd")) < 16
