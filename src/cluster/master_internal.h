@@ -32,6 +32,7 @@ typedef struct sv_wstatus {
     uint64_t requests_count;
     int connections, reactor_max, backlog_max;
     uint64_t app_ms;
+    uint64_t rebalanced;     /* keep-alive connections it closed to move them to another worker */
 } sv_wstatus_t;
 
 typedef enum sv_death {

@@ -31,6 +31,7 @@ void sv_master_parse_ping(sv_whandle_t *h, const char *msg)
     if (!h->has_status || rmax > s->reactor_max)
         s->reactor_max = rmax; /* the max since the last stats read */
     s->app_ms = (uint64_t)sv_msg_int(msg, "app_ms", 0);
+    s->rebalanced = (uint64_t)sv_msg_int(msg, "rebalanced", 0);
     h->has_status = true;
 }
 
@@ -80,6 +81,7 @@ static void last_status_json(sv_json_t *w, sv_whandle_t *h)
         kv_int(w, "requests_count", (int64_t)s->requests_count);
         kv_int(w, "reactor_max", s->reactor_max);
         kv_int(w, "connections", s->connections);
+        kv_int(w, "connections_rebalanced", (int64_t)s->rebalanced);
         h->st.reactor_max = s->connections;
         h->st.backlog_max = s->backlog;
     }
@@ -246,6 +248,7 @@ static double g_busy(const sv_whandle_t *h) { return h->st.busy_threads; }
 static double g_capacity(const sv_whandle_t *h) { return h->st.pool_capacity; }
 static double g_backlog(const sv_whandle_t *h) { return h->st.backlog; }
 static double g_conns(const sv_whandle_t *h) { return h->st.connections; }
+static double g_rebalanced(const sv_whandle_t *h) { return (double)h->st.rebalanced; }
 static double g_rss(const sv_whandle_t *h) { return (double)h->mem.rss; }
 static double g_pss(const sv_whandle_t *h) { return (double)h->mem.pss; }
 static double g_shared(const sv_whandle_t *h) { return (double)h->mem.shared; }
@@ -278,6 +281,9 @@ static void metrics(sv_master_t *m, sv_buf_t *out)
     per_worker(m, out, "serval_worker_pool_capacity", "gauge", "App calls that could start now.", g_capacity);
     per_worker(m, out, "serval_worker_backlog", "gauge", "Connections waiting in the listen queues.", g_backlog);
     per_worker(m, out, "serval_worker_connections", "gauge", "Open client connections.", g_conns);
+    per_worker(m, out, "serval_worker_connections_rebalanced_total", "counter",
+               "Keep-alive connections a worker closed after a response to move them to a less loaded worker.",
+               g_rebalanced);
     per_worker(m, out, "serval_worker_booted", "gauge", "1 once the worker booted.", g_booted);
     per_worker(m, out, "serval_worker_last_checkin_seconds", "gauge", "Last check-in (unix seconds).", g_checkin);
     per_worker(m, out, "serval_worker_memory_rss_bytes", "gauge", "Resident set size.", g_rss);

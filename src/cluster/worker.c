@@ -103,10 +103,10 @@ static void status_msg(sv_server_t *srv, char *buf, size_t cap)
     sv_server_stats(srv, &st);
     snprintf(buf, cap,
              "%s pid=%d backlog=%d running=%d pool_capacity=%d busy_threads=%d max_threads=%d "
-             "requests_count=%llu connections=%d reactor_max=%d app_ms=%llu",
+             "requests_count=%llu connections=%d reactor_max=%d app_ms=%llu rebalanced=%llu",
              sv_proto_name(SV_PROTO_PING), (int)getpid(), st.backlog, st.running, st.pool_capacity, st.busy_threads, st.max_threads,
              (unsigned long long)st.requests_count, st.connections, st.connections_max,
-             (unsigned long long)(st.app_ns_total / 1000000));
+             (unsigned long long)(st.app_ns_total / 1000000), (unsigned long long)st.connections_rebalanced);
 }
 
 static void on_ping(sv_loop_t *loop, sv_timer_t *t, void *arg)

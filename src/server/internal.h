@@ -187,6 +187,15 @@ typedef struct sv_thread {
 #define SV_CONN_CHUNK 256
 #define SV_MAX_THREADS 1024
 
+/* The main thread's state of rebalancing (rebalance.c). */
+typedef struct sv_rebalance {
+    int64_t last_ms;     /* the last plan */
+    int streak;          /* plans in a row that found this worker clearly over its share */
+    bool on;             /* shedding, until the counts are within slack */
+    int64_t since_ms;    /* when it began (log) */
+    uint64_t at_start;   /* `rebalanced` then (log) */
+} sv_rebalance_t;
+
 struct sv_server {
     sv_server_opts_t o;
     int epfd;
@@ -241,6 +250,11 @@ struct sv_server {
     pthread_mutex_t listen_mu;       /* registering or removing the listeners */
     _Atomic bool listening;          /* the listeners are in the epoll set */
     _Atomic int load_end;            /* slots past this one are unused (tick, from the shared table) */
+    int pid;                         /* this process (load slot ownership), set at start */
+    /* keep-alive connections moved to other workers (rebalance.c) */
+    _Atomic int shed_quota;          /* may still be closed after their response in this period */
+    _Atomic uint64_t rebalanced;     /* closed so since start (stats) */
+    sv_rebalance_t rb;               /* the main thread's plan */
 };
 
 /* conn.c */
@@ -332,7 +346,42 @@ bool sv_deadline_claim(sv_conn_t *c);
 /* Main thread: expire overdue calls, log faults. */
 void sv_deadline_tick(sv_server_t *s, int64_t now_ms);
 
+/* rebalance.c: closing keep-alive connections of a worker over its share (docs/timeouts.md) */
+/* A worker's share of the connections: fair; shedding starts above fair + hi and stops at fair + lo. */
+typedef struct sv_rb_share {
+    double fair, hi, lo;
+} sv_rb_share_t;
+/* For a worker of max threads, when the live workers (it included) hold total_conns on total_max threads. */
+sv_rb_share_t sv_rebalance_share(int max, int total_conns, int total_max);
+/* What a worker sees: itself (conns, max) and the live workers that take connections, itself included. */
+typedef struct sv_rb_view {
+    int conns, max;       /* this worker's open connections and max_threads */
+    int total, total_max; /* of all live workers, this one included */
+    int peers;            /* live peers */
+    int room;             /* the peers' threads that none of their connections speaks for */
+    bool target;          /* some peer holds clearly less than its share (below fair - lo) */
+} sv_rb_view_t;
+/*
+ * How many connections this worker would move (0: none, > 0: shed; on:
+ * already shedding, so the lower stop mark applies): by share, down to
+ * fair + lo while a peer is clearly under its own; by capacity, while it
+ * has more connections than threads and a peer has threads free.
+ */
+double sv_rebalance_need(const sv_rb_view_t *v, bool on);
+/* Connections to close in one period for a worker holding conns that would move need: 0 when none. */
+int sv_rebalance_batch(int conns, double need);
+/* Main thread, every tick of a cluster worker: plan the next period's quota. */
+void sv_rebalance_tick(sv_server_t *s, int64_t now_ms);
+/*
+ * While framing a keep-alive response of known length: true when it is to
+ * carry "Connection: close" so that its client moves (a unit of the quota
+ * taken and counted). False whenever more of the client is buffered.
+ */
+bool sv_rebalance_shed(sv_conn_t *c);
+
 /* server.c */
+/* The live peer in load slot i (not this worker, taking connections, heartbeat fresh), else NULL. */
+const sv_load_slot_t *sv_server_peer(sv_server_t *s, int i, int64_t now_ms);
 void sv_server_app_enter(sv_server_t *s, sv_thread_t *t, sv_conn_t *c);
 /* True when app_timeout answered the client meanwhile: the response must be dropped (sv_deadline_leave). */
 bool sv_server_app_leave(sv_server_t *s, sv_thread_t *t, int64_t ns);

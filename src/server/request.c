@@ -236,6 +236,9 @@ static int write_head(sv_conn_t *c, int64_t content_length)
     decide_close(c);
     if (c->x->framing.close_delimited)
         c->x->close_after = true;
+    /* a worker over its share moves this client (rebalance.c); a stream's end is unknown, so never a stream */
+    if (!c->x->close_after && content_length >= 0 && sv_rebalance_shed(c))
+        c->x->close_after = true;
     sv_http_res_head_t h = {.status = c->x->status,
                             .minor = c->x->req.minor,
                             .headers = c->x->res_headers.data,

@@ -102,6 +102,19 @@ static int listen_ctl(sv_server_t *s, int op)
     return 0;
 }
 
+/*
+ * This worker still owns its load slot. A replacement of the same index (a
+ * phased restart or a refork spawns it beside the old worker) takes the slot
+ * over at its start; the old worker, stopping after that, must not write
+ * "not listening, max 0" over the new one's figures: the peers would ignore
+ * the new worker until its next heartbeat, just while the old one's clients
+ * reconnect in a burst, and send them all elsewhere.
+ */
+static bool slot_mine(sv_server_t *s)
+{
+    return __atomic_load_n(&s->o.load[s->o.load_index].pid, __ATOMIC_RELAXED) == s->pid;
+}
+
 /* Register (or remove) the listeners, remembering which; returns listen_ctl's result. */
 static int set_listening(sv_server_t *s, bool on)
 {
@@ -110,7 +123,7 @@ static int set_listening(sv_server_t *s, bool on)
     if (atomic_load(&s->listening) != on) {
         rc = listen_ctl(s, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL);
         atomic_store(&s->listening, on);
-        if (s->o.load)
+        if (s->o.load && (on || slot_mine(s)))
             __atomic_store_n(&s->o.load[s->o.load_index].listening, on, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&s->listen_mu);
@@ -131,7 +144,7 @@ static int set_listening(sv_server_t *s, bool on)
 
 static void publish_load(sv_server_t *s, int busy)
 {
-    if (s->o.load)
+    if (s->o.load && atomic_load_explicit(&s->accepting, memory_order_relaxed)) /* see publish_slot */
         __atomic_store_n(&s->o.load[s->o.load_index].busy, busy, __ATOMIC_RELAXED);
 }
 
@@ -152,6 +165,11 @@ static const sv_load_slot_t *peer(sv_server_t *s, int i, int64_t now)
     if (i == s->o.load_index || ld(&l->max) <= 0 || now - __atomic_load_n(&l->beat_ms, __ATOMIC_RELAXED) > PEER_STALE_MS)
         return NULL;
     return l;
+}
+
+const sv_load_slot_t *sv_server_peer(sv_server_t *s, int i, int64_t now)
+{
+    return peer(s, i, now);
 }
 
 /* All threads busy, or all spoken for by open connections. */
@@ -217,10 +235,19 @@ static void steer_accepts(sv_server_t *s, int64_t now)
 /* The shared slot's heartbeat (main thread's tick): what peers read to steer their accepts. */
 static void publish_slot(sv_server_t *s, int64_t now)
 {
-    if (!s->o.load)
+    /*
+     * A worker that stopped taking connections (a drain) left max 0 in its
+     * slot (sv_server_stop_accepting) and writes no more: its replacement
+     * (a phased restart or a refork spawns it beside it, with the same
+     * index) publishes in the same slot, and the old one's counts must not
+     * keep overwriting the new one's, or peers see the new worker vanish
+     * and reappear and steer the reconnecting clients wrong.
+     */
+    if (!s->o.load || !atomic_load(&s->accepting))
         return;
     sv_load_slot_t *me = my_slot(s);
-    __atomic_store_n(&me->max, atomic_load(&s->accepting) ? s->o.max_threads : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&me->pid, s->pid, __ATOMIC_RELAXED);
+    __atomic_store_n(&me->max, s->o.max_threads, __ATOMIC_RELAXED);
     __atomic_store_n(&me->conns, atomic_load(&s->n_conns), __ATOMIC_RELAXED);
     __atomic_store_n(&me->busy, atomic_load(&s->n_busy), __ATOMIC_RELAXED);
     __atomic_store_n(&me->listening, atomic_load(&s->listening), __ATOMIC_RELAXED);
@@ -1014,6 +1041,9 @@ int sv_server_start(sv_server_t *s)
 {
     refresh_tls(s); /* a worker forked by the mold may come from before a reload */
     sv_bt_init();
+    s->pid = (int)getpid();
+    if (s->o.load) /* the slot is ours from now on, even before the first heartbeat */
+        __atomic_store_n(&my_slot(s)->pid, s->pid, __ATOMIC_RELAXED);
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0)
         return SV_ERRNO();
@@ -1044,7 +1074,7 @@ void sv_server_stop_accepting(sv_server_t *s, bool close_listeners)
     /* after the wait: balance_accepts and steer_accepts (inside the window) may have re-added a listener */
     if (s->epfd >= 0)
         set_listening(s, false);
-    if (s->o.load) /* peers stop counting on us at once */
+    if (s->o.load && slot_mine(s)) /* peers stop counting on us at once (unless a replacement took the slot) */
         __atomic_store_n(&s->o.load[s->o.load_index].max, 0, __ATOMIC_RELAXED);
     /* whatever the kernel queued for us is served, not dropped */
     int64_t now = sv_now_ms();
@@ -1116,6 +1146,7 @@ void sv_server_tick(sv_server_t *s, int64_t now_ms)
     if (s->started && s->o.load) {
         publish_slot(s, now_ms);
         steer_in_window(s, now_ms);
+        sv_rebalance_tick(s, now_ms);
     }
     if (now_ms - s->last_sweep_ms < 100)
         return;
@@ -1264,6 +1295,7 @@ void sv_server_stats(sv_server_t *s, sv_server_stats_t *out)
     out->parked_threads = atomic_load(&s->n_parked);
     out->body_memory = atomic_load_explicit(&s->body_mem, memory_order_relaxed);
     out->bodies_spooled = atomic_load_explicit(&s->bodies_spooled, memory_order_relaxed);
+    out->connections_rebalanced = atomic_load_explicit(&s->rebalanced, memory_order_relaxed);
     for (int i = 0; i < s->o.n_listeners; i++) {
         int q = sv_listener_queue_len(&s->o.listeners[i]);
         if (q > 0)

@@ -41,6 +41,7 @@ typedef struct sv_load_slot {
     int listening;          /* 1: its listeners are in its epoll set (it takes new connections) */
     int recheck;            /* set by a peer: look again whether to take new connections */
     int64_t beat_ms;        /* monotonic ms of the worker's last tick; stale = ignore the slot */
+    int pid;                /* the worker that last published here (a replacement takes over its old one's slot) */
 } sv_load_slot_t;
 
 typedef struct sv_server_opts {
@@ -84,6 +85,7 @@ typedef struct sv_server_stats {
     uint64_t app_timeouts;   /* app calls that ran past app_timeout */
     int64_t body_memory;     /* bytes of request bodies held in memory now */
     uint64_t bodies_spooled; /* request bodies written to a temp file since start */
+    uint64_t connections_rebalanced; /* keep-alive connections closed after a response to move them to another worker */
 } sv_server_stats_t;
 
 /* Allocate; nothing started. Returns NULL on allocation failure. */
