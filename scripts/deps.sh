@@ -11,7 +11,7 @@
 set -euo pipefail
 
 build_pkgs=(cmake make gcc libc6-dev pkg-config node-llhttp libssl-dev libunwind-dev)
-test_pkgs=(libcmocka-dev python3 python3-pytest curl procps iproute2 util-linux libpq-dev postgresql slowhttptest haproxy openssl systemd)
+test_pkgs=(libcmocka-dev python3 python3-pytest python3-pytest-xdist curl procps iproute2 util-linux libpq-dev postgresql slowhttptest haproxy openssl systemd)
 bench_pkgs=(curl python3 openssl testssl.sh nginx-light h2o puma ruby-rack wrk siege gnuplot-nox slowhttptest haproxy linux-perf)
 fuzz_pkgs=(clang-14 libclang-rt-14-dev)
 

@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -110,8 +111,13 @@ int sv_remote_proxy(sv_conn_t *c)
         return -ECONNRESET; /* closed before a header: a balancer's TCP check, say */
     sv_proxy_result_t r;
     long len = sv_proxy_parse(b, (size_t)n, c->srv->o.remote->proxy_protocol, &r);
-    if (len == 0 && (size_t)n < sizeof(b))
+    if (len == 0 && (size_t)n < sizeof(b)) {
+        /* a peek shows the same partial header after the peer's FIN: ask whether it closed */
+        struct pollfd p = {.fd = c->fd, .events = POLLRDHUP};
+        if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+            return -ECONNRESET; /* closed inside its header: it can never be completed */
         return 0;
+    }
     if (len <= 0) {
         log_refusal(c, b, (size_t)n, len == 0 ? "a PROXY v2 header longer than serval reads" : "no valid PROXY header");
         return SV_EPROTO;

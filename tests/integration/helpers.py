@@ -4,6 +4,7 @@ a background client loop, and bounded waits."""
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -32,8 +33,46 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_EPHEMERAL_LOW = _ephemeral_low()
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
+    """A port nothing is bound to, below the kernel's ephemeral range. A port that
+    bind(0) hands out is an ephemeral one, and until the server binds it any outgoing
+    connection on the machine (ours, or another suite's on a shared machine) may take
+    it as its local port: "address already in use" on a busy machine. Below the range
+    only listeners compete, and each port is handed out once per run."""
+    rng = random.SystemRandom()
+    hi = _EPHEMERAL_LOW - 1
+    lo = max(1024, hi - 12000)
+    # pytest-xdist workers (PYTEST_ARGS="-n 2") draw from separate slices of the range
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if worker.startswith("gw") and worker[2:].isdigit() and count > 1:
+        size = (hi - lo + 1) // count
+        lo += int(worker[2:]) % count * size
+        hi = lo + size - 1
+    for _ in range(200):
+        p = rng.randint(lo, hi)
+        if p in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        _handed_out.add(p)
+        return p
+    with socket.socket() as s:  # a crowded low range: the kernel's choice after all
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -343,6 +382,7 @@ class ClientLoop:
         self.ok = 0
         self.failures = []
         self.latencies = []
+        self.spans = []  # (start, end) of each answered request, time.monotonic()
         self.bodies = []
         self.diag = None
         self._stop = threading.Event()
@@ -376,6 +416,7 @@ class ClientLoop:
                 with self._lock:
                     self.ok += 1
                     self.latencies.append(dt)
+                    self.spans.append((t0, t0 + dt))
                     if len(self.bodies) < 100000:
                         self.bodies.append(body)
             except Exception as e:  # noqa: BLE001 - every failure is recorded
@@ -416,8 +457,12 @@ class ClientLoop:
         start = self.ok
         wait_until(lambda: self.ok - start >= n, timeout, what=f"{n} more requests")
 
-    def max_latency(self):
-        return max(self.latencies) if self.latencies else 0.0
+    def max_latency(self, since=None):
+        """The slowest answer; since: of the requests started at or after that time."""
+        if since is None:
+            return max(self.latencies) if self.latencies else 0.0
+        with self._lock:
+            return max((b - a for a, b in self.spans if a >= since), default=0.0)
 
     def assert_clean(self, min_ok=1):
         assert not self.failures, f"{len(self.failures)} failed requests (of {self.ok + len(self.failures)}): " + "; ".join(
@@ -438,3 +483,39 @@ def read_state_file(path):
                 k, v = line.split(":", 1)
                 out[k.strip()] = v.strip().strip('"')
     return out
+
+
+def slower_boot_than_noise(loop, boot_ms_file, floor_ms=2000, factor=10, cap_ms=12000):
+    """Make the next boots of testapp (a release's ./BOOT_MS file) far slower than any
+    answer loop has seen on this server so far, and return that boot time in ms.
+
+    A request that waits for a boot takes at least the boot time; one that does not
+    takes what requests take on this machine now. Tests that prove "no request waited
+    for the boot" bound the latency at half the boot time: scaling the boot with the
+    latencies measured just before keeps that bound clear of a loaded machine's noise
+    (a fixed 0.5 s bound was not), and a request that waited still fails it."""
+    ms = int(min(cap_ms, max(floor_ms, factor * loop.max_latency() * 1000)))
+    with open(boot_ms_file, "w") as f:
+        f.write(f"{ms}\n")
+    return ms
+
+
+# x86_64 and aarch64 syscall numbers (first field of /proc/PID/task/TID/syscall)
+SLEEP_SYSCALLS = {"35", "230", "101", "115"}  # nanosleep, clock_nanosleep (x86_64, aarch64)
+
+
+def sleeping_threads(pid):
+    """How many of pid's threads are blocked in nanosleep/clock_nanosleep: testapp's
+    /sleep route, seen from outside (an event to wait for instead of a sleep)."""
+    n = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                n += f.read().split()[0] in SLEEP_SYSCALLS
+        except (OSError, IndexError):
+            pass
+    return n

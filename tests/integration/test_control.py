@@ -149,17 +149,25 @@ def test_unix_control_socket_is_private(servers, testapp, port, tmp_path):
 
 
 def test_stuck_control_clients_do_not_delay_supervision(cluster):
-    silent = [socket.create_connection(("127.0.0.1", cluster.cport)) for _ in range(10)]
-    trickle = socket.create_connection(("127.0.0.1", cluster.cport))
-    trickle.sendall(b"GET /sta")
-    try:
+    """A phased restart beside 11 stuck control clients takes what one takes without them
+    (measured just before, on this machine), not a wait for their 3 s head deadlines."""
+
+    def phased_restart():
         t0 = time.monotonic()
         r = ctl(cluster, "phased-restart")
         assert r.status == 200
         op = int(r.headers["x-serval-operation"])
         wait_until(lambda: get(cluster.cport, f"/operation?id={op}&token={TOKEN}").json()["state"] == "succeeded",
-                   timeout=10, what="phased restart")
-        assert time.monotonic() - t0 < 5
+                   timeout=20, what="phased restart")
+        return time.monotonic() - t0
+
+    alone = phased_restart()
+    silent = [socket.create_connection(("127.0.0.1", cluster.cport)) for _ in range(10)]
+    trickle = socket.create_connection(("127.0.0.1", cluster.cport))
+    trickle.sendall(b"GET /sta")
+    try:
+        beside = phased_restart()
+        assert beside < 2 * alone + 2, f"{beside:.1f}s beside stuck clients, {alone:.1f}s without them"
         # a silent client is dropped after its deadline, never blocking anyone
         silent[0].settimeout(8)
         assert silent[0].recv(10) == b""

@@ -191,15 +191,17 @@ def test_every_process_holds_only_its_keep_list(servers, testapp, port, tmp_path
         assert_keep_lists(s, port, "killed mold")
 
 
-def test_a_worker_forked_during_a_preflight_does_not_hold_its_pipe(servers, testapp, port):
-    """preload_app: the preflight inits the app (1.5 s here); a worker that
-    dies meanwhile is forked again by the master, which then holds the
-    preflight's pipe: the new worker must not."""
-    s = boot(servers, testapp, port, workers=2, extra=("--preload",), env={"TESTAPP_BOOT_MS": "3000"})
+def test_a_worker_forked_during_a_preflight_does_not_hold_its_pipe(servers, testapp, port, tmp_path):
+    """preload_app: the preflight inits the app (3 s here: only the preflight's init is
+    slow, through testapp's ./BOOT_MS); a worker that dies meanwhile is forked again by
+    the master, which then holds the preflight's pipe: the new worker must not."""
+    s = boot(servers, testapp, port, workers=2, extra=("--preload",))
     s.wait_workers(2)
     settled(s, 2)
     before = set(s.workers())
     victim = s.workers()[1]
+    boot_ms = tmp_path / "BOOT_MS"
+    boot_ms.write_text("3000\n")
     s.send(signal.SIGUSR2)
     wait_until(lambda: s.count(r"Restarting\.\.\.") >= 1, 5, what="the preflight")
     os.kill(victim, signal.SIGKILL)
@@ -221,5 +223,6 @@ def test_a_worker_forked_during_a_preflight_does_not_hold_its_pipe(servers, test
     problems = check_fds(s, port, s.cport, preflight=True)
     if not preflight_running() or s.count(r"Use Ctrl-C to stop") != 1:
         pytest.skip("the preflight ended before the check (a very slow machine)")
+    boot_ms.unlink()  # the new image's own init (after the preflight) is quick
     assert not problems, "\n".join(problems)
     settled(s, 2)

@@ -48,11 +48,30 @@ def status_of(resp):
     return int(line.split()[1]) if line.startswith(b"HTTP/1.") else None
 
 
-def exchange(port, data, timeout=5.0):
-    """raw() that also says how long the server took to close."""
-    t0 = time.monotonic()
-    out = raw(port, data, timeout=timeout)
-    return out, time.monotonic() - t0
+def exchange(port, data, timeout=15.0):
+    """Send data, read until the server closes; returns (bytes, closed). closed is
+    False when the server still held the connection after timeout: one it should
+    close is closed at once, and one it forgot stays open until persistent_timeout
+    (65 s), so counting the close, not timing it, tells them apart on a loaded machine."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks, closed = [], False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                chunks.append(b"<RESET>")
+                closed = True
+                break
+            if not b:
+                closed = True
+                break
+            chunks.append(b)
+        return b"".join(chunks), closed
 
 
 def heads(out):
@@ -66,9 +85,9 @@ def test_f1_head_of_a_stream_then_a_byte_is_answered_once(srv):
     """HEAD of a streamed route followed by one byte: the HEAD is answered once,
     the byte is the next (malformed) request; before the fix the same request
     was dispatched again forever."""
-    out, took = exchange(srv.port, b"HEAD /stream?bytes=1 HTTP/1.1\r\nHost: x\r\n\r\nX")
+    out, closed = exchange(srv.port, b"HEAD /stream?bytes=1 HTTP/1.1\r\nHost: x\r\n\r\nX")
     assert heads(out) == [b"200", b"501"], out[:400]
-    assert took < 4.5, "the connection must close after the error"
+    assert closed, "the connection must close after the error"
 
 
 def test_f1_head_of_a_stream_keeps_the_connection(srv):
@@ -85,17 +104,17 @@ def test_f1_head_of_a_stream_keeps_the_connection(srv):
 
 
 def test_f2_http10_stream_ends_with_the_connection(srv):
-    out, took = exchange(srv.port, b"GET /stream?bytes=10 HTTP/1.0\r\n\r\n", timeout=8)
+    out, closed = exchange(srv.port, b"GET /stream?bytes=10 HTTP/1.0\r\n\r\n")
     head, _, body = out.partition(b"\r\n\r\n")
     assert body == b"abcdefghij"
     assert b"Connection: close" in head
-    assert took < 4, f"closed after {took:.1f}s: the close-delimited body must end at once"
+    assert closed, "the close-delimited body must end with the connection"
 
 
 def test_f2_http10_head_of_a_stream(srv):
-    out, took = exchange(srv.port, b"HEAD /stream?bytes=10 HTTP/1.0\r\n\r\n", timeout=8)
+    out, closed = exchange(srv.port, b"HEAD /stream?bytes=10 HTTP/1.0\r\n\r\n")
     assert heads(out) == [b"200"] and out.endswith(b"\r\n\r\n")
-    assert took < 4
+    assert closed
 
 
 @pytest.mark.parametrize("status", [204, 304])
@@ -131,13 +150,13 @@ def test_f4_streamed_204_304_has_no_transfer_encoding(srv, status):
 
 
 def test_f4_streamed_204_to_http10_keeps_alive_when_asked(srv):
-    out, took = exchange(
+    out, closed = exchange(
         srv.port,
         b"GET /respond?status=204&mode=2 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
         b"GET / HTTP/1.0\r\n\r\n",
     )
     assert heads(out) == [b"204", b"200"], out
-    assert took < 4
+    assert closed
 
 
 # ---- F13, F14, F19: the app interface ------------------------------------------------
@@ -423,10 +442,11 @@ SLOW = shutil.which("slowhttptest")
 
 
 class Probe:
-    """GET / every 0.5 s on a fresh connection; counts answers (within 5 s: the machine is shared)."""
+    """GET / every 0.5 s on a fresh connection, one at a time, each waited for as long
+    as it takes (a loaded machine answers late, not never); keeps (start, end, ok)."""
 
     def __init__(self, port):
-        self.port, self.ok, self.failed, self.latencies = port, 0, [], []
+        self.port, self.spans, self.failed = port, [], []
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -434,15 +454,18 @@ class Probe:
         while not self._stop.is_set():
             t0 = time.monotonic()
             try:
-                r = get(self.port, "/", timeout=5)
+                r = get(self.port, "/", timeout=60)
                 if r.status == 200 and r.body == b"Hello World":
-                    self.ok += 1
-                    self.latencies.append(time.monotonic() - t0)
+                    self.spans.append((t0, time.monotonic()))
                 else:
                     self.failed.append(f"status {r.status}")
             except Exception as e:  # noqa: BLE001 - counted
                 self.failed.append(f"{type(e).__name__} at +{t0 - self.t_start:.1f}s: {e}")
             self._stop.wait(max(0.0, 0.5 - (time.monotonic() - t0)))
+
+    def answered(self, since, until):
+        """Probes sent at or after since and answered by until."""
+        return [(a, b) for a, b in list(self.spans) if a >= since and b <= until]
 
     def __enter__(self):
         self.t_start = time.monotonic()
@@ -451,7 +474,7 @@ class Probe:
 
     def __exit__(self, *exc):
         self._stop.set()
-        self._t.join(timeout=10)
+        self._t.join(timeout=70)
 
 
 @pytest.fixture(scope="module")
@@ -463,7 +486,7 @@ def cluster(tmp_path_factory):
 
 
 # Sanitized builds run these paths for their reports, at a rate a 5-10x slower server keeps up with.
-CONNS, RATE = ("50", "20") if SANITIZED else ("200", "100")
+CONNS, RATE = ("50", "20") if SANITIZED else ("200", "200")
 ATTACKS = {
     # slow body: bodies announced large, sent 10 bytes at a time every 2 s (F5)
     "body": ["-B", "-c", CONNS, "-r", RATE, "-i", "2", "-s", "2000000", "-t", "POST", "-x", "10"],
@@ -479,24 +502,41 @@ ATTACKS = {
 ROUTES = {"streamed": "/stream?bytes=5000000", "buffered": "/echo"}
 
 
+# An attack holds its connections until it ends: probes answered while it runs (sent
+# once its connections are all open, after CONNS / RATE s) are the proof. A server a
+# slow client can take answers none of them until the attack ends, however long the
+# run; a loaded machine answers them later. So a run lasts until PROBES such answers
+# (about 2 s on a quiet machine), not a fixed time, up to ATTACK_LIMIT s.
+PROBES, ATTACK_LIMIT = 4, 40
+
+
 @pytest.mark.skipif(not SLOW, reason="slowhttptest not installed (scripts/deps.sh)")
 @pytest.mark.parametrize("route", sorted(ROUTES))
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
 def test_slowhttptest_leaves_the_service_available(cluster, tmp_path, attack, route):
     url = f"http://127.0.0.1:{cluster.port}{ROUTES[route]}"
-    argv = [SLOW] + ATTACKS[attack] + ["-l", "12", "-p", "3", "-u", url]
+    argv = [SLOW] + ATTACKS[attack] + ["-l", str(ATTACK_LIMIT + 20), "-p", "3", "-u", url]
     log = open(tmp_path / "slowhttptest.log", "wb")
     with Probe(cluster.port) as probe:
         p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              cwd=str(tmp_path), start_new_session=True)
+        t_open = time.monotonic() + int(CONNS) / int(RATE)
         try:
-            p.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(timeout=5)
+            deadline = time.monotonic() + ATTACK_LIMIT
+            while (p.poll() is None and time.monotonic() < deadline
+                   and len(probe.answered(t_open, time.monotonic())) < PROBES):
+                time.sleep(0.1)
+            t_end = time.monotonic()
+            attack_ran = p.poll() is None
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait(timeout=10)
     log.close()
-    total = probe.ok + len(probe.failed)
-    worst = max(probe.latencies, default=0)
-    assert total >= 8, f"only {total} probes ran ({probe.ok} ok, slowest {worst:.2f}s): {probe.failed[:5]}"
-    assert probe.ok >= 0.95 * total, f"{probe.ok}/{total} probes answered: {probe.failed[:5]}"
+    answered = probe.answered(t_open, t_end)
+    worst = max((b - a for a, b in probe.spans), default=0)
+    assert attack_ran, f"slowhttptest ended early ({p.returncode}): {(tmp_path / 'slowhttptest.log').read_text()[-800:]}"
+    assert len(answered) >= PROBES, (f"{len(answered)} probes answered during the attack in {t_end - t_open:.1f}s "
+                                     f"(slowest {worst:.2f}s): {probe.failed[:5]}")
+    assert not probe.failed, f"{len(probe.failed)} probes failed: {probe.failed[:5]}"
     assert cluster.alive()

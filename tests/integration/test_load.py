@@ -5,7 +5,7 @@ import statistics
 import threading
 import time
 
-from helpers import ClientLoop, get, stats, wait_until
+from helpers import ClientLoop, get, sleeping_threads, stats, wait_until
 
 
 def latency_ms(port, n=50):
@@ -42,17 +42,26 @@ def test_idle_and_trickling_connections_do_not_slow_a_fresh_client(servers, test
         t = threading.Thread(target=trickle, daemon=True)
         t.start()
         time.sleep(0.3)
-        med, p90 = latency_ms(port)
+        # a loaded machine adds a slow round now and then: the measurement is repeated
+        # (up to three rounds), a server slowed by its idle clients is slow in every one
+        rounds = []
+        for _ in range(3):
+            med, p90 = latency_ms(port)
+            rounds.append(f"median {med:.2f} ms, p90 {p90:.2f} ms")
+            if med - base_med < 10 and p90 - base_p90 < 10:
+                break
     finally:
         stop.set()
         for s in socks:
             s.close()
-    assert med - base_med < 10, f"median {med:.2f} ms vs {base_med:.2f} ms without the idle clients"
-    assert p90 - base_p90 < 10, f"p90 {p90:.2f} ms vs {base_p90:.2f} ms without the idle clients"
+    assert med - base_med < 10 and p90 - base_p90 < 10, \
+        f"{'; '.join(rounds)} vs median {base_med:.2f} ms, p90 {base_p90:.2f} ms without the idle clients"
 
 
-def test_sleep_load_spreads_evenly_across_workers(servers, testapp, port, port2):
-    s = servers("-w", "2", "-t", "2:2", "-b", f"tcp://127.0.0.1:{port}",
+def test_sleep_load_spreads_evenly_across_workers(servers, testapp, port, port2, tmp_path):
+    conf = tmp_path / "c.rb"
+    conf.write_text("worker_check_interval 1\n")  # the counts reach stats with each check-in
+    s = servers("-C", str(conf), "-w", "2", "-t", "2:2", "-b", f"tcp://127.0.0.1:{port}",
                 "--control-url", f"tcp://127.0.0.1:{port2}", "--control-token", "tok", testapp, workers=2)
     with ClientLoop(port, path="/sleep?ms=20", threads=4, expect=b"Slept") as loop:
         loop.wait_requests(300, timeout=30)
@@ -69,13 +78,15 @@ def test_sleep_load_spreads_evenly_across_workers(servers, testapp, port, port2)
 
 
 def test_busy_worker_leaves_new_connections_to_an_idle_one(servers, testapp, port):
-    """2 workers x 1 thread: while one is busy for 1.5 s, fast requests go to the other."""
-    servers("-w", "2", "-t", "1:1", "-b", f"tcp://127.0.0.1:{port}", testapp, workers=2)
-    slow = threading.Thread(target=lambda: get(port, "/sleep?ms=1500", timeout=10))
+    """2 workers x 1 thread: while one is busy (2 s), fast requests go to the other:
+    they are all answered while the slow call still sleeps in its worker (no clock
+    involved: one that waited behind it would end after it)."""
+    s = servers("-w", "2", "-t", "1:1", "-b", f"tcp://127.0.0.1:{port}", testapp, workers=2)
+    pids = s.wait_workers(2)
+    slow = threading.Thread(target=lambda: get(port, "/sleep?ms=2000", timeout=10))
     slow.start()
-    time.sleep(0.2)
-    t0 = time.monotonic()
+    wait_until(lambda: any(sleeping_threads(p) for p in pids), timeout=10, what="the slow call in the app")
     for _ in range(8):
         assert get(port, "/", timeout=5).status == 200
-    assert time.monotonic() - t0 < 1.0
+    assert any(sleeping_threads(p) for p in pids), "the fast requests waited for the busy worker"
     slow.join()

@@ -175,8 +175,16 @@ def test_refusals_are_logged_once_a_second(pp):
 
 
 def test_truncated_header_then_close(pp):
+    """A client that closes inside its PROXY header is closed at once, not held to its
+    first_data_timeout: a witness connection opened just before, stuck inside its own
+    header, is still open when the truncated one has been closed (no clock involved)."""
     for part in (b"PROXY TCP4 1.2.3.4", b"PROX", SIG[:6], v2()[:20]):
-        assert exchange(pp.port, part, shut=True) == b""
+        with socket.create_connection(("127.0.0.1", pp.port), timeout=20) as witness:
+            witness.sendall(part)
+            assert exchange(pp.port, part, shut=True) == b""
+            witness.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                witness.recv(1)  # still open: the truncated one did not wait for the deadline
     assert body_of(exchange(pp.port, v1("192.0.2.9") + REQ)) == "192.0.2.9:4242"
 
 
