@@ -12,7 +12,7 @@ set -euo pipefail
 
 build_pkgs=(cmake make gcc libc6-dev pkg-config node-llhttp libssl-dev libunwind-dev)
 test_pkgs=(libcmocka-dev python3 python3-pytest python3-pytest-xdist curl procps iproute2 util-linux libpq-dev postgresql slowhttptest haproxy openssl systemd)
-bench_pkgs=(curl python3 openssl testssl.sh nginx-light h2o puma ruby-rack wrk siege gnuplot-nox slowhttptest haproxy linux-perf)
+bench_pkgs=(curl python3 openssl testssl.sh nginx-light h2o puma ruby-rack wrk siege gnuplot-nox slowhttptest haproxy linux-perf valgrind)
 fuzz_pkgs=(clang-14 libclang-rt-14-dev)
 
 list_only=0
