@@ -53,6 +53,7 @@ static const char *const command_help[SV_CMD_COUNT] = {
     [SV_CMD_WORKER_COUNT_DOWN] = "one worker fewer (TTOU)",
     [SV_CMD_REOPEN_LOG] = "reopen the stdout_redirect files (HUP; without them HUP stops serval, as in Puma)",
     [SV_CMD_INFO] = "every process logs its threads (PWR)",
+    [SV_CMD_RELOAD_CERTS] = "reload the TLS certificates and keys in every process (WINCH)",
 };
 
 static void describe_commands(FILE *out)

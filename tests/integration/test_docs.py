@@ -248,3 +248,33 @@ def test_every_metric_name_the_docs_mention_exists(cluster, single):
             if name not in real:
                 unknown.add(f"{os.path.relpath(path, ROOT)}: {name}")
     assert sorted(unknown) == []
+
+
+# ---- servalctl --------------------------------------------------------------------------------
+
+
+def test_servalctl_commands_and_options_are_the_documented_ones():
+    import subprocess
+    from conftest import BUILD
+    out = subprocess.run([os.path.join(BUILD, "servalctl"), "--help"], capture_output=True, text=True,
+                         timeout=10).stdout
+    commands = dict(re.findall(r"^  ([a-z][a-z-]+) +(.*)$", out.split("\nCommands:\n", 1)[1], re.M))
+    assert len(commands) > 15, out
+    assert sorted(n for n, what in commands.items() if not what.strip()) == [], "commands --help leaves bare"
+    flags = set(re.findall(r"(?<![\w-])(--?[\w][\w-]*)", "\n".join(
+        line.strip().split("  ", 1)[0] for line in out.split("\nCommands:\n", 1)[0].splitlines()
+        if line.startswith("  -") or line.startswith("      --"))))
+    doc = open(os.path.join(ROOT, "docs", "servalctl.md")).read()
+    commands_table = doc.split("\n## Commands\n", 1)[1].split("\n### ", 1)[0]
+    doc_commands = set()
+    for line in commands_table.splitlines():
+        if line.startswith("| `"):
+            doc_commands.update(re.findall(r"`([a-z][a-z-]+)`", line.split("|")[1]))
+    assert sorted(set(commands) ^ doc_commands) == [], "servalctl --help commands vs docs/servalctl.md"
+    options_table = doc.split("\n| option | meaning |\n", 1)[1].split("\n\n", 1)[0]
+    doc_flags = set()
+    for line in options_table.splitlines():
+        if line.startswith("| `"):
+            doc_flags.update(re.findall(r"(?<![\w-])(--?[\w][\w-]*)", line.split("|")[1]))
+    assert len(flags) > 15
+    assert sorted(flags ^ doc_flags) == [], "servalctl --help options vs docs/servalctl.md"
