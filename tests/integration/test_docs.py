@@ -278,3 +278,24 @@ def test_servalctl_commands_and_options_are_the_documented_ones():
             doc_flags.update(re.findall(r"(?<![\w-])(--?[\w][\w-]*)", line.split("|")[1]))
     assert len(flags) > 15
     assert sorted(flags ^ doc_flags) == [], "servalctl --help options vs docs/servalctl.md"
+
+
+def test_every_test_the_docs_cite_exists():
+    """`tests/integration/test_x.py`, `test_x.py::test_y` and bare `test_y` names in the docs."""
+    sources = ""
+    for path in glob.glob(os.path.join(ROOT, "tests", "**", "*.[cp]*"), recursive=True):
+        with open(path, errors="replace") as f:
+            sources += f.read()
+    cited, missing = 0, []
+    for path in doc_files():
+        for name in re.findall(r"\b(tests/[\w/]+\.(?:py|c)|test_\w+\.(?:py|c)|test_\w+)\b", open(path).read()):
+            cited += 1
+            if "." in name:
+                found = glob.glob(os.path.join(ROOT, "tests", "**", os.path.basename(name)), recursive=True)
+            else:
+                found = re.search(rf"\b(def|void) {name}\(|/{name}\.c\b|\b{name}\.c\b", sources) or \
+                    os.path.exists(os.path.join(ROOT, "tests", "unit", name + ".c"))
+            if not found:
+                missing.append(f"{os.path.relpath(path, ROOT)}: {name}")
+    assert cited > 10
+    assert sorted(set(missing)) == []
