@@ -131,10 +131,10 @@ typedef struct serval_app {
     serval_hook_fn on_worker_fork;     /* forking process (master or mold), before each fork */
     serval_hook_fn after_worker_fork;  /* forking process, after each fork, in the parent */
     serval_hook_fn on_refork;          /* worker 0, before a mold is forked from it */
-    serval_hook_fn out_of_band;        /* worker, when it turns idle after a request */
+    serval_hook_fn out_of_band;        /* worker (or single process), when it turns idle after a request */
     serval_hook_fn on_restart;         /* master (or single process), before a hot restart exec */
-    serval_hook_fn on_booted;          /* master, when all workers have booted (again after each restart) */
-    serval_hook_fn on_stopped;         /* master, before it exits after a graceful stop */
+    serval_hook_fn on_booted;          /* master (or single process), when all workers have booted (again after each restart) */
+    serval_hook_fn on_stopped;         /* master (or single process), before it exits after a graceful stop */
 } serval_app_t;
 
 /* Exported by every app. */
