@@ -15,6 +15,7 @@ import time
 import pytest
 
 from helpers import ClientLoop, TLSTarget, free_port, get, stats, wait_until
+from conftest import ROOT
 
 TOKEN = "tok"
 
@@ -481,6 +482,17 @@ def test_ssl_bind_in_the_config_file_and_the_stats_and_metrics(servers, testapp,
     assert re.search(r"^serval_tls_handshakes_total \d+$", m, re.M), m
     assert re.search(r'^serval_tls_certificate_not_after_seconds\{listener="0"\} \d+$', m, re.M)
     assert "serval_tls_failed_protocol_total" in m
+    # docs/tls.md's key table is every key of the tls object, and each counter is a metric
+    doc = open(os.path.join(ROOT, "docs", "tls.md")).read().split("\n## Stats and metrics\n", 1)[1]
+    doc = doc.split("\n## ", 1)[0]
+    keys = set()
+    for line in doc.splitlines():
+        if line.startswith("| `"):
+            keys.update(re.findall(r"`([a-z_]+(?:\[\]\.[a-z_]+)?)`", line.split("|")[1]))
+    real = set(t) - {"listeners"} | {f"listeners[].{k}" for k in t["listeners"][0]}
+    assert sorted(keys ^ real) == [], "the tls object: docs/tls.md vs /stats"
+    counters = {k for k in t if k not in ("listeners", "ticket_key_rotated_at")}
+    assert set(re.findall(r"^# TYPE serval_tls_(\w+)_total counter$", m, re.M)) == counters
 
 
 def test_ssl_bind_with_a_bad_option_is_one_line_with_file_and_line(servers, testapp, port, pki, tmp_path):
