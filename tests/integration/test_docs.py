@@ -299,3 +299,21 @@ def test_every_test_the_docs_cite_exists():
                 missing.append(f"{os.path.relpath(path, ROOT)}: {name}")
     assert cited > 10
     assert sorted(set(missing)) == []
+
+
+def test_the_trees_in_the_docs_name_every_folder_and_file():
+    """README's tree has a row per src/ folder; architecture.md's names each .c of the folders it lists."""
+    readme = open(os.path.join(ROOT, "README.md")).read().split("\n## The tree\n", 1)[1].split("\n## ", 1)[0]
+    folders = sorted(d for d in os.listdir(os.path.join(ROOT, "src")) if os.path.isdir(os.path.join(ROOT, "src", d)))
+    assert len(folders) >= 9
+    assert [d for d in folders if f"`src/{d}/`" not in readme] == [], "src/ folders missing from README's tree"
+    arch = open(os.path.join(ROOT, "docs", "architecture.md")).read().split("\n## The tree\n", 1)[1]
+    arch = arch.split("\n## ", 1)[0]
+    missing = []
+    for line in arch.splitlines():
+        m = re.match(r"^\| `src/(\w+)/` \|(.*)$", line)
+        if m:
+            for path in sorted(glob.glob(os.path.join(ROOT, "src", m.group(1), "*.c"))):
+                if f"`{os.path.basename(path)}`" not in m.group(2):
+                    missing.append(os.path.relpath(path, ROOT))
+    assert missing == [], "files docs/architecture.md's tree does not name"
