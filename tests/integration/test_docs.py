@@ -317,3 +317,15 @@ def test_the_trees_in_the_docs_name_every_folder_and_file():
                 if f"`{os.path.basename(path)}`" not in m.group(2):
                     missing.append(os.path.relpath(path, ROOT))
     assert missing == [], "files docs/architecture.md's tree does not name"
+
+
+def test_every_control_path_is_in_the_control_table():
+    table = open(os.path.join(ROOT, "src", "control", "commands.c")).read()
+    paths = set(re.findall(r'"(/[a-z-]+)"', table))
+    doc = open(os.path.join(ROOT, "docs", "control.md")).read().split("\n## Requests and answers\n", 1)[1]
+    documented = set()
+    for line in doc.split("\n### ", 1)[0].splitlines():
+        if line.startswith("| `/"):
+            documented.update(re.findall(r"`(/[a-z-]+)", line.split("|")[1]))
+    assert len(paths) > 12
+    assert sorted(paths ^ documented) == [], "control paths: src/control/commands.c vs docs/control.md's table"
