@@ -329,3 +329,23 @@ def test_every_control_path_is_in_the_control_table():
             documented.update(re.findall(r"`(/[a-z-]+)", line.split("|")[1]))
     assert len(paths) > 12
     assert sorted(paths ^ documented) == [], "control paths: src/control/commands.c vs docs/control.md's table"
+
+
+def test_the_signal_table_is_the_command_table():
+    """docs/signals.md's master table: each signal with the servalctl command and path src/control/commands.c gives it."""
+    code = {}
+    for name, path, sig in re.findall(r'\{SV_CMD_\w+, "([a-z-]+)", (NULL|"/[a-z-]+"), SIG(\w+)',
+                                      open(os.path.join(ROOT, "src", "control", "commands.c")).read()):
+        code[sig] = (name, path.strip('"') if path != "NULL" else "")
+    doc = open(os.path.join(ROOT, "docs", "signals.md")).read()
+    table = doc.split("\n## To the master, or the single process\n", 1)[1].strip().split("\n\n", 1)[0]
+    documented = {}
+    for line in table.splitlines():
+        c = [x.strip() for x in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(c) == 5 and re.fullmatch(r"`[A-Z0-9]+`", c[0]) and c[3]:
+            path = re.match(r"`(/[a-z-]+)`", c[4])
+            documented[c[0].strip("`")] = (c[3].strip("`"), path.group(1) if path else "")
+    assert len(code) >= 10
+    # PWR has no control path of its own; the table points at /thread-backtraces, the master's part
+    assert documented.pop("PWR") == ("info", "/thread-backtraces") and code.pop("PWR") == ("info", "")
+    assert documented == code
