@@ -332,7 +332,8 @@ def test_every_control_path_is_in_the_control_table():
 
 
 def test_the_signal_table_is_the_command_table():
-    """docs/signals.md's master table: each signal with the servalctl command and path src/control/commands.c gives it."""
+    """docs/signals.md's master table: each signal with the servalctl command and control path
+    that src/control/commands.c gives it."""
     code = {}
     for name, path, sig in re.findall(r'\{SV_CMD_\w+, "([a-z-]+)", (NULL|"/[a-z-]+"), SIG(\w+)',
                                       open(os.path.join(ROOT, "src", "control", "commands.c")).read()):
