@@ -350,3 +350,24 @@ def test_the_signal_table_is_the_command_table():
     # PWR has no control path of its own; the table points at /thread-backtraces, the master's part
     assert documented.pop("PWR") == ("info", "/thread-backtraces") and code.pop("PWR") == ("info", "")
     assert documented == code
+
+
+def test_every_ruby_example_in_the_docs_is_a_config_serval_reads(tmp_path):
+    """Each ```ruby block of README.md and docs/ loads with --print-config: no error, no warning."""
+    import subprocess
+    from conftest import BUILD
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TLS_CERT_PEM": "x", "TLS_KEY_PEM": "y"}
+    bad, n = [], 0
+    for path in doc_files():
+        text = open(path).read()
+        for m in re.finditer(r"^```ruby\n(.*?)^```", text, re.S | re.M):
+            n += 1
+            conf = tmp_path / "example.rb"
+            conf.write_text(m.group(1))
+            r = subprocess.run([os.path.join(BUILD, "serval"), "--print-config", "-C", str(conf)],
+                               capture_output=True, text=True, timeout=10, env=env, cwd=tmp_path)
+            if r.returncode != 0 or r.stderr.strip():
+                line = text[:m.start()].count("\n") + 1
+                bad.append(f"{os.path.relpath(path, ROOT)}:{line}: {r.stderr.strip()}")
+    assert n >= 10
+    assert bad == []
