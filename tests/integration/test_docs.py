@@ -371,3 +371,13 @@ def test_every_ruby_example_in_the_docs_is_a_config_serval_reads(tmp_path):
                 bad.append(f"{os.path.relpath(path, ROOT)}:{line}: {r.stderr.strip()}")
     assert n >= 10
     assert bad == []
+
+
+def test_every_environment_variable_the_code_reads_is_documented():
+    names = set()
+    for path in glob.glob(os.path.join(ROOT, "src", "**", "*.c"), recursive=True) + \
+            glob.glob(os.path.join(ROOT, "ctl", "*.c")):
+        names.update(re.findall(r'getenv\("([A-Z_]+)"\)', open(path).read()))
+    docs = "".join(open(p).read() for p in doc_files())
+    assert len(names) > 10
+    assert sorted(n for n in names - {"PATH", "PWD"} if f"`{n}" not in docs) == []
