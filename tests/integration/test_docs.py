@@ -381,3 +381,17 @@ def test_every_environment_variable_the_code_reads_is_documented():
     docs = "".join(open(p).read() for p in doc_files())
     assert len(names) > 10
     assert sorted(n for n in names - {"PATH", "PWD"} if f"`{n}" not in docs) == []
+
+
+def test_every_path_in_the_tree_the_docs_name_exists():
+    """`src/...`, `examples/...`, `bench/...` and the like, as README.md and docs/ write them."""
+    missing, n = [], 0
+    for path in [os.path.join(ROOT, "README.md")] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md"))):
+        text = open(path).read()
+        for m in re.finditer(r"(?<![\w/.-])((?:src|include|examples|contrib|tests|scripts|fuzz|ctl|bench)/"
+                             r"[A-Za-z0-9_./-]*[A-Za-z0-9_/])", text):
+            n += 1
+            if not os.path.exists(os.path.join(ROOT, m.group(1))):
+                missing.append(f"{os.path.relpath(path, ROOT)}: {m.group(1)}")
+    assert n > 100
+    assert sorted(set(missing)) == []
