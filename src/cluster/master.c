@@ -976,6 +976,7 @@ static int boot(sv_master_t *m)
         sv_log("! WARNING: Detected running cluster mode with 1 worker. Running in single mode (-w 0) uses less "
                "memory; set silence_single_worker_warning to hide this.");
     sv_rt_write_pidfile(rt);
+    m->wrote_pidfile = true;
     bool failed;
     m->control = sv_state_control_open(rt, m->loop, sv_master_control, m, &failed);
     if (failed && !rt->hot_restarted)
@@ -984,6 +985,27 @@ static int boot(sv_master_t *m)
     sv_rt_banner_listeners(rt);
     sv_log("Use Ctrl-C to stop");
     return 0;
+}
+
+/*
+ * A boot that failed gives back what it took (no worker was forked yet): the
+ * app (fini after a preload's successful init), the control server, the pid
+ * file it wrote, the listeners with the socket files this process created,
+ * the load slots, the loop and the context. Returns the exit status.
+ */
+static int abandon_boot(sv_master_t *m, int rc)
+{
+    if (m->rt->app.initialized)
+        sv_app_fini(&m->rt->app);
+    sv_control_close(m->control, true);
+    if (m->wrote_pidfile)
+        sv_rt_remove_pidfile(m->rt);
+    sv_rt_close_listeners(m->rt, true);
+    if (m->load)
+        munmap(m->load, sizeof(sv_load_slot_t) * SV_LOAD_SLOTS);
+    sv_loop_free(m->loop);
+    free(m);
+    return rc;
 }
 
 int sv_master_run(sv_runtime_t *rt)
@@ -1015,7 +1037,7 @@ int sv_master_run(sv_runtime_t *rt)
     m->notified_reloading = m->ops.current != NULL;
     int rc = boot(m);
     if (rc)
-        return rc;
+        return abandon_boot(m, rc);
     sv_hot_cluster_adopt(m);
     sv_handover_drop(rt);
     start_timers(m, notify);

@@ -130,6 +130,7 @@ struct sv_master {
     int64_t lame_duck_until_ms; /* shutdown_delay: a TERM arrived; stop at this time (0: none) */
     sv_timer_t lame_duck_timer; /* fires then: the graceful stop */
     bool halting;
+    bool wrote_pidfile;      /* this boot wrote the pid file: a failed boot removes it */
     sv_load_slot_t *load;
     bool before_fork_done;
     bool booted_announced;   /* on_booted fired for the current worker set */
