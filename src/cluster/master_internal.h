@@ -82,6 +82,8 @@ typedef struct sv_whandle {
     bool sent_to_mold;       /* the mold was asked to fork it */
     bool replace_stuck;      /* superseded after an app timeout (replace.c) */
     bool op_failure;         /* its boot failure ended an operation (no respawn back-off) */
+    bool failure_counted;    /* its boot failure fed the respawn back-off (once: message or exit) */
+    int64_t backoff_ms;      /* the back-off it started */
 } sv_whandle_t;
 
 typedef enum master_state { M_RUN = 0, M_STOP } master_state_t;
