@@ -62,14 +62,19 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) integration-run
 
-# ASan + UBSan build; runs the unit tests and the integration suite against it.
+# ASan + UBSan build; runs the unit tests and the integration suite against it,
+# in $(PYTEST_JOBS) pytest-xdist processes as integration-run does. LeakSanitizer
+# is on: a server that leaks on its way out fails the test that started it
+# (tests/lsan.supp lists the third-party leaks serval cannot free, and why).
 asan: deps
 	$(MAKE) BUILD=build-asan build-san SAN=address,undefined
 	ctest --test-dir build-asan --output-on-failure -j $(JOBS)
-	ASAN_OPTIONS=handle_segv=0:detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  SERVAL_BUILD=$(abspath build-asan) SERVAL_SANITIZED=1 $(PYTEST) -q tests/integration $(PYTEST_ARGS)
+	ASAN_OPTIONS=handle_segv=0:detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
+	  SERVAL_BUILD=$(abspath build-asan) SERVAL_SANITIZED=1 $(PYTEST) -q $(XDIST) tests/integration $(PYTEST_ARGS)
 
-# TSan build, driven through the whole integration suite except fork_worker:
+# TSan build, driven through the whole integration suite (in $(PYTEST_JOBS) pytest-xdist
+# processes, as integration-run) except fork_worker:
 # TSan cannot follow a fork of a threaded process (worker 0 forking the mold:
 # "starting new threads after multi-threaded fork is not supported"), and except
 # the 300-worker hot restart: 600 TSan processes at once exceed a 2-core, 24 GB
@@ -78,7 +83,7 @@ tsan: deps
 	$(MAKE) BUILD=build-tsan build-san SAN=thread
 	ctest --test-dir build-tsan --output-on-failure -j $(JOBS)
 	TSAN_OPTIONS=halt_on_error=1:exitcode=66 SERVAL_BUILD=$(abspath build-tsan) SERVAL_SANITIZED=1 \
-	  $(PYTEST) -q tests/integration --deselect tests/integration/test_fork_worker.py \
+	  $(PYTEST) -q $(XDIST) tests/integration --deselect tests/integration/test_fork_worker.py \
 	  --deselect tests/integration/test_servalctl.py::test_refork_wait \
 	  --deselect tests/integration/test_notes.py::test_notes_restarts_fail_no_request_and_never_share_a_connection \
 	  --deselect tests/integration/test_notes.py::test_notes_refork_closes_worker0_connections_before_the_mold \

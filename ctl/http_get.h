@@ -5,7 +5,7 @@
  *     GET /stats?token=T HTTP/1.0\r\n\r\n
  * then the whole response is read until the server closes the connection.
  * URLs are the control server's: tcp://HOST:PORT (a name, an IPv4 address,
- * or [IPv6]) and unix://PATH.
+ * or [IPv6]), unix://PATH and ssl://HOST:PORT (TLS, the certificate not verified).
  *
  * On failure the functions return a negative code and put the one line that
  * servalctl prints into err, already worded for the user, e.g.

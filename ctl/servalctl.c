@@ -86,7 +86,7 @@ static void usage(FILE *out)
           "  -S, --state PATH          state file written by serval (-S / state_path)\n"
           "  -P, --pidfile PATH        pid file written by serval\n"
           "  -p, --pid PID             pid of the serval master (or single process)\n"
-          "  -C, --control-url URL     control server: tcp://HOST:PORT or unix://PATH\n"
+          "  -C, --control-url URL     control server: tcp://HOST:PORT, unix://PATH or ssl://HOST:PORT\n"
           "  -T, --control-token TOKEN control server token\n"
           "  -F, --config-file PATH    read control_url, token, state_path, pidfile from a config\n"
           "                            file ('-' = none; default config/puma/<env>.rb, config/puma.rb\n"

@@ -408,6 +408,26 @@ static void on_booted(sv_master_t *m, sv_whandle_t *h, const char *msg)
     sv_mold_machine.booted(m, h); /* a new worker 0: molds come from it */
 }
 
+/*
+ * A boot failure feeds the respawn back-off once, as soon as the master
+ * knows of it: the worker's message, or its exit when it sent none. The
+ * message stops counting the worker at once, so the back-off must be in
+ * place by then, or ensure_workers replaces a worker that is slow to exit
+ * (a big heap to unmap, a sanitizer's checks at exit) again and again with
+ * no back-off at all. Returns the back-off.
+ */
+static int64_t count_boot_failure(sv_master_t *m, sv_whandle_t *h)
+{
+    if (h->failure_counted)
+        return h->backoff_ms;
+    h->failure_counted = true;
+    int fails = ++m->boot_failures[h->index];
+    int64_t delay = fails <= 1 ? 0 : 500LL << (fails - 2 < 6 ? fails - 2 : 6);
+    h->backoff_ms = delay > RESPAWN_BACKOFF_MAX_MS ? RESPAWN_BACKOFF_MAX_MS : delay;
+    m->respawn_at[h->index] = sv_now_ms() + h->backoff_ms;
+    return h->backoff_ms;
+}
+
 static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
 {
     switch (sv_proto_verb(msg)) {
@@ -434,6 +454,8 @@ static void on_message(sv_master_t *m, sv_whandle_t *h, const char *msg)
         snprintf(h->stop_reason, sizeof(h->stop_reason), "boot failed");
         sv_master_rearm(m, h);
         on_boot_failure(m, h, reason);
+        if (!h->op_failure)
+            count_boot_failure(m, h);
         break;
     }
     case SV_PROTO_STOPPING:
@@ -495,16 +517,11 @@ static void log_death(sv_master_t *m, sv_whandle_t *h, sv_death_t cause, int sta
 {
     char desc[96];
     sv_proc_describe_status(status, desc, sizeof(desc));
-    int64_t now = sv_now_ms();
     if (cause == SV_DEATH_BOOT && h->op_failure) {
         /* an operation took this failure and stopped: it is no crash loop of the respawns */
         sv_log_error("! Worker %d (PID: %d) failed to boot (%s)", h->index, (int)h->pid, desc);
     } else if (cause == SV_DEATH_BOOT) {
-        int fails = ++m->boot_failures[h->index];
-        int64_t delay = fails <= 1 ? 0 : 500LL << (fails - 2 < 6 ? fails - 2 : 6);
-        if (delay > RESPAWN_BACKOFF_MAX_MS)
-            delay = RESPAWN_BACKOFF_MAX_MS;
-        m->respawn_at[h->index] = now + delay;
+        int64_t delay = count_boot_failure(m, h);
         sv_log_error("! Worker %d (PID: %d) failed to boot (%s)%s", h->index, (int)h->pid, desc,
                      delay ? "; retrying with back-off" : "");
         on_boot_failure(m, h, desc);
@@ -976,6 +993,7 @@ static int boot(sv_master_t *m)
         sv_log("! WARNING: Detected running cluster mode with 1 worker. Running in single mode (-w 0) uses less "
                "memory; set silence_single_worker_warning to hide this.");
     sv_rt_write_pidfile(rt);
+    m->wrote_pidfile = true;
     bool failed;
     m->control = sv_state_control_open(rt, m->loop, sv_master_control, m, &failed);
     if (failed && !rt->hot_restarted)
@@ -984,6 +1002,27 @@ static int boot(sv_master_t *m)
     sv_rt_banner_listeners(rt);
     sv_log("Use Ctrl-C to stop");
     return 0;
+}
+
+/*
+ * A boot that failed gives back what it took (no worker was forked yet): the
+ * app (fini after a preload's successful init), the control server, the pid
+ * file it wrote, the listeners with the socket files this process created,
+ * the load slots, the loop and the context. Returns the exit status.
+ */
+static int abandon_boot(sv_master_t *m, int rc)
+{
+    if (m->rt->app.initialized)
+        sv_app_fini(&m->rt->app);
+    sv_control_close(m->control, true);
+    if (m->wrote_pidfile)
+        sv_rt_remove_pidfile(m->rt);
+    sv_rt_close_listeners(m->rt, true);
+    if (m->load)
+        munmap(m->load, sizeof(sv_load_slot_t) * SV_LOAD_SLOTS);
+    sv_loop_free(m->loop);
+    free(m);
+    return rc;
 }
 
 int sv_master_run(sv_runtime_t *rt)
@@ -1015,7 +1054,7 @@ int sv_master_run(sv_runtime_t *rt)
     m->notified_reloading = m->ops.current != NULL;
     int rc = boot(m);
     if (rc)
-        return rc;
+        return abandon_boot(m, rc);
     sv_hot_cluster_adopt(m);
     sv_handover_drop(rt);
     start_timers(m, notify);

@@ -82,6 +82,8 @@ typedef struct sv_whandle {
     bool sent_to_mold;       /* the mold was asked to fork it */
     bool replace_stuck;      /* superseded after an app timeout (replace.c) */
     bool op_failure;         /* its boot failure ended an operation (no respawn back-off) */
+    bool failure_counted;    /* its boot failure fed the respawn back-off (once: message or exit) */
+    int64_t backoff_ms;      /* the back-off it started */
 } sv_whandle_t;
 
 typedef enum master_state { M_RUN = 0, M_STOP } master_state_t;
@@ -130,6 +132,7 @@ struct sv_master {
     int64_t lame_duck_until_ms; /* shutdown_delay: a TERM arrived; stop at this time (0: none) */
     sv_timer_t lame_duck_timer; /* fires then: the graceful stop */
     bool halting;
+    bool wrote_pidfile;      /* this boot wrote the pid file: a failed boot removes it */
     sv_load_slot_t *load;
     bool before_fork_done;
     bool booted_announced;   /* on_booted fired for the current worker set */

@@ -54,6 +54,8 @@ struct single {
     sv_rt_timers_t timers;   /* TLS key rotation, the systemd watchdog, tmp_restart (runtime.h) */
     sv_oplog_t ops;
     bool lost_all;           /* restarting because every thread is stuck past app_timeout */
+    bool booted;             /* on_booted ran: a failed boot runs on_stopped */
+    bool wrote_pidfile;      /* a failed boot removes it */
 };
 
 /*
@@ -325,11 +327,40 @@ static void start_timers(single_t *s)
     sv_rt_timers_start(&s->timers, s->rt, s->loop, on_tmp_restart, s);
 }
 
+/*
+ * A boot that failed gives back what it took: the serving threads, the app
+ * (on_stopped after on_booted, fini after a successful init), the control
+ * server, the pid file it wrote, the listeners with the socket files this
+ * process created, and the loop. Returns the exit status.
+ */
+static int abandon_boot(single_t *s)
+{
+    /* threads still in the app keep the server, and no hook or fini may run beside them */
+    if (!s->srv || sv_server_shutdown(s->srv, 1000) == 0) {
+        sv_server_free(s->srv);
+        if (s->booted)
+            sv_app_hook(&s->rt->app, SV_HOOK_ON_STOPPED, -1);
+        if (s->rt->app.initialized)
+            sv_app_fini(&s->rt->app);
+    }
+    sv_control_close(s->control, true);
+    if (s->wrote_pidfile)
+        sv_rt_remove_pidfile(s->rt);
+    sv_rt_close_listeners(s->rt, true);
+    sv_loop_free(s->loop);
+    return 1;
+}
+
 int sv_single_run(sv_runtime_t *rt)
 {
     single_t s = {.rt = rt, .state = S_RUN};
     char err[600], tag[256];
+    bool failed = false;
     s.loop = sv_loop_new();
+    if (!s.loop) {
+        fprintf(stderr, "serval: out of memory\n");
+        goto fail;
+    }
     sv_oplog_init(&s.ops);
     sv_handover_adopt_ops(rt, &s.ops);
     sv_rt_set_context(rt, SERVAL_ROLE_SINGLE, -1, 0);
@@ -340,20 +371,21 @@ int sv_single_run(sv_runtime_t *rt)
     if (sv_notify_init())
         sv_log("* Enabling systemd notification integration");
     if (sv_rt_load_app(rt) < 0)
-        return 1;
+        goto fail;
     if (sv_app_init(&rt->app, err, sizeof(err)) < 0) {
         fprintf(stderr, "serval: %s\n", err);
-        return 1;
+        goto fail;
     }
     /* on_booted runs before the serving threads: hooks never overlap handle() */
     sv_app_hook(&rt->app, SV_HOOK_ON_BOOTED, -1);
+    s.booted = true;
     if (start_server(&s) < 0)
-        return 1;
+        goto fail;
     sv_rt_write_pidfile(rt);
-    bool failed;
+    s.wrote_pidfile = true;
     s.control = sv_state_control_open(rt, s.loop, control_cb, &s, &failed);
     if (failed && !rt->hot_restarted)
-        return 1;
+        goto fail;
     sv_handover_drop(rt);
     sv_state_write(rt);
     sv_rt_banner_listeners(rt);
@@ -363,4 +395,6 @@ int sv_single_run(sv_runtime_t *rt)
     start_timers(&s);
     sv_loop_run(s.loop); /* never stopped: the process ends in finish() or halt */
     return 0;
+fail:
+    return abandon_boot(&s);
 }

@@ -19,6 +19,7 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "os/listen.h"
 
 /* One flag to replay after the config file. */
 typedef struct rec {
@@ -202,7 +203,7 @@ static const flag_t flags[] = {
     {0, "no-config", ARG_NONE, NULL, NULL, on_no_config, "load no config file"},
     {'w', "workers", ARG_REQ, "N", "workers", on_value, "cluster mode with N workers (auto: one per CPU)"},
     {'t', "threads", ARG_REQ, "MIN:MAX", "threads", on_threads, "threads per process (N means N:N)"},
-    {'b', "bind", ARG_REQ, "URI", "bind", on_bind, "tcp://HOST:PORT or unix://PATH; repeatable; replaces the file's binds"},
+    {'b', "bind", ARG_REQ, "URI", "bind", on_bind, SV_BIND_FORMS "; repeatable; replaces the file's binds"},
     {'p', "port", ARG_REQ, "PORT", "port", on_bind, "same as -b tcp://0.0.0.0:PORT"},
     {'f', "fork-worker", ARG_OPT, "[N]", "fork_worker", on_fork_worker,
      "fork workers from worker 0; refork after N requests (1000; 0 = never)"},

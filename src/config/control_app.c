@@ -52,10 +52,11 @@ static int check_control_url(const char *url, const sv_site_t *s)
     sv_bind_t b;
     char err[SV_DIAG_MAX / 2];
     if (!url)
-        return sv_cfg_fail(s, "control URL missing (hint: tcp://127.0.0.1:PORT or unix://PATH)");
+        return sv_cfg_fail(s, "control URL missing (hint: tcp://127.0.0.1:PORT, unix://PATH or "
+                              "ssl://127.0.0.1:PORT?cert=PATH&key=PATH)");
     if (!strcmp(url, "auto"))
-        return sv_cfg_fail(s, "control URL 'auto' is not supported (hint: give a tcp://127.0.0.1:PORT "
-                              "or unix://PATH URL)");
+        return sv_cfg_fail(s, "control URL 'auto' is not supported (hint: give a tcp://127.0.0.1:PORT, "
+                              "unix://PATH or ssl://127.0.0.1:PORT?cert=PATH&key=PATH URL)");
     if (sv_bind_parse(url, &b, err, sizeof(err)) < 0) {
         const char *scheme = sv_cfg_scheme_for(url);
         return scheme ? sv_cfg_fail(s, "control URL: %s (hint: \"%s%.80s\")", err, scheme, url)

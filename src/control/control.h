@@ -58,7 +58,7 @@ typedef int (*sv_control_cb)(void *arg, sv_control_cmd_t cmd, const char *query,
 #define SV_CONTROL_TOKEN_BYTES 128
 
 typedef struct sv_control_opts {
-    const char *url;      /* tcp://HOST:PORT or unix://PATH[?mode=0600] */
+    const char *url;      /* tcp://HOST:PORT, unix://PATH[?mode=0600] or ssl://HOST:PORT?cert=PATH&key=PATH */
     const char *token;    /* NULL = no authentication */
     bool data_only;       /* the main listener serves only read-only commands */
     const char *data_url; /* a second listener: read-only, no token; NULL = none */

@@ -83,6 +83,14 @@ static int parse_query(const char *q, sv_bind_t *b, const char *uri, char *err, 
     return 0;
 }
 
+/* The form of a tcp:// or ssl:// URI, for a message about one that is not (ssl names its required keys). */
+static const char *tcp_form(const sv_bind_t *b, bool v6)
+{
+    if (b->ssl)
+        return v6 ? "ssl://[IPV6]:PORT?cert=PATH&key=PATH" : "ssl://HOST:PORT?cert=PATH&key=PATH";
+    return v6 ? "tcp://[IPV6]:PORT" : "tcp://HOST:PORT";
+}
+
 static int parse_tcp(const char *rest, const char *uri, sv_bind_t *b, char *err, size_t errlen)
 {
     const char *q = strchr(rest, '?');
@@ -91,7 +99,7 @@ static int parse_tcp(const char *rest, const char *uri, sv_bind_t *b, char *err,
     if (n > 0 && rest[0] == '[') {
         const char *close = memchr(rest, ']', n);
         if (!close || close + 1 >= rest + n || close[1] != ':')
-            return fail(err, errlen, "bad bind '%s': expected tcp://[IPV6]:PORT", uri);
+            return fail(err, errlen, "bad bind '%s': expected %s", uri, tcp_form(b, true));
         size_t hl = (size_t)(close - rest - 1);
         if (hl == 0 || hl >= sizeof(b->host))
             return fail(err, errlen, "bad bind '%s': bad IPv6 host", uri);
@@ -105,14 +113,15 @@ static int parse_tcp(const char *rest, const char *uri, sv_bind_t *b, char *err,
             if (*p == ':')
                 colon = p;
         if (!colon)
-            return fail(err, errlen, "bad bind '%s': expected tcp://HOST:PORT", uri);
+            return fail(err, errlen, "bad bind '%s': expected %s", uri, tcp_form(b, false));
         size_t hl = (size_t)(colon - rest);
         if (hl == 0 || hl >= sizeof(b->host))
             return fail(err, errlen, "bad bind '%s': missing host", uri);
         memcpy(b->host, rest, hl);
         b->host[hl] = '\0';
         if (strchr(b->host, ':'))
-            return fail(err, errlen, "bad bind '%s': IPv6 hosts go in brackets, e.g. tcp://[::1]:9292", uri);
+            return fail(err, errlen, "bad bind '%s': IPv6 hosts go in brackets, e.g. %s://[::1]:9292", uri,
+                        b->ssl ? "ssl" : "tcp");
     }
     long port;
     if (parse_int(colon + 1, (size_t)(rest + n - colon - 1), 0, 65535, 10, &port) < 0)
@@ -158,7 +167,7 @@ int sv_bind_parse(const char *uri, sv_bind_t *out, char *err, size_t errlen)
         out->ssl = true;
         return parse_tcp(uri + 6, uri, out, err, errlen);
     }
-    return fail(err, errlen, "bad bind '%s': expected tcp://HOST:PORT or unix://PATH", uri);
+    return fail(err, errlen, "bad bind '%s': expected " SV_BIND_FORMS, uri);
 }
 
 static int set_common_opts(int fd)

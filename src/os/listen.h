@@ -22,6 +22,9 @@
 
 #define SV_LISTEN_BACKLOG_DEFAULT 1024
 
+/* The bind URI forms serval accepts, as every "expected ..." message and help line names them. */
+#define SV_BIND_FORMS "tcp://HOST:PORT, unix://PATH or ssl://HOST:PORT?cert=PATH&key=PATH"
+
 typedef enum sv_bind_kind { SV_BIND_TCP = 1, SV_BIND_UNIX = 2 } sv_bind_kind_t;
 
 typedef struct sv_bind {

@@ -182,6 +182,7 @@ typedef struct sv_thread {
     struct sv_conn *app_conn;        /* the running call's connection (crash forensics) */
     sv_bt_slot_t bt;                 /* stack captures and this thread's last words */
     sv_deadline_slot_t dl;           /* app_timeout (deadline.c) */
+    struct sv_exch *spare;           /* its cache of one exchange (server.c): only this thread touches it */
 } sv_thread_t;
 
 #define SV_CONN_CHUNK 256
@@ -389,8 +390,8 @@ void sv_server_requeue(sv_server_t *s, sv_conn_t *c);
 /*
  * Exchanges (see sv_exch_t). sv_server_idle_exch: the connection is done
  * with its exchange (idle: nothing buffered, nothing to write; or closed,
- * its files and charges released); it goes to the calling thread's cache
- * (or is freed) and c->x is NULL. sv_server_lend_exch: before a read, give
+ * its files and charges released); it goes to the calling serving thread's
+ * cache (or is freed: the main thread keeps none) and c->x is NULL. sv_server_lend_exch: before a read, give
  * the connection an exchange (the cache's, or a new one), reset for a new
  * request; -ENOMEM when that fails.
  */

@@ -485,10 +485,15 @@ void sv_server_unquiesce(sv_server_t *s)
  * buffers and all, and the next read takes the cache's exchange of
  * whichever thread reads. Buffers that grew past CACHE_BUF_MAX are freed,
  * not cached.
+ *
+ * The cache is a field of the thread's slot, not a thread-local: a child
+ * forked from this process (the mold, and the workers it forks) has none of
+ * these threads, and frees their caches through the slots
+ * (sv_server_forget_in_child) instead of carrying them unreachable.
  */
 #define CACHE_BUF_MAX 65536
 
-static _Thread_local sv_exch_t *spare;
+static _Thread_local sv_exch_t **cache; /* &t->spare of the serving thread running; NULL on others */
 
 static void trim_buf(sv_buf_t *b)
 {
@@ -516,7 +521,7 @@ void sv_server_idle_exch(sv_conn_t *c)
     c->x = NULL;
     if (!x)
         return;
-    if (spare) {
+    if (!cache || *cache) {
         sv_exch_free(x);
         return;
     }
@@ -525,14 +530,15 @@ void sv_server_idle_exch(sv_conn_t *c)
     trim_buf(&x->out);
     trim_buf(&x->scratch);
     trim_buf(&x->res_headers);
-    spare = x;
+    *cache = x;
 }
 
 int sv_server_lend_exch(sv_conn_t *c)
 {
     sv_server_t *s = c->srv;
-    sv_exch_t *x = spare;
-    spare = NULL;
+    sv_exch_t *x = cache ? *cache : NULL;
+    if (cache)
+        *cache = NULL;
     if (!x) {
         x = calloc(1, sizeof(*x));
         if (x)
@@ -564,10 +570,10 @@ int sv_server_lend_exch(sv_conn_t *c)
     return 0;
 }
 
-static void free_cache(void)
+static void free_cache(sv_thread_t *t)
 {
-    sv_exch_free(spare);
-    spare = NULL;
+    sv_exch_free(t->spare);
+    t->spare = NULL;
 }
 
 /* ---- threads: leader/followers ------------------------------------------ */
@@ -922,6 +928,7 @@ static void *thread_main(void *arg)
      */
     prctl(PR_SET_TIMERSLACK, 1UL);
     sv_bt_thread_attach(&t->bt);
+    cache = &t->spare;
     int64_t idle_since = sv_now_ms();
     t->next_trim_check_ms = idle_since + 1000;
     for (;;) {
@@ -931,7 +938,7 @@ static void *thread_main(void *arg)
             break;
         if (!t->poller && !take_poll_role(s, t)) {
             if (park(s, t, idle_since) == PARK_TRIM) {
-                free_cache();
+                free_cache(t);
                 sv_bt_thread_detach();
                 /* EXITED before inactive: a quiesce never sees this thread quiet and not leaving */
                 atomic_store(&t->in_use, SV_SLOT_EXITED);
@@ -972,7 +979,7 @@ static void *thread_main(void *arg)
         t->poller = false;
         atomic_store(&s->poll_owner, -1);
     }
-    free_cache();
+    free_cache(t);
     sv_bt_thread_detach();
     atomic_store(&t->active, 0);
     return NULL;
@@ -1228,6 +1235,9 @@ void sv_server_forget_in_child(sv_server_t *s)
                 close(c->x->file_fd);
         }
     }
+    /* the threads that cached these are not in this process */
+    for (int i = 0; s->threads && i < s->o.max_threads; i++)
+        free_cache(&s->threads[i]);
     if (s->epfd >= 0)
         close(s->epfd);
     if (s->wake_fd >= 0)
@@ -1250,7 +1260,8 @@ void sv_server_free(sv_server_t *s)
             sv_exch_free(chunk[k].x);
         free(chunk);
     }
-    free_cache(); /* the exchange the main thread's sweeps left in its cache */
+    for (int i = 0; s->threads && i < s->o.max_threads; i++)
+        free_cache(&s->threads[i]); /* joined or never started: theirs to free now */
     free(s->chunks);
     free(s->threads);
     free(s->parked);

@@ -1,5 +1,6 @@
 """Cluster mode: the master supervises workers that share the listeners."""
 
+import datetime
 import os
 import signal
 import socket
@@ -258,6 +259,20 @@ def test_idle_master_sleeps_until_its_next_deadline(servers, testapp, port):
     # (a 100 ms tick made 30 and more); a loaded machine adds none, since each is a sleep in poll
     assert woke <= 12, f"the master woke {woke} times in {elapsed:.1f}s"
     assert s.alive()
+
+
+def test_crash_loop_back_off_starts_when_the_worker_reports_its_failure(servers, build, port):
+    """The back-off starts when a worker reports that it cannot boot, not when it is
+    reaped: a worker slow to exit after its report (bootfailapp: 300 ms) is not
+    replaced at once, over and over. Retries come at once, then 0.5 s, then 1 s after
+    the failure before (lower bounds only: a loaded machine only makes the gaps longer)."""
+    app = os.path.join(build, "tests", "apps", "bootfailapp.so")
+    s = servers("-w", "1", "-b", f"tcp://127.0.0.1:{port}", app)
+    s.wait_log(r"Unable to start worker 0", count=4, timeout=30, stream="stderr")
+    at = [datetime.datetime.strptime(line.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ")
+          for line in s.stderr().splitlines() if "Unable to start worker 0" in line][:4]
+    gaps = [(b - a).total_seconds() for a, b in zip(at, at[1:])]
+    assert gaps[1] >= 0.45 and gaps[2] >= 0.95, f"retries {gaps} s apart, not backed off\n{s.logs()}"
 
 
 def test_crash_loop_back_off_ends_on_its_timer(servers, testapp, port, tmp_path):

@@ -487,7 +487,17 @@ static void test_bind_and_port(void **state)
     assert_string_equal(sv_config_bind(&c, 4), "tcp://localhost:3003");
     sv_config_free(&c);
     expect_error("bind \"http://0.0.0.0:80\"\n",
-                 "puma.rb:1: bad bind 'http://0.0.0.0:80': expected tcp://HOST:PORT or unix://PATH");
+                 "puma.rb:1: bad bind 'http://0.0.0.0:80': expected tcp://HOST:PORT, unix://PATH or "
+                 "ssl://HOST:PORT?cert=PATH&key=PATH");
+    /* an ssl:// URI's own form, not tcp://'s */
+    expect_error("bind \"ssl://0.0.0.0?cert=c&key=k\"\n",
+                 "puma.rb:1: bad bind 'ssl://0.0.0.0?cert=c&key=k': expected ssl://HOST:PORT?cert=PATH&key=PATH");
+    expect_error("bind \"ssl://[::1?cert=c&key=k\"\n",
+                 "puma.rb:1: bad bind 'ssl://[::1?cert=c&key=k': expected ssl://[IPV6]:PORT?cert=PATH&key=PATH");
+    expect_error("bind \"ssl://::1:443?cert=c&key=k\"\n",
+                 "puma.rb:1: bad bind 'ssl://::1:443?cert=c&key=k': IPv6 hosts go in brackets, e.g. "
+                 "ssl://[::1]:9292");
+    expect_error("bind \"tcp://[::1\"\n", "puma.rb:1: bad bind 'tcp://[::1': expected tcp://[IPV6]:PORT");
     expect_error("bind \"ssl://0.0.0.0:443\"\n",
                  "puma.rb:1: bad bind 'ssl://0.0.0.0:443': ssl:// needs cert=PATH&key=PATH (a key for every cert)");
     expect_error("bind \"ssl://0.0.0.0:443?cert=c&key=k&verify_mode=peer\"\n",
@@ -624,8 +634,8 @@ static void test_control_app(void **state)
     expect_error("activate_control_app \"tcp://x\"\n",
                  "puma.rb:1: control URL: bad bind 'tcp://x': expected tcp://HOST:PORT");
     expect_error("activate_control_app\n",
-                 "puma.rb:1: control URL 'auto' is not supported (hint: give a tcp://127.0.0.1:PORT or "
-                 "unix://PATH URL)");
+                 "puma.rb:1: control URL 'auto' is not supported (hint: give a tcp://127.0.0.1:PORT, "
+                 "unix://PATH or ssl://127.0.0.1:PORT?cert=PATH&key=PATH URL)");
     expect_error("activate_control_app \"tcp://127.0.0.1:1\", \"secret\"\n",
                  "puma.rb:1: activate_control_app expects a hash of options such as { auth_token: \"secret\" }, "
                  "got \"secret\"");

@@ -151,11 +151,14 @@ static void test_load_flag_errors(void **state)
     expect_load_error("serval: -t: 'x' is not a whole number", "-t", "x:3", NULL);
     expect_load_error("serval: -t: '' is not a whole number", "-t", "3:", NULL);
     expect_load_error("serval: -p: port must be at most 65535 (got 99999)", "-p", "99999", NULL);
-    expect_load_error("serval: -b: bad bind 'nope': expected tcp://HOST:PORT or unix://PATH", "-b", "nope", NULL);
+    expect_load_error("serval: -b: bad bind 'nope': expected tcp://HOST:PORT, unix://PATH or "
+                      "ssl://HOST:PORT?cert=PATH&key=PATH", "-b", "nope", NULL);
     /* an address without its scheme: the one it meant */
-    expect_load_error("serval: -b: bad bind '127.0.0.1:3000': expected tcp://HOST:PORT or unix://PATH (hint: "
+    expect_load_error("serval: -b: bad bind '127.0.0.1:3000': expected tcp://HOST:PORT, unix://PATH or "
+                      "ssl://HOST:PORT?cert=PATH&key=PATH (hint: "
                       "\"tcp://127.0.0.1:3000\")", "-b", "127.0.0.1:3000", NULL);
-    expect_load_error("serval: -b: bad bind './puma.sock': expected tcp://HOST:PORT or unix://PATH (hint: "
+    expect_load_error("serval: -b: bad bind './puma.sock': expected tcp://HOST:PORT, unix://PATH or "
+                      "ssl://HOST:PORT?cert=PATH&key=PATH (hint: "
                       "\"unix://./puma.sock\")", "-b", "./puma.sock", NULL);
     expect_load_error("serval: --fork-worker: '5, 5' is not a whole number", "-w", "1", "--fork-worker=5, 5", NULL);
     expect_load_error("serval: --fork-worker: fork_worker request counts must be at least 1 (got -5; "
@@ -169,7 +172,7 @@ static void test_load_flag_errors(void **state)
                       "-w N)",
                       "--fork-worker", NULL);
     expect_load_error("serval: --control-url: control URL 'auto' is not supported (hint: give a "
-                      "tcp://127.0.0.1:PORT or unix://PATH URL)",
+                      "tcp://127.0.0.1:PORT, unix://PATH or ssl://127.0.0.1:PORT?cert=PATH&key=PATH URL)",
                       "--control-url", "auto", NULL);
     expect_load_error("serval: APP: app must not be empty", "", NULL);
     expect_load_error("serval: -w: 'a?b' is not a whole number", "-w", "a\nb", NULL);
